@@ -1,0 +1,281 @@
+//! The validated configuration: what the manager, listener and workers act on.
+//!
+//! Every value here has been checked and every relative path made absolute; code that holds a
+//! [`Config`] never re-validates. Produced only by [`crate::parse`] / [`crate::load`].
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use bulkhead_proto::Protocol;
+
+/// A whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: Server,
+    pub limits: Limits,
+    pub cache: Cache,
+    pub sites: Vec<Site>,
+    pub pools: BTreeMap<String, Pool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub admin_socket: PathBuf,
+    pub listener_user: String,
+    pub max_history: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_connections: u64,
+    pub connection_timeout: Duration,
+    pub header_wait_timeout: Duration,
+    pub min_bytes_per_sec: u64,
+    pub max_request_bytes: u64,
+    pub max_field_length: u64,
+    pub max_url_segment_length: u64,
+    pub max_url_segments: u64,
+    pub max_body: u64,
+    pub queue_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cache {
+    pub enabled: bool,
+    pub max_memory: u64,
+    pub max_item: u64,
+    pub scavenge_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub name: String,
+    pub bindings: Vec<Binding>,
+    pub tls: Option<Tls>,
+    pub max_connections: u64,
+    /// Bytes per second, 0 = unlimited.
+    pub max_bandwidth: u64,
+    pub log: SiteLog,
+    /// Sorted longest path first, so the first prefix match wins.
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// Which requests a binding takes by their `Host` header.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BindingHost {
+    /// `*`: any address, any host name.
+    Any,
+    /// An IP address: bind that address only; any host name.
+    Ip(IpAddr),
+    /// A host name: any address, only requests whose `Host` is this name (lowercase).
+    Name(String),
+}
+
+/// One `scheme://host:port` binding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Binding {
+    pub scheme: Scheme,
+    pub host: BindingHost,
+    pub port: u16,
+    /// As written in the file; the key the manager and listener use for the socket.
+    pub text: String,
+}
+
+impl Binding {
+    /// The socket address to bind: the IP for an IP binding, else all IPv4 addresses.
+    pub fn listen_addr(&self) -> SocketAddr {
+        match self.host {
+            BindingHost::Ip(ip) => SocketAddr::new(ip, self.port),
+            _ => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.port),
+        }
+    }
+
+    /// The key of the socket this binding needs; bindings with equal keys share one socket.
+    pub fn socket_key(&self) -> String {
+        format!("{}", self.listen_addr())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    W3c,
+    Ncsa,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollover {
+    Daily,
+    Hourly,
+    Size,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteLog {
+    pub enabled: bool,
+    pub format: LogFormat,
+    pub rollover: Rollover,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Normalised prefix: starts with `/`, no trailing `/` except for the root route.
+    pub path: String,
+    pub action: RouteAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAction {
+    Static(StaticRoute),
+    Pool(PoolRoute),
+    Redirect { to: String, status: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticRoute {
+    pub root: PathBuf,
+    pub default_documents: Vec<String>,
+    pub directory_browsing: bool,
+    /// Extension (lowercase, with the dot) → pool name.
+    pub handlers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolRoute {
+    pub pool: String,
+    pub root: Option<PathBuf>,
+    pub execute: Option<Execute>,
+    pub library: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execute {
+    Cgi,
+    Extension,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    Process,
+    Fastcgi,
+    Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketMode {
+    Inherit,
+    Port,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    OnDemand,
+    Always,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub name: String,
+    pub kind: PoolKind,
+    pub command: Vec<String>,
+    pub protocol: Protocol,
+    pub socket: SocketMode,
+    pub directory: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub start: StartMode,
+    pub processes: u32,
+    pub concurrency: u32,
+    pub queue_length: u32,
+    /// Zero = never.
+    pub idle_timeout: Duration,
+    pub startup_time_limit: Duration,
+    pub shutdown_time_limit: Duration,
+    pub recycle: Recycle,
+    pub health: Health,
+    pub rapid_fail: RapidFail,
+    pub orphan: Orphan,
+    pub cpu: Cpu,
+    pub limits: Option<CgroupLimits>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recycle {
+    /// Zero = never.
+    pub every: Duration,
+    /// Zero = never.
+    pub requests: u64,
+    pub schedule: Vec<TimeOfDay>,
+    /// Resident bytes, zero = no limit.
+    pub memory: u64,
+    /// Virtual bytes, zero = no limit.
+    pub virtual_memory: u64,
+    pub overlapped: bool,
+}
+
+/// A local time of day, `HH:MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeOfDay {
+    pub hour: u8,
+    pub minute: u8,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Empty = control channel, else socket connect.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RapidFail {
+    pub enabled: bool,
+    pub max_crashes: u32,
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Orphan {
+    pub enabled: bool,
+    pub action: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuAction {
+    Log,
+    Recycle,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cpu {
+    /// Percent of one core, 0 = no limit.
+    pub limit: u32,
+    pub action: CpuAction,
+    pub reset_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CgroupLimits {
+    pub memory: Option<u64>,
+    /// Percent of one core.
+    pub cpu_percent: Option<u32>,
+    pub pids: Option<u64>,
+}

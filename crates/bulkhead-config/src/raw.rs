@@ -1,0 +1,379 @@
+//! The config file exactly as written: serde types whose defaults are DESIGN §5's (IIS 6's).
+//!
+//! Nothing here is checked beyond TOML types and unknown keys; [`crate::validate`] turns a
+//! [`RawConfig`] into a [`crate::Config`]. Every field's doc comment states its default.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub limits: RawLimits,
+    pub cache: RawCache,
+    pub sites: Vec<RawSite>,
+    pub pools: BTreeMap<String, RawPool>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Sockets, history, pid files. Default `"bulkhead-state"`, relative to the config file.
+    pub state_dir: String,
+    /// Logs. Default `"logs"`, relative to `state_dir`.
+    pub log_dir: String,
+    /// The admin API socket, mode 0600. Default `"admin.sock"`, relative to `state_dir`.
+    pub admin_socket: String,
+    /// The user the listener runs as when the server is started as root. Default `"nobody"`.
+    pub listener_user: String,
+    /// Applied config versions kept. Default `10`.
+    pub max_history: u32,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            state_dir: "bulkhead-state".into(),
+            log_dir: "logs".into(),
+            admin_socket: "admin.sock".into(),
+            listener_user: "nobody".into(),
+            max_history: 10,
+        }
+    }
+}
+
+/// `[limits]`: HTTP.sys's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    /// Open client connections, whole server. Default `100000`.
+    pub max_connections: u64,
+    /// Idle keep-alive and request body stalls. Default `"120s"`.
+    pub connection_timeout: String,
+    /// The whole request head must arrive within this. Default `"30s"`.
+    pub header_wait_timeout: String,
+    /// Slower clients are cut off. Default `240`.
+    pub min_bytes_per_sec: u64,
+    /// Request line plus headers. Default `16384`.
+    pub max_request_bytes: u64,
+    /// One header line. Default `16384`.
+    pub max_field_length: u64,
+    /// One URL path segment. Default `260`.
+    pub max_url_segment_length: u64,
+    /// URL path segments. Default `255`.
+    pub max_url_segments: u64,
+    /// Request body. Default `"30MiB"`.
+    pub max_body: String,
+    /// Longest wait in a pool queue, then 503 `AppPoolTimer`. Default `"120s"`.
+    pub queue_timeout: String,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_connections: 100_000,
+            connection_timeout: "120s".into(),
+            header_wait_timeout: "30s".into(),
+            min_bytes_per_sec: 240,
+            max_request_bytes: 16384,
+            max_field_length: 16384,
+            max_url_segment_length: 260,
+            max_url_segments: 255,
+            max_body: "30MiB".into(),
+            queue_timeout: "120s".into(),
+        }
+    }
+}
+
+/// `[cache]`: the front-end response cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Default `"256MiB"`.
+    pub max_memory: String,
+    /// Largest cached response. Default `"256KiB"`.
+    pub max_item: String,
+    /// An entry not hit for this long is dropped. Default `"120s"`.
+    pub scavenge_after: String,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        RawCache {
+            enabled: true,
+            max_memory: "256MiB".into(),
+            max_item: "256KiB".into(),
+            scavenge_after: "120s".into(),
+        }
+    }
+}
+
+/// One `[[sites]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    /// Unique; used in logs, metrics and the API. Required.
+    pub name: String,
+    /// `scheme://(*|IP|host-name):port`. Required, at least one.
+    pub bindings: Vec<String>,
+    /// Certificate and key for https bindings. Default: none.
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+    /// Open connections to this site. Default `10000`.
+    #[serde(default = "default_site_connections")]
+    pub max_connections: u64,
+    /// Bytes per second to clients of this site, `"0"` = unlimited. Default `"0"`.
+    #[serde(default = "default_zero")]
+    pub max_bandwidth: String,
+    /// Access log. Default `{ format = "w3c", rollover = "daily" }`.
+    #[serde(default)]
+    pub log: RawSiteLog,
+    /// Longest path prefix wins. Default: none (every request 404).
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+fn default_site_connections() -> u64 {
+    10_000
+}
+fn default_zero() -> String {
+    "0".into()
+}
+
+/// `tls = { cert, key }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+}
+
+/// `log = { format, rollover }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSiteLog {
+    /// `w3c`, `ncsa` or `json`. Default `"w3c"`.
+    pub format: String,
+    /// `daily`, `hourly` or `size`. Default `"daily"`.
+    pub rollover: String,
+    /// Whether the site writes an access log at all. Default `true`.
+    pub enabled: bool,
+}
+
+impl Default for RawSiteLog {
+    fn default() -> Self {
+        RawSiteLog { format: "w3c".into(), rollover: "daily".into(), enabled: true }
+    }
+}
+
+/// One route: exactly one of `root` (static), `pool`, `redirect` decides what it is; a route
+/// with both `root` and `pool` runs `execute` programs from `root` in that pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Path prefix, starting with `/`. Required.
+    pub path: String,
+    /// Static directory. Default: none.
+    pub root: Option<String>,
+    /// Pool that serves the route. Default: none.
+    pub pool: Option<String>,
+    /// Redirect target. Default: none.
+    pub redirect: Option<String>,
+    /// Redirect status: 301, 302, 303, 307 or 308. Default `302`.
+    pub status: Option<u16>,
+    /// Tried in order for a directory. Default `["index.html", "index.htm"]`.
+    pub default_documents: Option<Vec<String>>,
+    /// List directories without a default document. Default `false`.
+    #[serde(default)]
+    pub directory_browsing: bool,
+    /// Extension → pool, e.g. `{ ".php" = "shop-php" }`. Default: none.
+    #[serde(default)]
+    pub handlers: BTreeMap<String, String>,
+    /// With `pool` of kind `host`: `cgi` or `extension`. Default: none.
+    pub execute: Option<String>,
+    /// With `execute = "extension"`: the library. Default: none.
+    pub library: Option<String>,
+}
+
+/// One `[pools.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPool {
+    /// `process`, `fastcgi` or `host`. Default `"process"`.
+    pub kind: String,
+    /// Program and arguments. Required for `process` and `fastcgi`.
+    pub command: Vec<String>,
+    /// `http` or `native`. Default `"http"`.
+    pub protocol: String,
+    /// `inherit` (fd 3, `LISTEN_FDS`) or `port` (`PORT`, loopback TCP). Default `"inherit"`.
+    pub socket: String,
+    /// Working directory. Default: the config file's directory.
+    pub directory: Option<String>,
+    /// Extra environment. Default: none.
+    pub env: BTreeMap<String, String>,
+    /// User to run as, when started as root. Default: the user that started the server.
+    pub user: Option<String>,
+    /// Group to run as, when started as root. Default: the user's primary group.
+    pub group: Option<String>,
+    /// `on-demand` or `always`. Default `"on-demand"`.
+    pub start: String,
+    /// Worker processes (web garden). Default `1`.
+    pub processes: u32,
+    /// Requests in flight per worker process. Default `100`.
+    pub concurrency: u32,
+    /// Requests waiting for a worker. Default `1000`.
+    pub queue_length: u32,
+    /// Stop workers after this long without requests, `"0s"` = never. Default `"20m"`.
+    pub idle_timeout: String,
+    /// Default `"90s"`.
+    pub startup_time_limit: String,
+    /// Default `"90s"`.
+    pub shutdown_time_limit: String,
+    pub recycle: RawRecycle,
+    pub health: RawHealth,
+    pub rapid_fail: RawRapidFail,
+    pub orphan: RawOrphan,
+    pub cpu: RawCpu,
+    /// cgroup v2 limits. Default: none.
+    pub limits: Option<RawCgroupLimits>,
+}
+
+impl Default for RawPool {
+    fn default() -> Self {
+        RawPool {
+            kind: "process".into(),
+            command: Vec::new(),
+            protocol: "http".into(),
+            socket: "inherit".into(),
+            directory: None,
+            env: BTreeMap::new(),
+            user: None,
+            group: None,
+            start: "on-demand".into(),
+            processes: 1,
+            concurrency: 100,
+            queue_length: 1000,
+            idle_timeout: "20m".into(),
+            startup_time_limit: "90s".into(),
+            shutdown_time_limit: "90s".into(),
+            recycle: RawRecycle::default(),
+            health: RawHealth::default(),
+            rapid_fail: RawRapidFail::default(),
+            orphan: RawOrphan::default(),
+            cpu: RawCpu::default(),
+            limits: None,
+        }
+    }
+}
+
+/// `recycle = { … }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRecycle {
+    /// Worker age. `"0s"` = never. Default `"29h"`.
+    pub every: String,
+    /// Requests served, `0` = never. Default `0`.
+    pub requests: u64,
+    /// Local times of day `"HH:MM"`. Default `[]`.
+    pub schedule: Vec<String>,
+    /// Resident memory, `"0"` = no limit. Default `"0"`.
+    pub memory: String,
+    /// Virtual memory, `"0"` = no limit. Default `"0"`.
+    pub virtual_memory: String,
+    /// Start the new worker before stopping the old. Default `true`.
+    pub overlapped: bool,
+}
+
+impl Default for RawRecycle {
+    fn default() -> Self {
+        RawRecycle {
+            every: "29h".into(),
+            requests: 0,
+            schedule: Vec::new(),
+            memory: "0".into(),
+            virtual_memory: "0".into(),
+            overlapped: true,
+        }
+    }
+}
+
+/// `health = { … }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHealth {
+    /// Default `"30s"`.
+    pub ping_interval: String,
+    /// Default `"90s"`.
+    pub ping_timeout: String,
+    /// HTTP path to GET; `""` = control channel or socket connect. Default `""`.
+    pub path: String,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        RawHealth { ping_interval: "30s".into(), ping_timeout: "90s".into(), path: String::new() }
+    }
+}
+
+/// `rapid_fail = { … }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRapidFail {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Default `5`.
+    pub max_crashes: u32,
+    /// Default `"5m"`.
+    pub interval: String,
+}
+
+impl Default for RawRapidFail {
+    fn default() -> Self {
+        RawRapidFail { enabled: true, max_crashes: 5, interval: "5m".into() }
+    }
+}
+
+/// `orphan = { … }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOrphan {
+    /// Default `false`.
+    pub enabled: bool,
+    /// Command run for an orphaned worker; `%pid%`, `%pool%`, `%reason%` are replaced. Default `[]`.
+    pub action: Vec<String>,
+}
+
+/// `cpu = { … }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCpu {
+    /// Percent of one core, `0` = no limit. Default `0`.
+    pub limit: u32,
+    /// `log` or `recycle`. Default `"log"`.
+    pub action: String,
+    /// Default `"5m"`.
+    pub reset_interval: String,
+}
+
+impl Default for RawCpu {
+    fn default() -> Self {
+        RawCpu { limit: 0, action: "log".into(), reset_interval: "5m".into() }
+    }
+}
+
+/// `limits = { memory, cpu, pids }` (cgroup v2).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCgroupLimits {
+    /// e.g. `"1GiB"`.
+    pub memory: Option<String>,
+    /// e.g. `"150%"`.
+    pub cpu: Option<String>,
+    pub pids: Option<u64>,
+}

@@ -1,0 +1,22 @@
+//! The vocabulary Bulkhead's processes share, and nothing else.
+//!
+//! The manager, the listener and the workers never link against each other (DESIGN §7); they
+//! meet here. This crate holds:
+//! - [`env`]: the names of environment variables and inherited file descriptors that make up
+//!   the worker contract (DESIGN §4) and the listener's start-up contract;
+//! - [`frame`]: the length-prefixed framing of control messages, checked for size before any
+//!   allocation, usable without sockets (so it can be fuzzed);
+//! - [`channel`]: a typed [`Channel`](channel::Channel) on a unix stream, where each side can
+//!   only send its own message type;
+//! - [`messages`]: every message exchanged between manager ↔ listener and manager ↔ worker.
+//!
+//! It must never grow policy: no config parsing, no process spawning, no HTTP.
+#![forbid(unsafe_code)]
+
+pub mod channel;
+pub mod env;
+pub mod frame;
+pub mod messages;
+
+pub use channel::{Channel, ChannelError, ChannelReceiver, ChannelSender};
+pub use messages::*;

@@ -1,0 +1,176 @@
+//! Every control message between Bulkhead's processes.
+//!
+//! Directions are separate types so a [`Channel`](crate::Channel) can only send what its side
+//! is allowed to say:
+//! - [`ManagerToListener`] / [`ListenerToManager`] on the listener's control channel (fd 3 of
+//!   the hidden `bulkhead listener` process);
+//! - [`ManagerToWorker`] / [`WorkerToManager`] on a worker's optional control channel (the fd
+//!   named by `BULKHEAD_CONTROL_FD`).
+//!
+//! Messages are plain data; what they cause is decided by the receiving role.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The manager's id for one worker process; unique for the life of the manager, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkerId(pub u64);
+
+impl std::fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "w{}", self.0)
+    }
+}
+
+/// The protocol a pool's workers speak on their socket (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive: any application.
+    #[default]
+    Http,
+    /// Bulkhead's multiplexed native protocol (`docs/protocol.md`).
+    Native,
+}
+
+impl Protocol {
+    /// The value of `BULKHEAD_PROTOCOL` for this protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Native => "native",
+        }
+    }
+}
+
+/// Where the listener reaches a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerAddress {
+    /// A unix stream socket created by the manager (`socket = "inherit"`).
+    Unix(PathBuf),
+    /// A loopback TCP port (`socket = "port"`).
+    Tcp(SocketAddr),
+}
+
+/// A listening socket the listener inherited, and the bindings it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenSocket {
+    /// The fd number in the listener process.
+    pub fd: i32,
+    /// The address actually bound (the real port when the config said port 0).
+    pub local_addr: SocketAddr,
+    /// The binding keys (`http://127.0.0.1:8080` as written in the config) this socket serves.
+    pub bindings: Vec<String>,
+}
+
+/// A worker that is ready to take requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub pool: String,
+    pub worker: WorkerId,
+    pub pid: u32,
+    pub address: WorkerAddress,
+    pub protocol: Protocol,
+    /// Requests the listener may have in flight on this worker at once.
+    pub concurrency: u32,
+}
+
+/// Why a pool cannot take requests right now; each is also the HTTPERR reason of the 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PoolRefusal {
+    /// Rapid-fail protection took the pool offline.
+    AppOffline,
+    /// An operator stopped the pool.
+    Disabled,
+    /// The pool's worker could not be started (missing binary, exited before ready, timed out).
+    AppStartFailed,
+    /// The server is shutting down or the pool was removed.
+    AppShutdown,
+}
+
+impl PoolRefusal {
+    /// The reason word written to the HTTPERR log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolRefusal::AppOffline => "AppOffline",
+            PoolRefusal::Disabled => "Disabled",
+            PoolRefusal::AppStartFailed => "AppStartFailed",
+            PoolRefusal::AppShutdown => "AppShutdown",
+        }
+    }
+}
+
+/// Manager → listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ManagerToListener {
+    /// The whole configuration to serve. The first message the listener gets; later ones
+    /// replace sites and routes atomically. `config_toml` has already been validated by the
+    /// manager; `config_path` anchors its relative paths (`None` for the embedded default,
+    /// whose relative paths are relative to `base_dir`).
+    Configure {
+        config_toml: String,
+        config_path: Option<PathBuf>,
+        base_dir: PathBuf,
+        sockets: Vec<ListenSocket>,
+    },
+    /// A worker is ready: add it to its pool's dispatch set.
+    WorkerUp(WorkerInfo),
+    /// Send no new requests to this worker; let in-flight ones finish (recycle, shutdown).
+    WorkerDraining { pool: String, worker: WorkerId },
+    /// This worker is gone (exited, killed, hung): forget it; its in-flight requests fail.
+    WorkerGone { pool: String, worker: WorkerId, reason: String },
+    /// The pool can take no requests: answer its queued and new requests 503 `refusal` until a
+    /// `WorkerUp` or `PoolAvailable` arrives. `AppStartFailed` fails only what is queued now;
+    /// the next request demand-starts again.
+    PoolRefused { pool: String, refusal: PoolRefusal, detail: String },
+    /// The pool may take requests again (an operator started it).
+    PoolAvailable { pool: String },
+    /// Stop accepting; finish in-flight requests within `grace_ms`; then send `Drained` and exit.
+    Shutdown { grace_ms: u64 },
+}
+
+/// Listener → manager.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ListenerToManager {
+    /// Configured and accepting.
+    Ready,
+    /// A request is waiting for a pool that has no ready worker (demand start). Sent once per
+    /// pool until a worker comes up or the pool is refused.
+    DemandStart { pool: String },
+    /// The listener could not reach this worker (connect refused, reset before any byte).
+    WorkerUnreachable { pool: String, worker: WorkerId, error: String },
+    /// Requests were dispatched since the last report; lets the manager track idle time and
+    /// request-count recycling without touching the request path. Sent at most once a second.
+    Activity { pool: String, requests: u64 },
+    /// Every in-flight request finished (answer to `Shutdown`).
+    Drained,
+}
+
+/// Manager → worker (control channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ManagerToWorker {
+    /// Health check; answer with `Pong` carrying the same `seq`.
+    Ping { seq: u64 },
+    /// Stop accepting new connections, finish in-flight requests, then exit 0.
+    Drain,
+    /// Exit now (after at most a brief grace).
+    Stop,
+}
+
+/// Worker → manager (control channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkerToManager {
+    /// The worker accepts requests on its socket.
+    Ready,
+    /// Answer to `Ping`, with the worker's own counters.
+    Pong { seq: u64, requests: u64, in_flight: u64 },
+    /// The application asks to be recycled (e.g. it knows it leaks).
+    RequestRecycle { reason: String },
+}

@@ -1,0 +1,2 @@
+//! STUB — being written. The worker SDK (DESIGN §4).
+#![deny(unsafe_code)]

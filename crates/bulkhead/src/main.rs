@@ -1,0 +1,2 @@
+//! STUB — being written. The `bulkhead` binary.
+fn main() {}
