@@ -53,14 +53,16 @@ command = ["app"]
 
 #[test]
 fn every_error_is_reported_with_its_key() {
-    let e = errors(r#"
+    let e = errors(
+        r#"
 [[sites]]
 name = "s"
 bindings = ["ftp://x:1"]
 routes = [{ path = "/api", pool = "nope" }]
 [pools.a]
 idle_timeout = "5 minutes"
-"#);
+"#,
+    );
     assert!(e.contains("sites[0].bindings[0]"), "{e}");
     assert!(e.contains("pool \"nope\" is not defined"), "{e}");
     assert!(e.contains("pools.a.idle_timeout"), "{e}");
@@ -78,19 +80,23 @@ fn syntax_and_unknown_keys_have_positions() {
 
 #[test]
 fn duplicate_binding_claims_refused() {
-    let e = errors(r#"
+    let e = errors(
+        r#"
 [[sites]]
 name = "a"
 bindings = ["http://*:8080"]
 [[sites]]
 name = "b"
 bindings = ["http://*:8080"]
-"#);
+"#,
+    );
     assert!(e.contains("already claimed by site \"a\""), "{e}");
 }
 
 #[test]
 fn static_root_must_exist() {
-    let e = errors("[[sites]]\nname = \"a\"\nbindings = [\"http://*:1\"]\nroutes = [{ path = \"/\", root = \"/no/such/dir\" }]\n");
+    let e = errors(
+        "[[sites]]\nname = \"a\"\nbindings = [\"http://*:1\"]\nroutes = [{ path = \"/\", root = \"/no/such/dir\" }]\n",
+    );
     assert!(e.contains("is not a directory"), "{e}");
 }

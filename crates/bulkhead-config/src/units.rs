@@ -11,9 +11,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; expected a whole number and a unit, like \"90s\", \"20m\", \"29h\", \"500ms\""))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!(
+            "{text:?} is not a duration; expected a whole number and a unit, like \"90s\", \"20m\", \"29h\", \"500ms\""
+        )
+    })?;
     let secs = |mul: u64| n.checked_mul(mul).map(Duration::from_secs);
     let d = match unit {
         "ms" => Some(Duration::from_millis(n)),
@@ -34,9 +36,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; expected a whole number and a unit, like \"256KiB\", \"30MiB\", \"1GiB\""))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("{text:?} is not a size; expected a whole number and a unit, like \"256KiB\", \"30MiB\", \"1GiB\"")
+    })?;
     let mul: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" | "K" | "k" => 1 << 10,

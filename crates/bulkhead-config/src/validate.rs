@@ -22,7 +22,13 @@ pub(crate) struct Checker<'a> {
 
 impl Checker<'_> {
     fn err(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError { file: self.file.to_string(), line: None, column: None, key: key.into(), message: message.into() });
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            line: None,
+            column: None,
+            key: key.into(),
+            message: message.into(),
+        });
     }
 
     fn duration(&mut self, key: &str, text: &str) -> Duration {
@@ -134,8 +140,16 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
         }
     }
     let tls = s.tls.as_ref().map(|t| Tls { cert: c.path(&t.cert), key: c.path(&t.key) });
-    let format = c.one_of(&format!("{key}.log.format"), &s.log.format, &[("w3c", LogFormat::W3c), ("ncsa", LogFormat::Ncsa), ("json", LogFormat::Json)]);
-    let rollover = c.one_of(&format!("{key}.log.rollover"), &s.log.rollover, &[("daily", Rollover::Daily), ("hourly", Rollover::Hourly), ("size", Rollover::Size)]);
+    let format = c.one_of(
+        &format!("{key}.log.format"),
+        &s.log.format,
+        &[("w3c", LogFormat::W3c), ("ncsa", LogFormat::Ncsa), ("json", LogFormat::Json)],
+    );
+    let rollover = c.one_of(
+        &format!("{key}.log.rollover"),
+        &s.log.rollover,
+        &[("daily", Rollover::Daily), ("hourly", Rollover::Hourly), ("size", Rollover::Size)],
+    );
     let max_bandwidth = c.size(&format!("{key}.max_bandwidth"), s.max_bandwidth.trim_end_matches("/s"));
     let mut routes = Vec::new();
     for (j, r) in s.routes.iter().enumerate() {
@@ -153,7 +167,11 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
         tls,
         max_connections: s.max_connections,
         max_bandwidth,
-        log: SiteLog { enabled: s.log.enabled, format: format.unwrap_or(LogFormat::W3c), rollover: rollover.unwrap_or(Rollover::Daily) },
+        log: SiteLog {
+            enabled: s.log.enabled,
+            format: format.unwrap_or(LogFormat::W3c),
+            rollover: rollover.unwrap_or(Rollover::Daily),
+        },
         routes,
     }
 }
@@ -167,14 +185,20 @@ fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, 
     let check_pool = |c: &mut Checker<'_>, field: &str, name: &str| {
         if !pools.contains_key(name) {
             let known: Vec<&str> = pools.keys().map(String::as_str).collect();
-            c.err(format!("{key}.{field}"), format!("pool {name:?} is not defined; defined pools: [{}]", known.join(", ")));
+            c.err(
+                format!("{key}.{field}"),
+                format!("pool {name:?} is not defined; defined pools: [{}]", known.join(", ")),
+            );
         }
     };
     let action = match (&r.root, &r.pool, &r.redirect) {
         (_, _, Some(to)) if r.root.is_none() && r.pool.is_none() => {
             let status = r.status.unwrap_or(302);
             if ![301, 302, 303, 307, 308].contains(&status) {
-                c.err(format!("{key}.status"), format!("{status} is not a redirect status; expected 301, 302, 303, 307 or 308"));
+                c.err(
+                    format!("{key}.status"),
+                    format!("{status} is not a redirect status; expected 301, 302, 303, 307 or 308"),
+                );
             }
             RouteAction::Redirect { to: to.clone(), status }
         }
@@ -191,14 +215,19 @@ fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, 
             }
             RouteAction::Static(StaticRoute {
                 root,
-                default_documents: r.default_documents.clone().unwrap_or_else(|| vec!["index.html".into(), "index.htm".into()]),
+                default_documents: r
+                    .default_documents
+                    .clone()
+                    .unwrap_or_else(|| vec!["index.html".into(), "index.htm".into()]),
                 directory_browsing: r.directory_browsing,
                 handlers,
             })
         }
         (root, Some(pool), None) => {
             check_pool(c, "pool", pool);
-            let execute = r.execute.as_deref().and_then(|e| c.one_of(&format!("{key}.execute"), e, &[("cgi", Execute::Cgi), ("extension", Execute::Extension)]));
+            let execute = r.execute.as_deref().and_then(|e| {
+                c.one_of(&format!("{key}.execute"), e, &[("cgi", Execute::Cgi), ("extension", Execute::Extension)])
+            });
             RouteAction::Pool(PoolRoute {
                 pool: pool.clone(),
                 root: root.as_deref().map(|p| c.path(p)),
@@ -207,7 +236,10 @@ fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, 
             })
         }
         _ => {
-            c.err(key.to_string(), "a route needs exactly one of `root` (static files), `pool` (an application) or `redirect`");
+            c.err(
+                key.to_string(),
+                "a route needs exactly one of `root` (static files), `pool` (an application) or `redirect`",
+            );
             return None;
         }
     };
@@ -217,13 +249,25 @@ fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, 
 fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool) -> Pool {
     let key = format!("pools.{name}");
     let k = |f: &str| format!("{key}.{f}");
-    let kind = c.one_of(&k("kind"), &p.kind, &[("process", PoolKind::Process), ("fastcgi", PoolKind::Fastcgi), ("host", PoolKind::Host)]).unwrap_or(PoolKind::Process);
+    let kind = c
+        .one_of(
+            &k("kind"),
+            &p.kind,
+            &[("process", PoolKind::Process), ("fastcgi", PoolKind::Fastcgi), ("host", PoolKind::Host)],
+        )
+        .unwrap_or(PoolKind::Process);
     if kind != PoolKind::Host && p.command.is_empty() {
         c.err(k("command"), "a process pool needs a command, like [\"python3\", \"app.py\"]");
     }
-    let protocol = c.one_of(&k("protocol"), &p.protocol, &[("http", Protocol::Http), ("native", Protocol::Native)]).unwrap_or_default();
-    let socket = c.one_of(&k("socket"), &p.socket, &[("inherit", SocketMode::Inherit), ("port", SocketMode::Port)]).unwrap_or(SocketMode::Inherit);
-    let start = c.one_of(&k("start"), &p.start, &[("on-demand", StartMode::OnDemand), ("always", StartMode::Always)]).unwrap_or(StartMode::OnDemand);
+    let protocol = c
+        .one_of(&k("protocol"), &p.protocol, &[("http", Protocol::Http), ("native", Protocol::Native)])
+        .unwrap_or_default();
+    let socket = c
+        .one_of(&k("socket"), &p.socket, &[("inherit", SocketMode::Inherit), ("port", SocketMode::Port)])
+        .unwrap_or(SocketMode::Inherit);
+    let start = c
+        .one_of(&k("start"), &p.start, &[("on-demand", StartMode::OnDemand), ("always", StartMode::Always)])
+        .unwrap_or(StartMode::OnDemand);
     for (field, v) in [("processes", p.processes), ("concurrency", p.concurrency), ("queue_length", p.queue_length)] {
         if v == 0 {
             c.err(k(field), "must be at least 1");
@@ -235,11 +279,17 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool) -> Pool {
         .iter()
         .filter_map(|t| parse_time_of_day(t).map_err(|e| c.err(k("recycle.schedule"), e)).ok())
         .collect();
-    let cpu_action = c.one_of(&k("cpu.action"), &p.cpu.action, &[("log", CpuAction::Log), ("recycle", CpuAction::Recycle)]).unwrap_or(CpuAction::Log);
+    let cpu_action = c
+        .one_of(&k("cpu.action"), &p.cpu.action, &[("log", CpuAction::Log), ("recycle", CpuAction::Recycle)])
+        .unwrap_or(CpuAction::Log);
     let limits = p.limits.as_ref().map(|l| CgroupLimits {
         memory: l.memory.as_deref().map(|m| c.size(&k("limits.memory"), m)),
         cpu_percent: l.cpu.as_deref().and_then(|v| {
-            v.trim_end_matches('%').trim().parse().map_err(|_| c.err(k("limits.cpu"), format!("{v:?} is not a percentage like \"150%\""))).ok()
+            v.trim_end_matches('%')
+                .trim()
+                .parse()
+                .map_err(|_| c.err(k("limits.cpu"), format!("{v:?} is not a percentage like \"150%\"")))
+                .ok()
         }),
         pids: l.pids,
     });
@@ -283,7 +333,11 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool) -> Pool {
             interval: c.duration(&k("rapid_fail.interval"), &p.rapid_fail.interval),
         },
         orphan: Orphan { enabled: p.orphan.enabled, action: p.orphan.action.clone() },
-        cpu: Cpu { limit: p.cpu.limit, action: cpu_action, reset_interval: c.duration(&k("cpu.reset_interval"), &p.cpu.reset_interval) },
+        cpu: Cpu {
+            limit: p.cpu.limit,
+            action: cpu_action,
+            reset_interval: c.duration(&k("cpu.reset_interval"), &p.cpu.reset_interval),
+        },
         limits,
     }
 }

@@ -111,12 +111,7 @@ pub enum ManagerToListener {
     /// replace sites and routes atomically. `config_toml` has already been validated by the
     /// manager; `config_path` anchors its relative paths (`None` for the embedded default,
     /// whose relative paths are relative to `base_dir`).
-    Configure {
-        config_toml: String,
-        config_path: Option<PathBuf>,
-        base_dir: PathBuf,
-        sockets: Vec<ListenSocket>,
-    },
+    Configure { config_toml: String, config_path: Option<PathBuf>, base_dir: PathBuf, sockets: Vec<ListenSocket> },
     /// A worker is ready: add it to its pool's dispatch set.
     WorkerUp(WorkerInfo),
     /// Send no new requests to this worker; let in-flight ones finish (recycle, shutdown).
