@@ -17,6 +17,7 @@ pub mod channel;
 pub mod env;
 pub mod frame;
 pub mod messages;
+pub mod native;
 
 pub use channel::{Channel, ChannelError, ChannelReceiver, ChannelSender};
 pub use messages::*;
