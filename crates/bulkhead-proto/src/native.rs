@@ -11,6 +11,7 @@
 //! experiment behind it (anchors/proxy-exp) found the gain in batching, which only a codec that
 //! writes many frames into one buffer gives.
 
+pub mod conn;
 mod frame;
 mod head;
 
