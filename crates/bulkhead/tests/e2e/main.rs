@@ -1,0 +1,20 @@
+//! End-to-end tests of the real `bulkhead` binary (issue #2 item 10): each test starts
+//! `bulkhead serve` on port 0 in a temp dir, talks to it over loopback with a byte-exact client
+//! and real worker processes (the tests' own Python app in `tests/apps/`, or the built-in demo
+//! app), and stops every process it started by pid.
+//!
+//! One test binary (so the suite links once on a small machine), one module per area. No
+//! test asserts on timing; every loop is bounded in count and time. Run with
+//! `cargo test -p bulkhead --test e2e`.
+
+mod support;
+
+mod architecture;
+mod cli;
+mod crash;
+mod lifecycle;
+mod logs;
+mod pools;
+mod routing;
+mod static_files;
+mod streaming;
