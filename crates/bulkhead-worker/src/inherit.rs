@@ -1,17 +1,18 @@
 //! Turns the raw fds a worker inherited (its listening socket at fd 3, its control channel at
 //! `BULKHEAD_CONTROL_FD`) into owned std sockets — the only `unsafe` code in this crate.
 //!
-//! Called by the server at start-up, once per fd. Each fd is checked before it is owned: it must
-//! be open, be a socket of the right kind (a *listening* unix or TCP socket; a unix stream for the
-//! control channel), and not have been taken already in this process, so two owners can never
-//! close the same fd. Taken fds are marked close-on-exec so an application's own child processes
+//! Called by the server at start-up, once per fd. Each fd is first inspected through a borrow
+//! (an fd that turns out not to be ours is left open): it must be open and be a socket of the
+//! right kind — a *listening* unix or TCP socket, or a unix stream for the control channel. Only
+//! then is it owned, at most once per process, so two owners can never close the same fd. Taken
+//! fds are marked close-on-exec so an application's own child processes
 //! do not inherit them. This module must never guess: a wrong fd is an error naming the fd.
 
 #![allow(unsafe_code)]
 
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Mutex;
 
@@ -33,31 +34,27 @@ static TAKEN: Mutex<Option<HashSet<RawFd>>> = Mutex::new(None);
 /// Takes ownership of the listening socket inherited at `fd`.
 pub(crate) fn listener(fd: RawFd) -> Result<InheritedListener, WorkerError> {
     let role = "listening socket";
-    let owned = take(fd, role)?;
-    let family = family(&owned).map_err(|source| WorkerError::InheritedFd { fd, role, source })?;
-    let listening = getsockopt(&owned, sockopt::AcceptConn).map_err(|errno| WorkerError::InheritedFd {
-        fd,
-        role,
-        source: errno.into(),
+    let kind = check(fd, role, |borrowed| {
+        let listening = getsockopt(&borrowed, sockopt::AcceptConn)?;
+        Ok((family(borrowed)?, listening))
     })?;
-    if !listening {
-        return Err(WorkerError::NotListening { fd });
-    }
+    let family = match kind {
+        (_, false) => return Err(WorkerError::NotListening { fd }),
+        (Some(family @ (AddressFamily::Unix | AddressFamily::Inet | AddressFamily::Inet6)), true) => family,
+        (other, true) => return Err(WorkerError::UnsupportedFamily { fd, family: format!("{other:?}") }),
+    };
+    let owned = take(fd, role)?;
     match family {
-        Some(AddressFamily::Unix) => Ok(InheritedListener::Unix(UnixListener::from(owned))),
-        Some(AddressFamily::Inet) | Some(AddressFamily::Inet6) => {
-            Ok(InheritedListener::Tcp(std::net::TcpListener::from(owned)))
-        }
-        other => Err(WorkerError::UnsupportedFamily { fd, family: format!("{other:?}") }),
+        AddressFamily::Unix => Ok(InheritedListener::Unix(UnixListener::from(owned))),
+        _ => Ok(InheritedListener::Tcp(std::net::TcpListener::from(owned))),
     }
 }
 
 /// Takes ownership of the control channel (a connected unix stream socket) inherited at `fd`.
 pub(crate) fn control(fd: RawFd) -> Result<UnixStream, WorkerError> {
     let role = "control channel";
-    let owned = take(fd, role)?;
-    match family(&owned).map_err(|source| WorkerError::InheritedFd { fd, role, source })? {
-        Some(AddressFamily::Unix) => Ok(UnixStream::from(owned)),
+    match check(fd, role, family)? {
+        Some(AddressFamily::Unix) => Ok(UnixStream::from(take(fd, role)?)),
         other => Err(WorkerError::InheritedFd {
             fd,
             role,
@@ -66,8 +63,14 @@ pub(crate) fn control(fd: RawFd) -> Result<UnixStream, WorkerError> {
     }
 }
 
-/// Checks that `fd` is open and not yet taken, then owns it and marks it close-on-exec.
-fn take(fd: RawFd, role: &'static str) -> Result<OwnedFd, WorkerError> {
+/// Checks that `fd` is open, then inspects it through a borrow, without taking ownership: an fd
+/// that turns out not to be ours (e.g. the runtime's own epoll fd took number 3 because nothing
+/// was inherited) is left open for its real owner.
+fn check<T>(
+    fd: RawFd,
+    role: &'static str,
+    inspect: impl FnOnce(BorrowedFd<'_>) -> io::Result<T>,
+) -> Result<T, WorkerError> {
     let err = |source: io::Error| WorkerError::InheritedFd { fd, role, source };
     if fd < 0 {
         return Err(err(io::Error::from_raw_os_error(libc::EBADF)));
@@ -77,22 +80,31 @@ fn take(fd: RawFd, role: &'static str) -> Result<OwnedFd, WorkerError> {
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(err(io::Error::last_os_error()));
     }
+    // SAFETY: `fd` is open (checked just above) and stays open while `inspect` runs: the borrow
+    // does not outlive this call and nothing in between closes fds.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    inspect(borrowed).map_err(err)
+}
+
+/// Owns a checked `fd` — at most once per process — and marks it close-on-exec.
+fn take(fd: RawFd, role: &'static str) -> Result<OwnedFd, WorkerError> {
+    let err = |source: io::Error| WorkerError::InheritedFd { fd, role, source };
     {
         let mut taken = TAKEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !taken.get_or_insert_with(HashSet::new).insert(fd) {
             return Err(err(io::Error::new(io::ErrorKind::AlreadyExists, "already taken by this process")));
         }
     }
-    // SAFETY: `fd` is open (checked above) and was handed to this process by its parent for us;
-    // the TAKEN set guarantees no other OwnedFd in this process was made from it, so this is the
-    // single owner that will close it.
+    // SAFETY: `fd` is an open socket of the expected kind (checked by the caller) that the parent
+    // handed to this process for us; the TAKEN set guarantees no other OwnedFd in this process was
+    // made from it, so this is the single owner that will close it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|errno| err(errno.into()))?;
     Ok(owned)
 }
 
 /// The address family of a socket fd; `ENOTSOCK` when it is not a socket.
-fn family(fd: &OwnedFd) -> io::Result<Option<AddressFamily>> {
+fn family(fd: BorrowedFd<'_>) -> io::Result<Option<AddressFamily>> {
     let addr: SockaddrStorage = getsockname(fd.as_raw_fd())?;
     Ok(addr.family())
 }
@@ -151,7 +163,11 @@ mod tests {
         let err = listener(1_000_000).unwrap_err().to_string();
         assert!(err.contains("fd 1000000"), "{err}");
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        let err = control(renumber(file, 680)).unwrap_err().to_string();
+        let fd = renumber(file, 680);
+        let err = control(fd).unwrap_err().to_string();
         assert!(err.contains("control channel"), "{err}");
+        // Not ours: left open for its owner.
+        // SAFETY: the fd is still open and owned by this test.
+        assert!(unsafe { libc::close(fd) } == 0);
     }
 }
