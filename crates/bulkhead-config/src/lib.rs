@@ -3,21 +3,35 @@
 //!
 //! - [`raw`]: serde types mirroring the file, each field documented with its default;
 //! - [`model`]: the validated, path-resolved configuration;
-//! - [`units`]: durations and sizes as written in the file.
+//! - [`units`]: durations and sizes as written in the file;
+//! - `schema` + `validate`: every check, each error with file:line:column, key path and what
+//!   is expected;
+//! - [`diff`]: old config → new config as a list of [`Change`]s the manager applies (start-up
+//!   is `diff(&Config::empty(), &new)`, so there is one path).
 //!
 //! [`parse`] takes text (the manager reads the file; this crate only touches the filesystem to
-//! check that referenced directories exist). A file with any error is refused whole, every
-//! error reported.
+//! check that referenced directories and files exist). A file with any error is refused whole,
+//! every error reported. This crate never reads the environment or argv.
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 
+use serde::Deserialize;
+use toml::de::DeTable;
+
+use keypath::KeyPath;
+
+mod diff;
+mod keypath;
 pub mod model;
 pub mod raw;
+mod schema;
 pub mod units;
 mod validate;
 
+pub use diff::{diff, Change};
 pub use model::*;
 pub use validate::{absolute, parse_binding};
 
@@ -69,43 +83,75 @@ impl fmt::Display for ConfigErrors {
 /// Parses and validates config text. `file` names it in errors; `base_dir` anchors relative
 /// paths (the config file's directory, or the working directory for the embedded default).
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
-        let message = e.message().trim().to_string();
-        ConfigErrors(vec![ConfigError { file: file.into(), line, column, key: String::new(), message }])
-    })?;
-    let mut checker = validate::Checker { errors: Vec::new(), file, base_dir };
-    let config = validate::validate(raw, &mut checker);
-    if checker.errors.is_empty() {
-        Ok(config)
-    } else {
-        for e in &mut checker.errors {
-            if let Some(offset) = locate(text, &e.key) {
-                let (line, col) = line_col(text, offset);
-                e.line = Some(line);
-                e.column = Some(col);
-            }
+    check(text, file, base_dir).map(|c| c.config)
+}
+
+/// A valid configuration and the warnings about it: things that work but are probably not
+/// what the operator meant (an `orphan.action` while orphaning is off, a `tls` table with no
+/// https binding). `bulkhead config check` prints them; the manager logs them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub config: Config,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// [`parse`], keeping the warnings. Errors come in the order they appear in the file: TOML
+/// syntax errors alone (nothing else can be trusted then), else every unknown key, wrong
+/// type and missing key together with every semantic error that does not follow from one of
+/// those.
+pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigErrors> {
+    let at = |span: Option<Range<usize>>, key: String, message: String| {
+        let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
+        ConfigError { file: file.into(), line, column, key, message }
+    };
+    let (mut doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(ConfigErrors(
+            syntax.into_iter().map(|e| at(e.span(), String::new(), e.message().trim().to_string())).collect(),
+        ));
+    }
+    let problems = schema::check(&mut doc);
+    let mut errors: Vec<ConfigError> =
+        problems.iter().map(|p| at(Some(p.span.clone()), p.path.to_string(), p.message.clone())).collect();
+    let raw = match raw::RawConfig::deserialize(toml::de::Deserializer::from(doc.clone())) {
+        Ok(raw) => raw,
+        Err(e) => {
+            errors.push(at(e.span(), String::new(), e.message().trim().to_string()));
+            return Err(sorted(errors));
         }
-        Err(ConfigErrors(checker.errors))
+    };
+    let mut checker = validate::Checker::new(base_dir);
+    let config = validate::validate(raw, &mut checker);
+    let tree = doc.get_ref();
+    let locate = |e: validate::Found| {
+        let path = KeyPath::parse(&e.key);
+        (at(keypath::locate(tree, &path), e.key, e.message), path)
+    };
+    for (e, path) in checker.errors.into_iter().map(locate) {
+        if !problems.iter().any(|p| p.path.overlaps(&path)) {
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() {
+        let warnings = checker.warnings.into_iter().map(|w| locate(w).0).collect();
+        Ok(Checked { config, warnings })
+    } else {
+        Err(sorted(errors))
     }
 }
 
-/// 1-based line and column of a byte offset.
+/// Errors in file order; any without a position last.
+fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
+    errors.sort_by_key(|e| (e.line.is_none(), e.line, e.column));
+    ConfigErrors(errors)
+}
+
+/// 1-based line and column (in characters) of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
-}
-
-/// Best-effort position of the last component of a key path (`pools.api.idle_timeout` →
-/// the first `idle_timeout =` after `[pools.api]`).
-fn locate(text: &str, key: &str) -> Option<usize> {
-    let leaf = key.rsplit('.').next()?.split('[').next()?;
-    let table = key.split('.').take(2).collect::<Vec<_>>().join(".");
-    let start = if key.starts_with("pools.") { text.find(&format!("[{table}]")).unwrap_or(0) } else { 0 };
-    let rel = text[start..].find(&format!("{leaf} ")).or_else(|| text[start..].find(&format!("{leaf}=")))?;
-    Some(start + rel)
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The config file exactly as written: serde types whose defaults are DESIGN §5's (IIS 6's).
 //!
-//! Nothing here is checked beyond TOML types and unknown keys; [`crate::validate`] turns a
+//! Nothing here is checked beyond TOML types and unknown keys (by the schema walk, which must
+//! list these fields exactly — a unit test holds the two together); validation turns a
 //! [`RawConfig`] into a [`crate::Config`]. Every field's doc comment states its default.
+//! Durations and sizes are strings here; the file may also write them as integers (`0`,
+//! `4096`), which the schema walk turns into text before serde sees them.
 
 use std::collections::BTreeMap;
 
@@ -231,9 +234,9 @@ pub struct RawPool {
     pub queue_length: u32,
     /// Stop workers after this long without requests, `"0s"` = never. Default `"20m"`.
     pub idle_timeout: String,
-    /// Default `"90s"`.
+    /// A worker not ready within this counts as a crash; more than `"0s"`. Default `"90s"`.
     pub startup_time_limit: String,
-    /// Default `"90s"`.
+    /// A draining worker still busy after this is stopped (TERM, then KILL). Default `"90s"`.
     pub shutdown_time_limit: String,
     pub recycle: RawRecycle,
     pub health: RawHealth,
@@ -307,9 +310,10 @@ impl Default for RawRecycle {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawHealth {
-    /// Default `"30s"`.
+    /// How often the manager pings each worker; `"0s"` = no pings. Default `"30s"`.
     pub ping_interval: String,
-    /// Default `"90s"`.
+    /// No answer within this = hung. May be shorter or longer than the interval (IIS allowed
+    /// both); must be more than `"0s"` while pinging is on. Default `"90s"`.
     pub ping_timeout: String,
     /// HTTP path to GET; `""` = control channel or socket connect. Default `""`.
     pub path: String,
@@ -327,6 +331,7 @@ impl Default for RawHealth {
 pub struct RawRapidFail {
     /// Default `true`.
     pub enabled: bool,
+    /// Unexpected exits within `interval` that disable the pool; at least 1 while enabled.
     /// Default `5`.
     pub max_crashes: u32,
     /// Default `"5m"`.
@@ -353,7 +358,7 @@ pub struct RawOrphan {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCpu {
-    /// Percent of one core, `0` = no limit. Default `0`.
+    /// Percent of one core averaged over `reset_interval`, `0` = no limit. Default `0`.
     pub limit: u32,
     /// `log` or `recycle`. Default `"log"`.
     pub action: String,

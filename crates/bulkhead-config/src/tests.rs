@@ -1,4 +1,5 @@
 use super::*;
+use std::path::PathBuf;
 use std::time::Duration;
 
 fn ok(text: &str) -> Config {
@@ -8,8 +9,42 @@ fn ok(text: &str) -> Config {
     }
 }
 
-fn errors(text: &str) -> String {
-    parse(text, "test.toml", Path::new("/tmp")).expect_err("expected errors").to_string()
+fn warnings(text: &str) -> Vec<String> {
+    match check(text, "test.toml", Path::new("/tmp")) {
+        Ok(c) => c.warnings.iter().map(ToString::to_string).collect(),
+        Err(e) => panic!("expected valid config, got:\n{e}"),
+    }
+}
+
+/// Every error, one `file:line:col: key: message` string each.
+fn errors(text: &str) -> Vec<String> {
+    let e = parse(text, "test.toml", Path::new("/tmp")).expect_err("expected errors");
+    e.0.iter().map(ToString::to_string).collect()
+}
+
+fn one_error(text: &str) -> String {
+    let mut e = errors(text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e.remove(0)
+}
+
+const SITE: &str = "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\n";
+
+/// A file in /tmp that exists for the life of the value.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> TempFile {
+        let path = PathBuf::from(format!("/tmp/bulkhead-config-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, "test").expect("write temp file");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[test]
@@ -52,7 +87,7 @@ command = ["app"]
 }
 
 #[test]
-fn every_error_is_reported_with_its_key() {
+fn every_error_is_reported_in_file_order_at_its_value() {
     let e = errors(
         r#"
 [[sites]]
@@ -63,40 +98,269 @@ routes = [{ path = "/api", pool = "nope" }]
 idle_timeout = "5 minutes"
 "#,
     );
-    assert!(e.contains("sites[0].bindings[0]"), "{e}");
-    assert!(e.contains("pool \"nope\" is not defined"), "{e}");
-    assert!(e.contains("pools.a.idle_timeout"), "{e}");
-    assert!(e.contains("pools.a.command"), "{e}");
-    assert!(e.contains("test.toml:7:1"), "{e}");
-}
-
-#[test]
-fn syntax_and_unknown_keys_have_positions() {
-    let e = errors("[server]\nstate_dri = \"x\"\n");
-    assert!(e.starts_with("test.toml:2:1"), "{e}");
-    assert!(e.contains("state_dri"), "{e}");
-    assert!(errors("[server\n").starts_with("test.toml:1:"));
-}
-
-#[test]
-fn duplicate_binding_claims_refused() {
-    let e = errors(
-        r#"
-[[sites]]
-name = "a"
-bindings = ["http://*:8080"]
-[[sites]]
-name = "b"
-bindings = ["http://*:8080"]
-"#,
+    assert_eq!(
+        e,
+        [
+            "test.toml:4:13: sites[0].bindings[0]: \"ftp://x:1\": scheme \"ftp\" is not http or https",
+            "test.toml:5:35: sites[0].routes[0].pool: pool \"nope\" is not defined (pools: [\"a\"])",
+            "test.toml:6:1: pools.a.command: a pool of kind \"process\" needs a command, like command = [\"python3\", \"app.py\"]",
+            "test.toml:7:16: pools.a.idle_timeout: \"5 minutes\" has an unknown unit \" minutes\"; expected one of ms, s, m, h, d (e.g. \"90s\")",
+        ]
     );
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let e = errors("[server\nstate_dir = \"x\"\n");
+    assert!(e[0].starts_with("test.toml:1:"), "{e:?}");
+    let e = errors("[server]\nstate_dir = \n");
+    assert!(e[0].starts_with("test.toml:2:"), "{e:?}");
+    let e = errors("[server]\nmax_history = 1\nmax_history = 2\n");
+    assert!(e[0].starts_with("test.toml:3:") && e[0].contains("duplicate key"), "{e:?}");
+}
+
+#[test]
+fn unknown_keys_all_reported_with_one_suggestion() {
+    let e = errors("[server]\nstate_dri = \"x\"\n[limits]\nqueue_length = 5\n[pools.a]\ncommand = [\"x\"]\nproceses = 2\ncolour = \"red\"\n");
+    assert_eq!(
+        e,
+        [
+            "test.toml:2:1: server.state_dri: unknown key; did you mean `state_dir`?",
+            "test.toml:4:1: limits.queue_length: unknown key here; `queue_length` is a key of [pools.NAME]",
+            "test.toml:7:1: pools.a.proceses: unknown key; did you mean `processes`?",
+            "test.toml:8:1: pools.a.colour: unknown key; expected one of: kind, command, protocol, socket, directory, env, user, group, start, processes, concurrency, queue_length, idle_timeout, startup_time_limit, shutdown_time_limit, recycle, health, rapid_fail, orphan, cpu, limits",
+        ]
+    );
+    let e = one_error("[[site]]\nname = \"a\"\n");
+    assert_eq!(e, "test.toml:1:3: site: unknown key; did you mean `sites`?");
+}
+
+#[test]
+fn type_errors_all_reported_without_knock_on_errors() {
+    let e = errors("[server]\nmax_history = \"ten\"\n[pools.a]\ncommand = \"app.py\"\nprocesses = -1\n[cache]\nenabled = \"yes\"\n");
+    assert_eq!(
+        e,
+        [
+            "test.toml:2:15: server.max_history: expected a whole number from 0 to 4294967295, found the string \"ten\"",
+            "test.toml:4:11: pools.a.command: expected an array of strings, found the string \"app.py\"",
+            "test.toml:5:13: pools.a.processes: expected a whole number from 0 to 4294967295, found the integer -1",
+            "test.toml:7:11: cache.enabled: expected true or false, found the string \"yes\"",
+        ]
+    );
+}
+
+#[test]
+fn missing_required_keys() {
+    let e = one_error("[[sites]]\nname = \"s\"\n");
+    assert_eq!(e, "test.toml:1:1: sites[0].bindings: missing key `bindings`: expected an array of strings");
+    let e = one_error(&format!("{SITE}routes = [{{ pool = \"a\" }}]\n[pools.a]\ncommand = [\"x\"]\n"));
+    assert!(e.starts_with("test.toml:4:11: sites[0].routes[0].path: missing key `path`"), "{e}");
+}
+
+#[test]
+fn durations_and_sizes_may_be_integers() {
+    let c =
+        ok("[limits]\nmax_body = 4096\n[cache]\nscavenge_after = 0\n[pools.a]\ncommand = [\"x\"]\nidle_timeout = 0\n");
+    assert_eq!(c.limits.max_body, 4096);
+    assert_eq!(c.pools["a"].idle_timeout, Duration::ZERO);
+    let e = one_error("[pools.a]\ncommand = [\"x\"]\nidle_timeout = 90\n");
+    assert_eq!(e, "test.toml:3:16: pools.a.idle_timeout: \"90\" has no unit; expected a whole number and a unit, like \"90s\" or \"90m\"");
+    let e = one_error("[limits]\nmax_body = \"30 parsecs\"\n");
+    assert!(e.starts_with("test.toml:2:12: limits.max_body: \"30 parsecs\" has an unknown unit"), "{e}");
+}
+
+#[test]
+fn route_to_missing_pool_suggests_the_near_one() {
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/\", pool = \"ap\" }}]\n[pools.api]\ncommand = [\"x\"]\n"));
+    assert_eq!(
+        e,
+        "test.toml:4:32: sites[0].routes[0].pool: pool \"ap\" is not defined (pools: [\"api\"]); did you mean \"api\"?"
+    );
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/\", root = \"/tmp\", handlers = {{ \".php\" = \"php\" }} }}]\n"
+    ));
+    assert!(
+        e.starts_with(
+            "test.toml:4:62: sites[0].routes[0].handlers.\".php\": pool \"php\" is not defined; no pools are defined"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn binding_claims() {
+    let two = |a: &str, b: &str| {
+        format!("[[sites]]\nname = \"a\"\nbindings = [\"{a}\"]\n[[sites]]\nname = \"b\"\nbindings = [\"{b}\"]\n")
+    };
+    let e = one_error(&two("http://*:8080", "http://*:8080"));
+    assert!(
+        e.starts_with(
+            "test.toml:6:13: sites[1].bindings[0]: binding \"http://*:8080\" is already claimed by site \"a\""
+        ),
+        "{e}"
+    );
+    // Same port, different host names: name-based virtual hosting, fine.
+    ok(&two("http://a.example:8080", "http://b.example:8080"));
+    ok(&two("http://*:8080", "http://b.example:8080"));
+    let e = one_error(&two("http://a.example:8080", "http://A.example:8080"));
     assert!(e.contains("already claimed by site \"a\""), "{e}");
+    let e = one_error(&two("http://127.0.0.1:8080", "http://*:8080"));
+    assert!(e.contains("which Linux cannot open beside the socket on 127.0.0.1:8080"), "{e}");
+    ok(&two("http://127.0.0.1:8080", "http://127.0.0.2:8080"));
+    let tls = TempFile::new("claims.pem");
+    let e = one_error(&format!(
+        "{}tls = {{ cert = {:?}, key = {:?} }}\n",
+        two("http://*:8080", "https://b.example:8080"),
+        tls.0,
+        tls.0
+    ));
+    assert!(e.contains("one port serves one scheme"), "{e}");
+}
+
+#[test]
+fn bad_bindings_and_duplicate_names() {
+    let e = errors("[[sites]]\nname = \"a\"\nbindings = [\"http://*\", \"http://*:99999\", \"http://a b:80\"]\n[[sites]]\nname = \"a\"\nbindings = []\n");
+    assert_eq!(e.len(), 5, "{e:#?}");
+    assert!(e[0].starts_with("test.toml:3:13: sites[0].bindings[0]: \"http://*\": no port"), "{e:#?}");
+    assert!(e[1].contains("\"99999\" is not a port number"), "{e:#?}");
+    assert!(e[2].contains("\"a b\" is not *, an IP address or a host name"), "{e:#?}");
+    assert_eq!(e[3], "test.toml:5:8: sites[1].name: site name \"a\" is already used by sites[0]; names must be unique");
+    assert!(e[4].starts_with("test.toml:6:12: sites[1].bindings: a site needs at least one binding"), "{e:#?}");
+}
+
+#[test]
+fn pools_need_a_command_unless_hosted() {
+    assert!(one_error("[pools.a]\nkind = \"fastcgi\"\n")
+        .contains("pools.a.command: a pool of kind \"fastcgi\" needs a command"));
+    ok("[pools.a]\nkind = \"host\"\n");
+    let e = one_error("[pools.\"my.pool\"]\nkind = \"proces\"\ncommand = [\"x\"]\n");
+    assert_eq!(e, "test.toml:2:8: pools.\"my.pool\".kind: \"proces\" is not allowed; expected one of \"process\", \"fastcgi\", \"host\"; did you mean \"process\"?");
+    let e = one_error("[pools.a]\ncommand = [\"\"]\n");
+    assert!(e.starts_with("test.toml:2:12: pools.a.command[0]: the program name is empty"), "{e}");
+}
+
+#[test]
+fn tls_files_must_be_readable() {
+    let e = one_error("[[sites]]\nname = \"s\"\nbindings = [\"https://*:8443\"]\n");
+    assert!(
+        e.starts_with(
+            "test.toml:3:13: sites[0].bindings[0]: \"https://*:8443\" is https, and this site has no certificate"
+        ),
+        "{e}"
+    );
+    let e = errors("[[sites]]\nname = \"s\"\nbindings = [\"https://*:8443\"]\ntls = { cert = \"/no/cert.pem\", key = \"/no/key.pem\" }\n");
+    assert_eq!(
+        e,
+        [
+            "test.toml:4:16: sites[0].tls.cert: /no/cert.pem does not exist; expected a readable PEM certificate file",
+            "test.toml:4:38: sites[0].tls.key: /no/key.pem does not exist; expected a readable PEM private key file",
+        ]
+    );
+    let (cert, key) = (TempFile::new("cert.pem"), TempFile::new("key.pem"));
+    let text = format!(
+        "[[sites]]\nname = \"s\"\nbindings = [\"https://*:8443\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+        cert.0, key.0
+    );
+    assert_eq!(ok(&text).sites[0].tls.as_ref().map(|t| t.cert.clone()), Some(cert.0.clone()));
+    let text = format!("{SITE}tls = {{ cert = {:?}, key = {:?} }}\n", cert.0, key.0);
+    assert_eq!(warnings(&text), ["test.toml:4:7: sites[0].tls: is never used: this site has no https binding"]);
 }
 
 #[test]
 fn static_root_must_exist() {
-    let e = errors(
-        "[[sites]]\nname = \"a\"\nbindings = [\"http://*:1\"]\nroutes = [{ path = \"/\", root = \"/no/such/dir\" }]\n",
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/\", root = \"/no/such/dir\" }}]\n"));
+    assert_eq!(
+        e,
+        "test.toml:4:32: sites[0].routes[0].root: /no/such/dir does not exist; expected an existing directory"
     );
-    assert!(e.contains("is not a directory"), "{e}");
+}
+
+#[test]
+fn pool_sizes_must_be_positive() {
+    let e = errors("[pools.a]\ncommand = [\"x\"]\nprocesses = 0\nconcurrency = 0\nqueue_length = 0\n");
+    assert_eq!(
+        e,
+        [
+            "test.toml:3:13: pools.a.processes: must be at least 1",
+            "test.toml:4:15: pools.a.concurrency: must be at least 1",
+            "test.toml:5:16: pools.a.queue_length: must be at least 1",
+        ]
+    );
+}
+
+#[test]
+fn health_timing_follows_iis() {
+    // A timeout shorter than the interval is allowed, as IIS allowed it.
+    ok("[pools.a]\ncommand = [\"x\"]\nhealth = { ping_interval = \"60s\", ping_timeout = \"5s\" }\n");
+    // Interval 0 turns pinging off; then a zero timeout is fine too.
+    ok("[pools.a]\ncommand = [\"x\"]\nhealth = { ping_interval = \"0s\", ping_timeout = \"0s\" }\n");
+    let e = one_error("[pools.a]\ncommand = [\"x\"]\nhealth = { ping_timeout = \"0s\" }\n");
+    assert!(
+        e.starts_with("test.toml:3:27: pools.a.health.ping_timeout: must be more than 0s while pinging is on"),
+        "{e}"
+    );
+    let e = one_error("[pools.a]\ncommand = [\"x\"]\nstartup_time_limit = \"0s\"\n");
+    assert!(e.contains("pools.a.startup_time_limit: must be more than 0s"), "{e}");
+}
+
+#[test]
+fn recycle_schedule_times() {
+    let c = ok("[pools.a]\ncommand = [\"x\"]\nrecycle = { schedule = [\"23:59\", \"03:30\"] }\n");
+    let times: Vec<(u8, u8)> = c.pools["a"].recycle.schedule.iter().map(|t| (t.hour, t.minute)).collect();
+    assert_eq!(times, [(3, 30), (23, 59)]);
+    let e =
+        errors("[pools.a]\ncommand = [\"x\"]\nrecycle = { schedule = [\"03:30\", \"24:00\", \"3:5\", \"+1:00\"] }\n");
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(e[0].starts_with("test.toml:3:34: pools.a.recycle.schedule[1]: \"24:00\" is not a local time"), "{e:#?}");
+    assert!(e[1].starts_with("test.toml:3:43: pools.a.recycle.schedule[2]"), "{e:#?}");
+    let w = warnings("[pools.a]\ncommand = [\"x\"]\nrecycle = { schedule = [\"03:30\", \"03:30\"] }\n");
+    assert_eq!(w, ["test.toml:3:34: pools.a.recycle.schedule[1]: \"03:30\" is listed twice"]);
+}
+
+#[test]
+fn cpu_rapid_fail_and_orphan() {
+    let e = one_error("[pools.a]\ncommand = [\"x\"]\ncpu = { limit = 50, action = \"kill\" }\n");
+    assert!(
+        e.starts_with(
+            "test.toml:3:30: pools.a.cpu.action: \"kill\" is not allowed; expected one of \"log\", \"recycle\""
+        ),
+        "{e}"
+    );
+    let e = one_error("[pools.a]\ncommand = [\"x\"]\ncpu = { limit = 50, reset_interval = \"0s\" }\n");
+    assert!(e.contains("pools.a.cpu.reset_interval: must be more than 0s while cpu.limit is set"), "{e}");
+    ok("[pools.a]\ncommand = [\"x\"]\ncpu = { limit = 0, reset_interval = \"0s\" }\n");
+    let e = one_error("[pools.a]\ncommand = [\"x\"]\nrapid_fail = { max_crashes = 0 }\n");
+    assert!(e.contains("pools.a.rapid_fail.max_crashes: must be at least 1 while rapid-fail protection is on"), "{e}");
+    ok("[pools.a]\ncommand = [\"x\"]\nrapid_fail = { enabled = false, max_crashes = 0 }\n");
+    // Orphaning with no action just leaves the worker for a debugger.
+    assert_eq!(warnings("[pools.a]\ncommand = [\"x\"]\norphan = { enabled = true }\n"), Vec::<String>::new());
+    let w = warnings("[pools.a]\ncommand = [\"x\"]\norphan = { action = [\"gcore\", \"%pid%\"] }\n");
+    assert_eq!(w, ["test.toml:3:21: pools.a.orphan.action: is never run: orphan.enabled is false"]);
+}
+
+#[test]
+fn execute_needs_a_host_pool() {
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/cgi\", root = \"/tmp\", pool = \"p\", execute = \"cgi\" }}]\n[pools.p]\ncommand = [\"x\"]\n"));
+    assert!(e.contains("sites[0].routes[0].execute: needs a pool of kind \"host\""), "{e}");
+    ok(&format!("{SITE}routes = [{{ path = \"/cgi\", root = \"/tmp\", pool = \"p\", execute = \"cgi\" }}]\n[pools.p]\nkind = \"host\"\n"));
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"p\", execute = \"extension\" }}]\n[pools.p]\nkind = \"host\"\n"
+    ));
+    assert!(e.contains("execute = \"extension\" needs library"), "{e}");
+}
+
+#[test]
+fn socket_paths_must_fit() {
+    let long = "x".repeat(100);
+    let e = one_error(&format!("[pools.{long}]\ncommand = [\"x\"]\n"));
+    assert!(e.contains("unix sockets allow 107"), "{e}");
+    let e = one_error(&format!("[server]\nstate_dir = \"/{long}\"\n"));
+    assert!(e.starts_with("test.toml:2:13: server.state_dir: the admin socket path"), "{e}");
+}
+
+#[test]
+fn warnings_do_not_refuse_the_file() {
+    let c = check("[cache]\nmax_item = \"1GiB\"\n", "test.toml", Path::new("/tmp")).expect("valid");
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0].to_string().contains("cache.max_item: is larger than cache.max_memory"));
 }

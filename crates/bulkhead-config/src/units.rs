@@ -16,6 +16,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "{text:?} is not a duration; expected a whole number and a unit, like \"90s\", \"20m\", \"29h\", \"500ms\""
         )
     })?;
+    if unit.is_empty() {
+        return Err(format!("{text:?} has no unit; expected a whole number and a unit, like \"{n}s\" or \"{n}m\""));
+    }
     let secs = |mul: u64| n.checked_mul(mul).map(Duration::from_secs);
     let d = match unit {
         "ms" => Some(Duration::from_millis(n)),
@@ -60,9 +63,9 @@ pub fn format_duration(d: Duration) -> String {
         format!("{}ms", d.as_millis())
     } else if s == 0 {
         "0s".into()
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

@@ -1,0 +1,293 @@
+//! `[[sites]]` → [`Site`]: names, bindings (and which site claims which address and host),
+//! TLS files, access-log settings and routes.
+//!
+//! Called by [`super::validate`] after the pools, which routes must name. Also home of
+//! [`parse_binding`], which the manager and listener use on binding strings too.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use super::*;
+
+pub(super) fn sites(c: &mut Checker<'_>, raw: &[RawSite], pools: &BTreeMap<String, Pool>) -> Vec<Site> {
+    let mut sites = Vec::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut claims = Claims::default();
+    for (i, s) in raw.iter().enumerate() {
+        let key = format!("sites[{i}]");
+        if c.file_name(&format!("{key}.name"), &s.name, "site") {
+            if let Some(first) = names.insert(&s.name, i) {
+                c.err(
+                    format!("{key}.name"),
+                    format!("site name {:?} is already used by sites[{first}]; names must be unique", s.name),
+                );
+            }
+        }
+        let site = site(c, &key, s, pools);
+        for (j, b) in s.bindings.iter().enumerate() {
+            if let Ok(b) = parse_binding(b) {
+                claims.claim(c, &format!("{key}.bindings[{j}]"), &b, &site.name);
+            }
+        }
+        sites.push(site);
+    }
+    sites
+}
+
+/// Which site holds which (socket, host name), and what each socket is.
+#[derive(Default)]
+struct Claims {
+    /// (socket key, host or `*`) → (site, binding text).
+    hosts: HashMap<(String, String), (String, String)>,
+    /// socket key → (scheme, binding text).
+    schemes: HashMap<String, (Scheme, String)>,
+    /// Distinct listening addresses per port, with the binding that first needed each.
+    addrs: HashMap<u16, Vec<(SocketAddr, String)>>,
+}
+
+impl Claims {
+    fn claim(&mut self, c: &mut Checker<'_>, key: &str, b: &Binding, site: &str) {
+        let socket = b.socket_key();
+        let host = match &b.host {
+            BindingHost::Name(n) => n.clone(),
+            _ => "*".into(),
+        };
+        match self.hosts.get(&(socket.clone(), host.clone())) {
+            Some((other, _)) if other == site => c.warn(key, format!("binding {:?} is listed twice", b.text)),
+            Some((other, text)) => c.err(
+                key,
+                format!("binding {:?} is already claimed by site {other:?} (as {text:?}); two sites cannot take the same address, port and host name", b.text),
+            ),
+            None => {
+                self.hosts.insert((socket.clone(), host), (site.to_string(), b.text.clone()));
+            }
+        }
+        match self.schemes.get(&socket) {
+            Some((scheme, text)) if *scheme != b.scheme => c.err(
+                key,
+                format!(
+                    "binding {:?} needs {socket} as {}, but {text:?} already uses it as {}; one port serves one scheme",
+                    b.text,
+                    scheme_name(b.scheme),
+                    scheme_name(*scheme)
+                ),
+            ),
+            Some(_) => {}
+            None => {
+                self.schemes.insert(socket, (b.scheme, b.text.clone()));
+            }
+        }
+        let addr = b.listen_addr();
+        if addr.port() == 0 {
+            return; // every port-0 socket gets its own ephemeral port
+        }
+        let seen = self.addrs.entry(addr.port()).or_default();
+        if seen.iter().any(|(a, _)| *a == addr) {
+            return;
+        }
+        let clash = seen
+            .iter()
+            .find(|(a, _)| a.is_ipv4() == addr.is_ipv4() && (a.ip().is_unspecified() != addr.ip().is_unspecified()));
+        if let Some((other, text)) = clash {
+            c.err(
+                key,
+                format!("binding {:?} needs a socket on {addr}, which Linux cannot open beside the socket on {other} that {text:?} needs; write both with the same address (both \"*\" or both an IP)", b.text),
+            );
+        }
+        seen.push((addr, b.text.clone()));
+    }
+}
+
+fn scheme_name(s: Scheme) -> &'static str {
+    match s {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    }
+}
+
+fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Pool>) -> Site {
+    if s.bindings.is_empty() {
+        c.err(format!("{key}.bindings"), "a site needs at least one binding, like \"http://*:8080\"");
+    }
+    let mut bindings = Vec::new();
+    for (j, text) in s.bindings.iter().enumerate() {
+        match parse_binding(text) {
+            Ok(b) if b.scheme == Scheme::Https && s.tls.is_none() => {
+                c.err(
+                    format!("{key}.bindings[{j}]"),
+                    format!("{text:?} is https, and this site has no certificate; add tls = {{ cert = \"site.pem\", key = \"site.key\" }}"),
+                );
+                bindings.push(b);
+            }
+            Ok(b) => bindings.push(b),
+            Err(e) => c.err(format!("{key}.bindings[{j}]"), e),
+        }
+    }
+    let tls = s.tls.as_ref().map(|t| Tls {
+        cert: c.readable_file(&format!("{key}.tls.cert"), &t.cert, "a readable PEM certificate file"),
+        key: c.readable_file(&format!("{key}.tls.key"), &t.key, "a readable PEM private key file"),
+    });
+    if tls.is_some() && !bindings.is_empty() && bindings.iter().all(|b| b.scheme == Scheme::Http) {
+        c.warn(format!("{key}.tls"), "is never used: this site has no https binding");
+    }
+    if s.max_connections == 0 {
+        c.err(format!("{key}.max_connections"), "must be at least 1");
+    }
+    let format = c.one_of(
+        &format!("{key}.log.format"),
+        &s.log.format,
+        &[("w3c", LogFormat::W3c), ("ncsa", LogFormat::Ncsa), ("json", LogFormat::Json)],
+    );
+    let rollover = c.one_of(
+        &format!("{key}.log.rollover"),
+        &s.log.rollover,
+        &[("daily", Rollover::Daily), ("hourly", Rollover::Hourly), ("size", Rollover::Size)],
+    );
+    let max_bandwidth = c.size(&format!("{key}.max_bandwidth"), s.max_bandwidth.trim_end_matches("/s"));
+    let mut routes = Vec::new();
+    for (j, r) in s.routes.iter().enumerate() {
+        if let Some(r) = route(c, &format!("{key}.routes[{j}]"), r, pools) {
+            if routes.iter().any(|o: &Route| o.path == r.path) {
+                c.err(format!("{key}.routes[{j}].path"), format!("path {:?} is routed twice in this site", r.path));
+            }
+            routes.push(r);
+        }
+    }
+    routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+    Site {
+        name: s.name.clone(),
+        bindings,
+        tls,
+        max_connections: s.max_connections,
+        max_bandwidth,
+        log: SiteLog {
+            enabled: s.log.enabled,
+            format: format.unwrap_or(LogFormat::W3c),
+            rollover: rollover.unwrap_or(Rollover::Daily),
+        },
+        routes,
+    }
+}
+
+fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, Pool>) -> Option<Route> {
+    let k = |f: &str| format!("{key}.{f}");
+    if !r.path.starts_with('/') {
+        c.err(k("path"), format!("{:?} must start with \"/\"", r.path));
+        return None;
+    }
+    let path = if r.path.len() > 1 { r.path.trim_end_matches('/').to_string() } else { r.path.clone() };
+    let check_pool = |c: &mut Checker<'_>, field: &str, name: &str| -> Option<PoolKind> {
+        let found = pools.get(name).map(|p| p.kind);
+        if found.is_none() {
+            let hint = closest(name, pools.keys().map(String::as_str)).map(|n| format!("; did you mean {n:?}?"));
+            let known: Vec<String> = pools.keys().map(|n| format!("{n:?}")).collect();
+            let known = if known.is_empty() {
+                "; no pools are defined".into()
+            } else {
+                format!(" (pools: [{}])", known.join(", "))
+            };
+            c.err(k(field), format!("pool {name:?} is not defined{known}{}", hint.unwrap_or_default()));
+        }
+        found
+    };
+    if r.status.is_some() && r.redirect.is_none() {
+        c.warn(k("status"), "is only used by redirect routes");
+    }
+    let action = match (&r.root, &r.pool, &r.redirect) {
+        (None, None, Some(to)) => {
+            let status = r.status.unwrap_or(302);
+            if ![301, 302, 303, 307, 308].contains(&status) {
+                c.err(k("status"), format!("{status} is not a redirect status; expected 301, 302, 303, 307 or 308"));
+            }
+            if to.is_empty() {
+                c.err(k("redirect"), "is empty; expected a path like \"/new\" or a URL like \"https://example.com/\"");
+            }
+            RouteAction::Redirect { to: to.clone(), status }
+        }
+        (Some(root), None, None) => {
+            let root = c.directory(&k("root"), root);
+            let mut handlers = BTreeMap::new();
+            for (ext, pool) in &r.handlers {
+                check_pool(c, &format!("handlers.{}", quote_key(ext)), pool);
+                let ext = ext.to_ascii_lowercase();
+                handlers.insert(if ext.starts_with('.') { ext } else { format!(".{ext}") }, pool.clone());
+            }
+            RouteAction::Static(StaticRoute {
+                root,
+                default_documents: r
+                    .default_documents
+                    .clone()
+                    .unwrap_or_else(|| vec!["index.html".into(), "index.htm".into()]),
+                directory_browsing: r.directory_browsing,
+                handlers,
+            })
+        }
+        (root, Some(pool), None) => {
+            let kind = check_pool(c, "pool", pool);
+            let execute = r
+                .execute
+                .as_deref()
+                .and_then(|e| c.one_of(&k("execute"), e, &[("cgi", Execute::Cgi), ("extension", Execute::Extension)]));
+            if execute.is_some() && kind.is_some_and(|kind| kind != PoolKind::Host) {
+                c.err(
+                    k("execute"),
+                    format!("needs a pool of kind \"host\" (the built-in worker); pool {pool:?} is not"),
+                );
+            }
+            let root = match (root, execute) {
+                (Some(root), Some(Execute::Cgi)) => Some(c.directory(&k("root"), root)),
+                (None, Some(Execute::Cgi)) => {
+                    c.err(key, "execute = \"cgi\" needs root, the directory the CGI programs are in");
+                    None
+                }
+                (root, _) => root.as_deref().map(|p| c.path(p)),
+            };
+            let library = match (&r.library, execute) {
+                (Some(lib), Some(Execute::Extension)) => {
+                    Some(c.readable_file(&k("library"), lib, "a readable extension library (.so)"))
+                }
+                (None, Some(Execute::Extension)) => {
+                    c.err(key, "execute = \"extension\" needs library, the extension's .so file");
+                    None
+                }
+                (Some(lib), _) => {
+                    c.warn(k("library"), "is only used with execute = \"extension\"");
+                    Some(c.path(lib))
+                }
+                (None, _) => None,
+            };
+            RouteAction::Pool(PoolRoute { pool: pool.clone(), root, execute, library })
+        }
+        _ => {
+            c.err(key, "a route needs exactly one of `root` (static files), `pool` (an application) or `redirect`");
+            return None;
+        }
+    };
+    Some(Route { path, action })
+}
+
+/// Parses `scheme://(*|IP|host-name):port`.
+pub fn parse_binding(text: &str) -> Result<Binding, String> {
+    let expected =
+        "expected scheme://host:port, like \"http://*:8080\", \"http://127.0.0.1:8080\" or \"https://shop.example:8443\"";
+    let (scheme, rest) = text.split_once("://").ok_or_else(|| format!("{text:?}: {expected}"))?;
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => return Err(format!("{text:?}: scheme {other:?} is not http or https")),
+    };
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("{text:?}: no port; {expected}"))?;
+    let port: u16 = port.parse().map_err(|_| format!("{text:?}: {port:?} is not a port number (0 to 65535)"))?;
+    let host = if host == "*" {
+        BindingHost::Any
+    } else if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        BindingHost::Ip(v6.parse().map_err(|_| format!("{text:?}: {v6:?} is not an IPv6 address"))?)
+    } else if let Ok(ip) = host.parse::<IpAddr>() {
+        BindingHost::Ip(ip)
+    } else if !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+        BindingHost::Name(host.to_ascii_lowercase())
+    } else {
+        return Err(format!("{text:?}: {host:?} is not *, an IP address or a host name; {expected}"));
+    };
+    Ok(Binding { scheme, host, port, text: text.to_string() })
+}
