@@ -35,6 +35,8 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
 
 #[tokio::main]
 async fn main() {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
     if let Err(error) = bulkhead_worker::serve(tower::service_fn(app)).await {
         eprintln!("routes: {error}");
         std::process::exit(1);
