@@ -106,9 +106,7 @@ pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigE
     };
     let (mut doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
-        return Err(ConfigErrors(
-            syntax.into_iter().map(|e| at(e.span(), String::new(), e.message().trim().to_string())).collect(),
-        ));
+        return Err(sorted(syntax.into_iter().map(|e| at(e.span(), String::new(), syntax_message(&e))).collect()));
     }
     let problems = schema::check(&mut doc);
     let mut errors: Vec<ConfigError> =
@@ -137,6 +135,14 @@ pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigE
         Ok(Checked { config, warnings })
     } else {
         Err(sorted(errors))
+    }
+}
+
+/// toml's message for a syntax error, with what to do where it is terse.
+fn syntax_message(e: &toml::de::Error) -> String {
+    match e.message().trim() {
+        "duplicate key" => "duplicate key: it is already defined above; each key and [table] may appear once".into(),
+        other => other.to_string(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The validated configuration: what the manager, listener and workers act on.
 //!
 //! Every value here has been checked and every relative path made absolute; code that holds a
-//! [`Config`] never re-validates. Produced only by [`crate::parse`] / [`crate::load`].
+//! [`Config`] never re-validates. Produced only by [`crate::parse`] / [`crate::check`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -117,6 +117,9 @@ fn syntax_errors_have_positions() {
     assert!(e[0].starts_with("test.toml:2:"), "{e:?}");
     let e = errors("[server]\nmax_history = 1\nmax_history = 2\n");
     assert!(e[0].starts_with("test.toml:3:") && e[0].contains("duplicate key"), "{e:?}");
+    let e = errors("[server\nstate_dir = \"x\"\n[limits]\nmax_body = \n[cache\n");
+    let lines: Vec<&str> = e.iter().filter_map(|e| e.split(':').nth(1)).collect();
+    assert_eq!(lines, ["1", "4", "5"], "{e:#?}");
 }
 
 #[test]
@@ -363,4 +366,21 @@ fn warnings_do_not_refuse_the_file() {
     let c = check("[cache]\nmax_item = \"1GiB\"\n", "test.toml", Path::new("/tmp")).expect("valid");
     assert_eq!(c.warnings.len(), 1);
     assert!(c.warnings[0].to_string().contains("cache.max_item: is larger than cache.max_memory"));
+}
+
+#[test]
+fn config_check_cases_from_the_cli_contract() {
+    let bad = "[[sites]]\nname = \"site\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [ { path = \"/\", pool = \"api\" } ]\n\n[pools.api]\ncommand = [\"python3\", \"app.py\"]\nprocesses = 1\nidle_timeout = \"soon\"\n";
+    assert_eq!(
+        one_error(bad),
+        "test.toml:9:16: pools.api.idle_timeout: \"soon\" is not a duration; expected a whole number and a unit, like \"90s\", \"20m\", \"29h\", \"500ms\""
+    );
+    assert_eq!(
+        one_error("[server]\nstate_dir = \"s\"\nlog_dir = [\n").split(':').take(2).collect::<Vec<_>>(),
+        ["test.toml", "3"]
+    );
+    assert_eq!(
+        one_error("[pools.api]\ncommand = [\"x\"]\nidel_timeout = \"5m\"\n"),
+        "test.toml:3:1: pools.api.idel_timeout: unknown key; did you mean `idle_timeout`?"
+    );
 }
