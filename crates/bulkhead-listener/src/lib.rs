@@ -1,16 +1,105 @@
-//! STUB — being written. The front end (DESIGN §2).
+//! Bulkhead's listener: the front end of DESIGN §2, in its own process (HTTP.sys's role).
+//!
+//! It owns client connections from accept to close — limits, timeouts, HTTP/1.1 parsing (hyper),
+//! routing to a site and route, static files, redirects, per-pool request queues, dispatch to
+//! worker processes over their sockets, access and HTTPERR logs — and never loads or runs
+//! application code. It is spawned by the manager as the hidden `bulkhead listener` subcommand;
+//! the binary wraps the inherited control socket (fd 3) and calls [`run`]. Everything it serves
+//! comes from the manager over that channel: the configuration and the listening sockets
+//! (`Configure`), workers appearing, draining and going (`WorkerUp`, ...), and `Shutdown`.
+//!
+//! Map of the crate (the request path, in order):
+//! [`server`] (accept loop, connection limits and timers, hyper settings) →
+//! [`request`] (request limits, the request path) → [`routing`] (site and route) →
+//! [`static_files`] | redirect | [`queue`] (per-pool `RequestQueue`) → [`dispatch`] (to a worker,
+//! HTTP/1.1 in [`dispatch::http1`]) with [`proxy`] (header rewriting) and [`body`] (streaming
+//! bodies, the log-on-completion wrapper) → [`log`] (one writer thread). [`control`] talks to
+//! the manager; [`inherit`] turns inherited fds into listeners; [`state`] is what they share;
+//! [`error`] holds the error types.
+//!
+//! Like every library of Bulkhead, it reads no environment, argv or signals.
 #![deny(unsafe_code)]
 
-/// Errors that end the listener process.
-#[derive(Debug, thiserror::Error)]
-pub enum ListenerError {
-    #[error("listener control channel: {0}")]
-    Control(#[from] bulkhead_proto::ChannelError),
-}
+pub mod body;
+pub mod control;
+pub mod dispatch;
+pub mod error;
+pub mod inherit;
+pub mod log;
+pub mod proxy;
+pub mod queue;
+pub mod request;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod static_files;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_proto::{Channel, ListenerToManager, ManagerToListener};
+use tokio::sync::mpsc;
+
+pub use error::ListenerError;
+
+use control::{Control, Ending};
+use log::LogConfig;
+use state::Shared;
 
 /// Runs the listener on its control channel (fd 3 of the hidden `bulkhead listener`
 /// subcommand) until the manager says `Shutdown` or the channel closes.
+///
+/// The first message must be `Configure`; the listener answers `Ready` once it accepts on every
+/// socket it was given. After `Shutdown` it answers `Drained` and returns `Ok`; if the manager
+/// goes away it stops at once and returns `Ok` too (there is no one left to report to).
 pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
-    let _ = control;
-    Ok(())
+    let channel: Channel<ListenerToManager, ManagerToListener> = Channel::new(control);
+    let (mut sender, mut receiver) = channel.into_split();
+    let first = receiver.recv().await?.ok_or(ListenerError::NoConfiguration)?;
+    let ManagerToListener::Configure { config_toml, config_path, base_dir, sockets } = first else {
+        return Err(ListenerError::UnexpectedMessage { got: format!("{first:?}") });
+    };
+    let config = Arc::new(control::parse_config(&config_toml, config_path.as_deref(), &base_dir)?);
+    let log_dir = config.server.log_dir.clone();
+    let (log, log_thread) = log::start(LogConfig::from_config(&config))
+        .map_err(|source| ListenerError::LogDir { path: log_dir, source })?;
+
+    let (tx, mut outbox) = mpsc::unbounded_channel::<ListenerToManager>();
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = outbox.recv().await {
+            if let Err(e) = sender.send(&msg).await {
+                tracing::warn!("cannot send {msg:?} to the manager: {e}");
+                break;
+            }
+            if msg == ListenerToManager::Drained {
+                break;
+            }
+        }
+    });
+
+    let table = control::build_table(config.clone(), sockets.clone(), None).await;
+    let shared = Shared::new(table, log.clone(), tx.clone());
+    let mut ctl = Control::new(shared.clone());
+    ctl.apply(&config, &sockets);
+    let _ = tx.send(ListenerToManager::Ready);
+    let ticker = tokio::spawn(control::activity_ticker(shared.clone()));
+
+    let ending = ctl.serve(receiver).await;
+    ticker.abort();
+    match ending {
+        Ok(Ending::Shutdown) => {
+            let flush = log.clone();
+            let _ = tokio::task::spawn_blocking(move || flush.flush_blocking()).await;
+            let _ = tx.send(ListenerToManager::Drained);
+        }
+        Ok(Ending::ManagerGone) | Err(_) => ctl.abort(),
+    }
+    drop(tx);
+    drop(shared);
+    drop(ctl);
+    // The writer ends after `Drained`, or once every sender is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    drop(log);
+    drop(log_thread);
+    ending.map(|_| ())
 }

@@ -1,0 +1,251 @@
+//! The manager's control channel, seen from the listener: applying `Configure`, worker and pool
+//! news, `Shutdown`; sending `Ready`, `DemandStart`, `WorkerUnreachable`, `Activity`, `Drained`.
+//!
+//! Messages to the manager go through one writer task fed by an unbounded channel
+//! ([`ControlTx`]), so the request path can say `DemandStart` or `WorkerUnreachable` without
+//! awaiting socket writes (these are rare: once per pool or per worker). `Activity` is sent by a
+//! ticker at most once a second per pool, and only for pools that dispatched requests.
+//!
+//! A `Configure` is applied whole: the new route table is built off the runtime threads and
+//! swapped in (in-flight requests finish on the old one), pools are added/kept/removed (a
+//! removed pool's waiting requests get 503 `AppShutdown`), log settings are passed to the log
+//! writer, and listening sockets are started or stopped to match. Never touches a request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_config::Config;
+use bulkhead_proto::{ChannelReceiver, ListenSocket, ListenerToManager, ManagerToListener, PoolRefusal};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::dispatch::Worker;
+use crate::error::ListenerError;
+use crate::log::LogConfig;
+use crate::routing::Table;
+use crate::state::{Phase, Shared};
+
+/// The request path's way to the manager.
+pub type ControlTx = mpsc::UnboundedSender<ListenerToManager>;
+
+/// How the control loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `Shutdown` was received and carried out.
+    Shutdown,
+    /// The manager closed the channel (it died): stop now.
+    ManagerGone,
+}
+
+/// The listener's side of the control channel.
+pub struct Control {
+    shared: Arc<Shared>,
+    /// Inherited sockets being accepted on: fd → (stop signal, accept task).
+    sockets: HashMap<i32, (watch::Sender<bool>, JoinHandle<()>)>,
+}
+
+/// Parses a configuration the manager sent (already validated there).
+pub fn parse_config(
+    text: &str,
+    path: Option<&std::path::Path>,
+    base_dir: &std::path::Path,
+) -> Result<Config, ListenerError> {
+    let file = path.map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string());
+    let base = path.and_then(|p| p.parent()).filter(|p| !p.as_os_str().is_empty()).unwrap_or(base_dir);
+    Ok(bulkhead_config::parse(text, &file, base)?)
+}
+
+/// Builds a route table off the runtime threads (it canonicalises static roots).
+pub async fn build_table(config: Arc<Config>, sockets: Vec<ListenSocket>, old: Option<Arc<Table>>) -> Table {
+    let cfg = config.clone();
+    let socks = sockets.clone();
+    let old2 = old.clone();
+    match tokio::task::spawn_blocking(move || Table::build(&cfg, &socks, old2.as_deref())).await {
+        Ok(table) => table,
+        Err(_) => Table::build(&config, &sockets, old.as_deref()),
+    }
+}
+
+impl Control {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Control { shared, sockets: HashMap::new() }
+    }
+
+    /// Applies pools and sockets of a configuration whose table is already in place.
+    pub fn apply(&mut self, config: &Config, sockets: &[ListenSocket]) {
+        let timeout = config.limits.queue_timeout;
+        let removed = self.shared.set_pools(config.pools.values().map(|p| (p.name.clone(), p.queue_length)), timeout);
+        for queue in removed {
+            tracing::info!("pool {:?} removed from the configuration; refusing its waiting requests", &**queue.pool());
+            queue.refuse(PoolRefusal::AppShutdown);
+        }
+        self.shared.log.configure(LogConfig::from_config(config));
+        let wanted: HashMap<i32, &ListenSocket> = sockets.iter().map(|s| (s.fd, s)).collect();
+        self.sockets.retain(|fd, (stop, _)| {
+            let keep = wanted.contains_key(fd);
+            if !keep {
+                tracing::info!("listening socket fd {fd} no longer configured; no longer accepting on it");
+                let _ = stop.send(true);
+            }
+            keep
+        });
+        for socket in sockets {
+            if self.sockets.contains_key(&socket.fd) {
+                continue;
+            }
+            match crate::inherit::tcp_listener(socket.fd) {
+                Ok(listener) => {
+                    let (stop, stopped) = watch::channel(false);
+                    let task =
+                        tokio::spawn(crate::server::accept_loop(self.shared.clone(), listener, socket.fd, stopped));
+                    self.sockets.insert(socket.fd, (stop, task));
+                }
+                Err(e) => tracing::error!(
+                    "cannot use inherited socket fd {} ({}, {}): {e}",
+                    socket.fd,
+                    socket.local_addr,
+                    socket.bindings.join(", ")
+                ),
+            }
+        }
+    }
+
+    /// Serves control messages until `Shutdown` or the channel closes.
+    pub async fn serve(&mut self, mut rx: ChannelReceiver<ManagerToListener>) -> Result<Ending, ListenerError> {
+        loop {
+            let msg = match rx.recv().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return Ok(Ending::ManagerGone),
+                Err(e) => {
+                    tracing::error!("listener control channel: {e}; stopping");
+                    return Ok(Ending::ManagerGone);
+                }
+            };
+            match msg {
+                ManagerToListener::Configure { config_toml, config_path, base_dir, sockets } => {
+                    match parse_config(&config_toml, config_path.as_deref(), &base_dir) {
+                        Ok(config) => {
+                            let config = Arc::new(config);
+                            let table = build_table(config.clone(), sockets.clone(), Some(self.shared.table())).await;
+                            self.shared.set_table(table);
+                            self.apply(&config, &sockets);
+                            tracing::info!(
+                                "configuration applied ({} sites, {} pools)",
+                                config.sites.len(),
+                                config.pools.len()
+                            );
+                        }
+                        Err(e) => tracing::error!("new configuration refused, keeping the running one: {e}"),
+                    }
+                }
+                ManagerToListener::WorkerUp(info) => {
+                    let timeout = self.shared.table().limits.queue_timeout;
+                    let queue = self.shared.pool_or_create(&info.pool, 1000, timeout);
+                    tracing::debug!(
+                        "pool {:?}: worker {} (pid {}) up at {:?}",
+                        info.pool,
+                        info.worker,
+                        info.pid,
+                        info.address
+                    );
+                    queue.worker_up(Worker::new(&info));
+                }
+                ManagerToListener::WorkerDraining { pool, worker } => {
+                    if let Some(q) = self.shared.pool(&pool) {
+                        q.worker_draining(worker);
+                    }
+                }
+                ManagerToListener::WorkerGone { pool, worker, reason } => {
+                    tracing::debug!("pool {pool:?}: worker {worker} gone: {reason}");
+                    if let Some(q) = self.shared.pool(&pool) {
+                        q.worker_gone(worker);
+                    }
+                }
+                ManagerToListener::PoolRefused { pool, refusal, detail } => {
+                    tracing::info!("pool {pool:?} refused ({}): {detail}", refusal.as_str());
+                    if let Some(q) = self.shared.pool(&pool) {
+                        q.refuse(refusal);
+                    }
+                }
+                ManagerToListener::PoolAvailable { pool } => {
+                    if let Some(q) = self.shared.pool(&pool) {
+                        q.available();
+                    }
+                }
+                ManagerToListener::Shutdown { grace_ms } => {
+                    self.shutdown(Duration::from_millis(grace_ms)).await;
+                    return Ok(Ending::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `grace`, then refuses what is
+    /// still queued (503 `AppShutdown`) and closes what is left.
+    async fn shutdown(&mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.shared.set_phase(Phase::Graceful);
+        for (_, (stop, _)) in self.sockets.drain() {
+            let _ = stop.send(true);
+        }
+        if !self.wait_for_connections(deadline).await {
+            for queue in self.shared.pools() {
+                queue.refuse(PoolRefusal::AppShutdown);
+            }
+            // Let the 503s just produced reach their clients.
+            self.wait_for_connections(tokio::time::Instant::now() + Duration::from_millis(500)).await;
+            self.shared.set_phase(Phase::Abort);
+        }
+        for queue in self.shared.pools() {
+            queue.refuse(PoolRefusal::AppShutdown);
+        }
+    }
+
+    /// Waits until no client connection is open, or the deadline; true if none is left.
+    async fn wait_for_connections(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let closed = self.shared.connections_closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.shared.connections() == 0 {
+                return true;
+            }
+            tokio::select! {
+                _ = closed => {}
+                _ = tokio::time::sleep_until(deadline) => return self.shared.connections() == 0,
+            }
+        }
+    }
+
+    /// Stops everything at once (the manager is gone).
+    pub fn abort(&mut self) {
+        self.shared.set_phase(Phase::Abort);
+        for (_, (stop, task)) in self.sockets.drain() {
+            let _ = stop.send(true);
+            task.abort();
+        }
+        for queue in self.shared.pools() {
+            queue.refuse(PoolRefusal::AppShutdown);
+        }
+    }
+}
+
+/// Sends `Activity` for every pool that dispatched requests, once a second, until the control
+/// sender closes.
+pub async fn activity_ticker(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for queue in shared.pools() {
+            let requests = queue.take_dispatched();
+            if requests > 0 {
+                let msg = ListenerToManager::Activity { pool: queue.pool().to_string(), requests };
+                if shared.control.send(msg).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

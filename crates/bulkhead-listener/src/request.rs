@@ -1,0 +1,394 @@
+//! The request path (DESIGN §2): limits, site and route choice, then a static file, a redirect,
+//! or a pool — queue, dispatch, retry — and the access-log completion on every answer.
+//!
+//! Called by hyper for each request on a client connection ([`crate::server`]). Every answer,
+//! success or refusal, leaves through [`handle`] with a [`Completion`] attached, so each request
+//! gets exactly one access-log line (written when its body finishes or the client goes away),
+//! and every refusal before a worker saw the request also gets an HTTPERR line with IIS's reason.
+//!
+//! Failure semantics (issue #2 item 6): a request the worker never received (connect refused, a
+//! kept-alive connection found closed) is sent again; a replayable request (GET/HEAD/OPTIONS with
+//! no body) that a worker failed before answering is re-queued once, at the front, for another
+//! worker — the failed worker is marked unreachable at once and the manager told; a request that
+//! took down two workers is a poison request: 502, never retried. Anything else → 502. A body
+//! that outgrew `max_body` while streaming → 413; a client that stalled its body → 408.
+//!
+//! Must never run application code or block: file I/O is in [`crate::static_files`], worker I/O
+//! in [`crate::dispatch`].
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bulkhead_config::{Limits, Scheme};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+
+use crate::body::{Completion, RequestBody, ResponseBody};
+use crate::dispatch::{Failure, Lease};
+use crate::error::{ErrorSource, RetryType};
+use crate::log::{AccessRecord, HttpErrRecord};
+use crate::proxy::{self, Forwarded};
+use crate::routing::{Action, SiteEntry, Table};
+use crate::server::{BodyFault, ConnCtx};
+use crate::static_files::{self, plain, StaticRequest};
+
+/// Sends to a worker per request, counting connects to workers found dead.
+const MAX_SENDS: u32 = 4;
+/// HTTPERR reason of a 502 caused by a worker failing (IIS's word for a crashed w3wp).
+const WORKER_FAILED: &str = "Connection_Abandoned_By_AppPool";
+
+/// The request as it arrived, kept for the logs (cheap clones: `Uri` and header values share
+/// their bytes).
+struct Meta {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    user_agent: Option<HeaderValue>,
+    referer: Option<HeaderValue>,
+    head_bytes: u64,
+}
+
+/// One request in progress.
+struct Exchange<'a> {
+    ctx: &'a ConnCtx,
+    table: Arc<Table>,
+    meta: Meta,
+    started: Instant,
+    /// Site id, name and whether it logs, once known.
+    site: Option<(u32, Arc<str>, bool)>,
+}
+
+/// Answers one request.
+pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+    ctx.state.request_started();
+    let meta = Meta {
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        version: req.version(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        referer: req.headers().get(header::REFERER).cloned(),
+        head_bytes: request_head_bytes(&req),
+    };
+    let mut x = Exchange { ctx: &ctx, table: ctx.shared.table(), meta, started: Instant::now(), site: None };
+    let (resp, substatus) = x.route(req).await;
+    Ok(x.finish(resp, substatus))
+}
+
+impl Exchange<'_> {
+    async fn route(&mut self, req: Request<Incoming>) -> (Response<ResponseBody>, u16) {
+        if self.ctx.over_limit {
+            return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
+        }
+        if let Some((code, reason)) = check_limits(&req, &self.table.limits) {
+            return self.refuse(code, reason, None);
+        }
+        let table = self.table.clone();
+        let host = req.uri().host().or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
+        let Some(site) = table.site_for(self.ctx.socket, host) else {
+            return self.refuse(StatusCode::NOT_FOUND, "NoSite", None);
+        };
+        self.site = Some((site.id, site.name.clone(), site.log_enabled));
+        if !self.claim_site_connection(site) {
+            return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
+        }
+        let path = req.uri().path();
+        let Some((route, rest)) = site.route(path) else { return (plain(StatusCode::NOT_FOUND), 0) };
+        match &route.action {
+            Action::Redirect { to, status } => (redirect(to, rest, req.uri().query(), *status), 0),
+            Action::Pool(pool) => self.to_pool(req, pool.clone()).await,
+            Action::Static(root) => {
+                let sreq = StaticRequest {
+                    method: req.method(),
+                    headers: req.headers(),
+                    path,
+                    rest,
+                    query: req.uri().query(),
+                };
+                match static_files::serve(root, &sreq).await {
+                    static_files::Outcome::Response(resp, substatus) => (resp, substatus),
+                    static_files::Outcome::Handler(pool) => self.to_pool(req, pool).await,
+                }
+            }
+        }
+    }
+
+    /// Counts this connection against its site's `max_connections` (once per connection).
+    fn claim_site_connection(&self, site: &SiteEntry) -> bool {
+        let state = &self.ctx.state;
+        if state.site_connections.get().is_some() {
+            return true;
+        }
+        let now = site.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        if now > site.max_connections {
+            site.connections.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        if state.site_connections.set(site.connections.clone()).is_err() {
+            site.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Queues the request for a pool, dispatches it, retries as the failure semantics allow.
+    async fn to_pool(&mut self, req: Request<Incoming>, pool: Arc<str>) -> (Response<ResponseBody>, u16) {
+        let Some(queue) = self.ctx.shared.pool(&pool) else {
+            tracing::error!("route names pool {:?}, which the listener does not know", &*pool);
+            return self.refuse(StatusCode::SERVICE_UNAVAILABLE, "AppShutdown", Some(pool));
+        };
+        let (mut parts, body) = req.into_parts();
+        let replayable = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && body.is_end_stream();
+        let shared = &self.ctx.shared;
+        let proto = match self.table.scheme_of(self.ctx.socket) {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let next_id = || shared.next_request_id();
+        proxy::to_worker(&mut parts.headers, &Forwarded { client_ip: self.ctx.peer.ip(), proto, request_id: &next_id });
+        let replay =
+            replayable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
+        let body = if replayable {
+            RequestBody::Empty
+        } else {
+            let limits = &self.table.limits;
+            RequestBody::client(body, limits.max_body, limits.connection_timeout, self.ctx.state.clone())
+        };
+        let mut request = Some(Request::from_parts(parts, body));
+        let mut exclude = None;
+        let mut kills = 0;
+        for sends in 1..=MAX_SENDS {
+            let slot = match queue.acquire(exclude, sends > 1).await {
+                Ok(slot) => slot,
+                Err(e) => return self.refuse(StatusCode::SERVICE_UNAVAILABLE, e.reason(), Some(pool)),
+            };
+            let Some(req) = request.take().or_else(|| replay.as_ref().map(rebuild)) else { break };
+            let failure = match slot.worker().send(req).await {
+                Ok(exchange) => {
+                    let (mut parts, incoming) = exchange.response.into_parts();
+                    proxy::to_client(&mut parts.headers);
+                    let body = ResponseBody::worker(incoming, Lease { slot, conn: Some(exchange.conn) });
+                    return (Response::from_parts(parts, body), 0);
+                }
+                Err(failure) => failure,
+            };
+            let Failure { error, request: unsent } = failure;
+            match self.ctx.state.body_fault() {
+                BodyFault::TooLarge => return self.refuse(StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge", Some(pool)),
+                BodyFault::Stalled => return self.refuse(StatusCode::REQUEST_TIMEOUT, "Timer_EntityBody", Some(pool)),
+                BodyFault::Client => return self.refuse(StatusCode::BAD_REQUEST, "Connection_Dropped", Some(pool)),
+                BodyFault::None => {}
+            }
+            match error.source_of() {
+                ErrorSource::Client => return self.refuse(StatusCode::BAD_REQUEST, "BadRequest", Some(pool)),
+                ErrorSource::Internal => {
+                    tracing::error!("pool {:?}: {error}", &*pool);
+                    return self.refuse(StatusCode::BAD_GATEWAY, "Internal", Some(pool));
+                }
+                ErrorSource::Worker => {}
+            }
+            let worker = slot.worker().id;
+            queue.worker_unreachable(worker, &error.to_string());
+            exclude = Some(worker);
+            drop(slot);
+            match error.retry() {
+                RetryType::NotSent => request = unsent,
+                RetryType::IfReplayable if replay.is_some() => {
+                    kills += 1;
+                    if kills >= 2 {
+                        tracing::warn!(
+                            "pool {:?}: {} {} failed two workers; answering 502 and not retrying it (poison request)",
+                            &*pool,
+                            self.meta.method,
+                            self.meta.uri.path()
+                        );
+                        break;
+                    }
+                }
+                RetryType::IfReplayable | RetryType::Never => break,
+            }
+        }
+        self.refuse(StatusCode::BAD_GATEWAY, WORKER_FAILED, Some(pool))
+    }
+
+    /// A refusal: HTTPERR line, short plain-text answer.
+    fn refuse(&self, code: StatusCode, reason: &'static str, queue: Option<Arc<str>>) -> (Response<ResponseBody>, u16) {
+        self.ctx.shared.log.http_err(HttpErrRecord {
+            when: SystemTime::now(),
+            client: self.ctx.peer,
+            server: self.ctx.local,
+            version: Some(self.meta.version),
+            method: Some(self.meta.method.clone()),
+            uri: Some(self.meta.uri.clone()),
+            status: Some(code.as_u16()),
+            site_id: self.site.as_ref().map(|s| s.0),
+            reason,
+            queue,
+        });
+        (plain(code), 0)
+    }
+
+    fn refuse_and_close(&self, code: StatusCode, reason: &'static str) -> (Response<ResponseBody>, u16) {
+        let (mut resp, sub) = self.refuse(code, reason, None);
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        (resp, sub)
+    }
+
+    /// Attaches the completion (access-log line, connection bookkeeping) to the answer.
+    fn finish(self, mut resp: Response<ResponseBody>, substatus: u16) -> Response<ResponseBody> {
+        let log = match self.site {
+            Some((_, site, true)) => Some((
+                self.ctx.shared.log.clone(),
+                AccessRecord {
+                    site,
+                    when: SystemTime::UNIX_EPOCH,
+                    server: self.ctx.local,
+                    client: self.ctx.peer,
+                    method: self.meta.method,
+                    uri: self.meta.uri,
+                    user_agent: self.meta.user_agent,
+                    referer: self.meta.referer,
+                    status: resp.status().as_u16(),
+                    substatus,
+                    win32_status: 0,
+                    time_taken: Default::default(),
+                    sc_bytes: 0,
+                    cs_bytes: 0,
+                },
+            )),
+            _ => None,
+        };
+        let head_bytes = response_head_bytes(&resp);
+        resp.body_mut().set_completion(Completion {
+            log,
+            started: self.started,
+            head_bytes,
+            request_head_bytes: self.meta.head_bytes,
+            conn: self.ctx.state.clone(),
+        });
+        resp
+    }
+}
+
+/// The request-level limits of `[limits]`: URL segments (414 `URL`), one header line (431
+/// `FieldLength`), the whole head (431 `RequestLength`), a declared body (413 `EntityTooLarge`).
+fn check_limits<B>(req: &Request<B>, limits: &Limits) -> Option<(StatusCode, &'static str)> {
+    let path = req.uri().path();
+    let mut segments = 0u64;
+    for seg in path.split('/').skip(1) {
+        segments += 1;
+        if seg.len() as u64 > limits.max_url_segment_length {
+            return Some((StatusCode::URI_TOO_LONG, "URL"));
+        }
+    }
+    if segments > limits.max_url_segments {
+        return Some((StatusCode::URI_TOO_LONG, "URL"));
+    }
+    let mut head = 0u64;
+    for (name, value) in req.headers() {
+        let line = (name.as_str().len() + value.len() + 2) as u64;
+        if line > limits.max_field_length {
+            return Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "FieldLength"));
+        }
+        head += line + 2;
+    }
+    if head + path.len() as u64 > limits.max_request_bytes {
+        return Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "RequestLength"));
+    }
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.max_body) {
+        return Some((StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge"));
+    }
+    None
+}
+
+/// A redirect route's answer: `to` followed by the rest of the path after the route prefix and
+/// the query (`/old/a?x` with `/old → /new` goes to `/new/a?x`), as IIS does when "redirect to
+/// exact destination" is off.
+fn redirect(to: &str, rest: &str, query: Option<&str>, status: u16) -> Response<ResponseBody> {
+    let mut location = String::with_capacity(to.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
+    location.push_str(to);
+    if to.ends_with('/') && rest.starts_with('/') {
+        location.push_str(&rest[1..]);
+    } else {
+        location.push_str(rest);
+    }
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(q);
+    }
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+    let mut resp = plain(code);
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+    }
+    resp
+}
+
+/// A replayable request again, without a body.
+fn rebuild((method, uri, version, headers): &(Method, Uri, Version, HeaderMap)) -> Request<RequestBody> {
+    let mut req = Request::new(RequestBody::Empty);
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri.clone();
+    *req.version_mut() = *version;
+    *req.headers_mut() = headers.clone();
+    req
+}
+
+fn request_head_bytes<B>(req: &Request<B>) -> u64 {
+    let line = req.method().as_str().len() + req.uri().path_and_query().map_or(1, |p| p.as_str().len()) + 12;
+    let headers: usize = req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    (line + headers + 2) as u64
+}
+
+fn response_head_bytes<B>(resp: &Response<B>) -> u64 {
+    let headers: usize = resp.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    // Status line, plus the Date header hyper adds.
+    (17 + 37 + headers + 2) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        bulkhead_config::parse("", "t.toml", std::path::Path::new("/")).unwrap().limits
+    }
+
+    #[test]
+    fn url_limits() {
+        let l = limits();
+        let long = format!("/{}", "a".repeat(261));
+        assert_eq!(check_limits(&Request::get(long).body(()).unwrap(), &l), Some((StatusCode::URI_TOO_LONG, "URL")));
+        let deep = "/a".repeat(256);
+        assert_eq!(check_limits(&Request::get(deep).body(()).unwrap(), &l), Some((StatusCode::URI_TOO_LONG, "URL")));
+        assert_eq!(check_limits(&Request::get("/a/b").body(()).unwrap(), &l), None);
+    }
+
+    #[test]
+    fn header_and_body_limits() {
+        let mut l = limits();
+        l.max_field_length = 100;
+        let req = Request::get("/").header("x-big", "v".repeat(200)).body(()).unwrap();
+        assert_eq!(check_limits(&req, &l), Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "FieldLength")));
+        l.max_body = 10;
+        let req = Request::post("/").header("content-length", "11").body(()).unwrap();
+        assert_eq!(check_limits(&req, &l), Some((StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge")));
+    }
+
+    #[test]
+    fn redirect_appends_rest_and_query() {
+        let r = redirect("/new", "/a/b", Some("x=1"), 301);
+        assert_eq!(r.status(), 301);
+        assert_eq!(r.headers()[header::LOCATION], "/new/a/b?x=1");
+        let r = redirect("https://b.example/", "/a", None, 308);
+        assert_eq!(r.headers()[header::LOCATION], "https://b.example/a");
+        let r = redirect("/new", "", None, 302);
+        assert_eq!(r.headers()[header::LOCATION], "/new");
+    }
+}
