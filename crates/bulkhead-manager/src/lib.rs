@@ -1,8 +1,33 @@
-//! STUB — being written. The supervisor (DESIGN §1, §3).
+//! Bulkhead's manager (`bulkhead serve`, IIS's WAS): the only process that reads the config
+//! and the parent of every other process (DESIGN §1, §3).
+//!
+//! The binary calls [`run`] with the config text and a `shutdown` future (resolved on
+//! SIGTERM/SIGINT). `run` validates the config (refusing it whole, every error listed), takes
+//! the state directory ([`state_dir`]), binds the public sockets ([`sockets`]), then hands
+//! everything to the [`supervisor`]: one task that spawns the listener
+//! ([`listener_process`]) and the pools' workers ([`pool`], [`worker`], [`spawn`]), decides
+//! readiness ([`readiness`]), restarts what crashes within the limits of rapid-fail protection
+//! ([`rapid_fail`]), stops idle pools, and records every lifecycle event ([`events`]).
+//!
+//! The manager never parses client HTTP and never runs application code; it reads no
+//! environment, argv or signals itself — the binary passes them in through
+//! [`ManagerOptions`]. `unsafe` is confined to [`spawn`] (fork/exec).
 #![deny(unsafe_code)]
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
+
+pub mod events;
+mod listener_process;
+pub mod pool;
+pub mod rapid_fail;
+pub mod readiness;
+pub mod sockets;
+pub mod spawn;
+pub mod state_dir;
+mod supervisor;
+mod worker;
 
 /// What the binary tells the manager at start-up. The manager reads no environment, argv or
 /// signals itself.
@@ -17,6 +42,9 @@ pub struct ManagerOptions {
     /// This very executable: spawned as `bulkhead listener`, and substituted for a pool
     /// command whose program is the bare word `bulkhead`.
     pub self_exe: PathBuf,
+    /// The environment the listener and workers inherit (the binary passes its own); each
+    /// pool's `env` is added on top, and `PATH` from it is used to find pool programs.
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// Errors that stop the manager.
@@ -24,11 +52,32 @@ pub struct ManagerOptions {
 pub enum ManagerError {
     #[error("{0}")]
     Config(#[from] bulkhead_config::ConfigErrors),
+    #[error(transparent)]
+    StateDir(#[from] state_dir::StateDirError),
+    #[error(transparent)]
+    Bind(#[from] sockets::BindError),
+    #[error(transparent)]
+    ListenerStart(#[from] listener_process::ListenerStartError),
+    #[error("{0}")]
+    ListenerFailed(String),
 }
 
 /// Runs the server until `shutdown` resolves, then drains and stops everything.
 pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) -> Result<(), ManagerError> {
-    let _ = options;
-    shutdown.await;
-    Ok(())
+    let file = match &options.config_path {
+        Some(p) => p.display().to_string(),
+        None => "<embedded default>".to_string(),
+    };
+    let config = bulkhead_config::parse(&options.config_text, &file, &options.base_dir)?;
+    let state_dir = state_dir::StateDir::prepare(&config.server, std::process::id())?;
+    let public = match sockets::bind(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            state_dir.cleanup();
+            return Err(e.into());
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let supervisor = supervisor::Supervisor::new(options, config, state_dir, public, tx);
+    supervisor.run(rx, shutdown).await
 }

@@ -1,2 +1,65 @@
-//! STUB — being written. The `bulkhead` binary.
-fn main() {}
+//! The `bulkhead` executable: the command line, and the thin glue between the operating system
+//! (argv, environment, signals, inherited fds) and the role crates.
+//!
+//! One binary plays every role, chosen by subcommand:
+//! - `serve` runs the manager ([`bulkhead_manager::run`]), which re-executes this same binary as
+//!   the hidden `listener` and, for `command = ["bulkhead", …]` pools, as workers (`demo-app`);
+//! - `config check` validates a file; the admin commands (`status`, `pools`, `pool …`,
+//!   `config history|diff|rollback`) exist but wait for the admin API (issue #5).
+//!
+//! Nothing here makes decisions the libraries should make: it parses argv, installs the log
+//! subscriber, turns signals into a shutdown future and fds into sockets, and calls a crate.
+#![deny(unsafe_code)]
+
+mod child;
+mod cli;
+mod config_cmd;
+mod default_config;
+mod demo;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    install_logging();
+    let result = match cli.command {
+        Command::Serve { config } => serve::serve(config),
+        Command::Config { command: ConfigCommand::Check { file, json } } => config_cmd::check(&file, json),
+        Command::Config { .. } | Command::Status { .. } | Command::Pools { .. } | Command::Pool { .. } => {
+            eprintln!("bulkhead: the admin API is not implemented yet (issue #5)");
+            return ExitCode::from(2);
+        }
+        Command::Listener => child::listener(),
+        Command::DemoApp => demo::run().map(|()| ExitCode::SUCCESS),
+        Command::Worker => {
+            eprintln!("bulkhead: the built-in worker host is not implemented yet");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bulkhead: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Compact human lines on stderr (colour only on a terminal); `RUST_LOG` filters (default
+/// `info`).
+fn install_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .compact()
+        .try_init();
+}

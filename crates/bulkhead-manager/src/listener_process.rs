@@ -1,0 +1,157 @@
+//! The listener process (HTTP.sys's role): spawning `bulkhead listener` and talking to it.
+//!
+//! Called by the supervisor at start-up and whenever the listener died and must be restarted.
+//! The child gets fd 3 = its end of a control socketpair and the public sockets at fds 4, 5, …
+//! (the manager keeps its own copies open, so a restart never closes a port), stdin
+//! `/dev/null`, the manager's stdout/stderr, its own process group and
+//! `PR_SET_PDEATHSIG(SIGKILL)`. The first message it receives is `Configure`. Messages to it
+//! go through an unbounded queue drained by a writer task, so the supervisor never waits on
+//! the socket; messages from it come back as supervisor events tagged with a generation
+//! number, so a dead listener's late messages are ignored.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Instant;
+
+use bulkhead_proto::{env, Channel, ListenSocket, ListenerToManager, ManagerToListener};
+use nix::unistd::Pid;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::sockets::PublicSockets;
+use crate::spawn::{self, SpawnError, SpawnSpec};
+use crate::supervisor::{Event, EventSender};
+
+/// Why the listener could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerStartError {
+    #[error("cannot start the listener process: {0}")]
+    Spawn(#[from] SpawnError),
+    #[error("cannot create the listener's control channel: {0}")]
+    Control(io::Error),
+}
+
+/// A running listener process.
+#[derive(Debug)]
+pub struct ListenerProcess {
+    pub pid: Pid,
+    pub generation: u64,
+    /// `Ready` received for this process.
+    pub ready: bool,
+    pub started: Instant,
+    outbox: Option<mpsc::UnboundedSender<ManagerToListener>>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl ListenerProcess {
+    /// Queues a message; silently dropped if the listener is gone (its exit is handled
+    /// separately).
+    pub fn send(&self, message: ManagerToListener) {
+        if let Some(o) = &self.outbox {
+            let _ = o.send(message);
+        }
+    }
+
+    /// Closes the control channel once queued messages are written: the listener exits when it
+    /// sees the channel close.
+    pub fn close(&mut self) {
+        self.outbox = None;
+    }
+
+    /// Stops the helper tasks (after the process exited).
+    pub fn release(&mut self) {
+        self.outbox = None;
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// The fds the listener gets its public sockets at, in `public.sockets` order.
+pub fn listen_sockets(public: &PublicSockets) -> Vec<ListenSocket> {
+    public
+        .sockets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ListenSocket {
+            fd: env::LISTENER_CONTROL_FD + 1 + i as i32,
+            local_addr: s.local_addr,
+            bindings: s.bindings.clone(),
+        })
+        .collect()
+}
+
+/// Spawns `self_exe listener` and queues `configure` as its first message.
+pub fn start(
+    self_exe: &Path,
+    child_env: &[(OsString, OsString)],
+    public: &PublicSockets,
+    generation: u64,
+    configure: ManagerToListener,
+    events: &EventSender,
+) -> Result<ListenerProcess, ListenerStartError> {
+    let (mine, theirs) = std::os::unix::net::UnixStream::pair().map_err(ListenerStartError::Control)?;
+    let stdin = File::open("/dev/null").map_err(ListenerStartError::Control)?;
+    let mut fds = vec![(stdin.as_raw_fd(), 0), (theirs.as_raw_fd(), env::LISTENER_CONTROL_FD)];
+    for (s, ls) in public.sockets.iter().zip(listen_sockets(public)) {
+        fds.push((s.socket.as_raw_fd(), ls.fd));
+    }
+    let spec = SpawnSpec {
+        program: self_exe.to_path_buf(),
+        argv: vec![self_exe.as_os_str().to_os_string(), "listener".into()],
+        env: child_env.to_vec(),
+        listen_pid: false,
+        directory: None,
+        fds,
+        credentials: None,
+    };
+    let exit_events = events.clone();
+    let spawned = spawn::spawn(&spec, move |pid| {
+        let _ = exit_events.send(Event::Exited { pid });
+    })?;
+    drop((theirs, stdin));
+    // The exec report is not needed: a listener that cannot exec exits before `Ready`, which
+    // the supervisor reports with its exit status.
+    drop(spawned.exec_report);
+
+    let channel: Channel<ManagerToListener, ListenerToManager> =
+        Channel::from_std(mine).map_err(ListenerStartError::Control)?;
+    let (mut tx, mut rx) = channel.into_split();
+    let (outbox, mut queue) = mpsc::unbounded_channel::<ManagerToListener>();
+    let _ = outbox.send(configure);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = queue.recv().await {
+            if let Err(e) = tx.send(&m).await {
+                tracing::debug!("listener control channel write failed: {e}");
+                break;
+            }
+        }
+        // Dropping `tx` here shuts our write side: the listener sees the channel close.
+    });
+    let events = events.clone();
+    let reader = tokio::spawn(async move {
+        let error = loop {
+            match rx.recv().await {
+                Ok(Some(message)) => {
+                    if events.send(Event::Listener { generation, message }).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e.to_string()),
+            }
+        };
+        let _ = events.send(Event::ListenerChannelClosed { generation, error });
+    });
+    Ok(ListenerProcess {
+        pid: spawned.pid,
+        generation,
+        ready: false,
+        started: Instant::now(),
+        outbox: Some(outbox),
+        tasks: vec![writer.abort_handle(), reader.abort_handle()],
+    })
+}

@@ -1,0 +1,793 @@
+//! The supervisor: one task that owns all of the manager's running state and makes every
+//! lifecycle decision (DESIGN §3).
+//!
+//! [`crate::run`] builds it after the config is validated, the state directory locked and the
+//! public sockets bound, then awaits [`Supervisor::run`]. Everything that happens elsewhere —
+//! a child exiting (exit-watcher threads), a message from the listener or a worker (reader
+//! tasks), a readiness probe answering — arrives as an [`Event`] on one mpsc channel; time-based
+//! work (startup and shutdown limits, idle timeouts, retry back-off, listener restarts) is done
+//! on a single periodic tick. No state is shared: helpers only send events.
+//!
+//! It must never block on a socket or a process: messages to the listener and workers are
+//! queued to writer tasks, and exits are reaped only after the watcher saw them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bulkhead_config::units::format_duration;
+use bulkhead_config::{Config, StartMode};
+use bulkhead_proto::{
+    ListenerToManager, ManagerToListener, ManagerToWorker, PoolRefusal, WorkerId, WorkerInfo, WorkerToManager,
+};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::mpsc;
+
+use crate::events::EventLog;
+use crate::listener_process::{self, ListenerProcess};
+use crate::pool::{start_backoff, Mode, Pool, PoolState};
+use crate::readiness;
+use crate::sockets::PublicSockets;
+use crate::spawn::{self, ExitStatus};
+use crate::state_dir::StateDir;
+use crate::worker::{self, pool_log, LaunchContext, Readiness, WorkerState};
+use crate::{ManagerError, ManagerOptions};
+
+mod shutdown;
+
+/// How often time-based work runs.
+const TICK: Duration = Duration::from_millis(100);
+/// The first listener must be ready within this.
+const LISTENER_BOOT_LIMIT: Duration = Duration::from_secs(30);
+/// A listener that lived shorter than this before dying counts as failing quickly (back-off).
+const LISTENER_QUICK_DEATH: Duration = Duration::from_secs(10);
+
+/// Something the supervisor must react to.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A message from the listener of this generation.
+    Listener { generation: u64, message: ListenerToManager },
+    /// The listener's control channel closed (it died or broke the protocol).
+    ListenerChannelClosed { generation: u64, error: Option<String> },
+    /// A child exited; it is not reaped yet.
+    Exited { pid: Pid },
+    /// A message on a worker's control channel.
+    WorkerControl { pool: String, worker: WorkerId, message: WorkerToManager },
+    /// A worker answered its readiness probe.
+    WorkerAnswered { pool: String, worker: WorkerId },
+    /// A worker the listener could not reach refuses connections: it must be replaced.
+    WorkerRefusesConnections { pool: String, worker: WorkerId },
+    /// A worker the listener could not reach accepts connections after all.
+    WorkerReachable { pool: String, worker: WorkerId },
+}
+
+pub(crate) type EventSender = mpsc::UnboundedSender<Event>;
+
+/// What a child pid is.
+#[derive(Debug, Clone)]
+enum Child {
+    Listener,
+    Worker { pool: String, id: WorkerId },
+}
+
+/// Where the manager is between serving and exiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// `Shutdown` sent to the listener; waiting for `Drained` or its exit.
+    DrainingListener {
+        deadline: Instant,
+    },
+    /// Workers told to stop; waiting for their exits.
+    StoppingWorkers {
+        deadline: Instant,
+    },
+    /// Listener's control channel closed; waiting for it to exit.
+    StoppingListener {
+        deadline: Instant,
+    },
+    Done,
+}
+
+pub(crate) struct Supervisor {
+    options: ManagerOptions,
+    state_dir: StateDir,
+    public: PublicSockets,
+    pools: BTreeMap<String, Pool>,
+    listener: Option<ListenerProcess>,
+    listener_generation: u64,
+    listener_ever_ready: bool,
+    listener_restart_at: Option<Instant>,
+    listener_quick_deaths: u32,
+    boot_deadline: Instant,
+    children: HashMap<Pid, Child>,
+    next_worker: u64,
+    events: EventLog,
+    tx: EventSender,
+    phase: Phase,
+    fatal: Option<ManagerError>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        options: ManagerOptions,
+        config: Config,
+        state_dir: StateDir,
+        public: PublicSockets,
+        tx: EventSender,
+    ) -> Self {
+        let now = Instant::now();
+        let pools = config.pools.iter().map(|(name, p)| (name.clone(), Pool::new(p.clone(), now))).collect();
+        Supervisor {
+            options,
+            state_dir,
+            public,
+            pools,
+            listener: None,
+            listener_generation: 0,
+            listener_ever_ready: false,
+            listener_restart_at: None,
+            listener_quick_deaths: 0,
+            boot_deadline: now + LISTENER_BOOT_LIMIT,
+            children: HashMap::new(),
+            next_worker: 1,
+            events: EventLog::default(),
+            tx,
+            phase: Phase::Serving,
+            fatal: None,
+        }
+    }
+
+    /// Runs until `shutdown` resolves and everything is stopped, or a fatal error.
+    pub(crate) async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Event>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ManagerError> {
+        tokio::pin!(shutdown);
+        if let Err(e) = self.start_listener() {
+            self.finish();
+            return Err(e.into());
+        }
+        self.boot_pools();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown_requested = false;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown, if !shutdown_requested => {
+                    shutdown_requested = true;
+                    self.begin_shutdown();
+                }
+                Some(event) = rx.recv() => self.handle(event),
+                _ = tick.tick() => self.on_tick(Instant::now()),
+            }
+            self.log_pool_transitions();
+            if let Some(e) = self.fatal.take() {
+                self.events.error(None, format!("stopping: {e}"));
+                self.finish();
+                return Err(e);
+            }
+            if self.phase == Phase::Done {
+                break;
+            }
+        }
+        self.finish();
+        self.events.info(None, "bulkhead stopped".into());
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Listener { generation, message } => {
+                if self.listener.as_ref().is_some_and(|l| l.generation == generation) {
+                    self.on_listener_message(message);
+                }
+            }
+            Event::ListenerChannelClosed { generation, error } => self.on_listener_channel_closed(generation, error),
+            // Only our own, not yet reaped children are reaped (a reaped pid may be reused).
+            Event::Exited { pid } => match self.children.remove(&pid) {
+                Some(Child::Listener) => {
+                    let status = spawn::reap(pid);
+                    self.on_listener_exit(pid, status);
+                }
+                Some(Child::Worker { pool, id }) => {
+                    let status = spawn::reap(pid);
+                    self.on_worker_exit(&pool, id, status);
+                }
+                None => {}
+            },
+            Event::WorkerControl { pool, worker, message } => self.on_worker_control(&pool, worker, message),
+            Event::WorkerAnswered { pool, worker } => self.worker_ready(&pool, worker, "answered HTTP"),
+            Event::WorkerRefusesConnections { pool, worker } => {
+                if let Some(w) = self.pools.get_mut(&pool).and_then(|p| p.workers.get_mut(&worker)) {
+                    if w.state == WorkerState::Ready {
+                        w.kill_reason = Some("refused connections although its process was running".into());
+                        spawn::signal_group(w.pid, Signal::SIGKILL);
+                    }
+                }
+            }
+            Event::WorkerReachable { pool, worker } => {
+                if let Some(info) = self.worker_info(&pool, worker) {
+                    self.events.info(
+                        Some(&pool),
+                        format!("pool {pool:?}: worker {} ({worker}) accepts connections again; keeping it", info.pid),
+                    );
+                    self.send_listener(ManagerToListener::WorkerUp(info));
+                }
+            }
+        }
+    }
+
+    // ---- the listener -------------------------------------------------------------------
+
+    fn start_listener(&mut self) -> Result<(), crate::listener_process::ListenerStartError> {
+        self.listener_generation += 1;
+        let configure = ManagerToListener::Configure {
+            config_toml: self.options.config_text.clone(),
+            config_path: self.options.config_path.clone(),
+            base_dir: self.options.base_dir.clone(),
+            sockets: listener_process::listen_sockets(&self.public),
+        };
+        let listener = listener_process::start(
+            &self.options.self_exe,
+            &self.options.env,
+            &self.public,
+            self.listener_generation,
+            configure,
+            &self.tx,
+        )?;
+        self.children.insert(listener.pid, Child::Listener);
+        if let Err(e) = self.state_dir.write_listener_pid(listener.pid.as_raw() as u32) {
+            self.events.warn(None, format!("{e}"));
+        }
+        // A restarted listener learns the pools' current situation right after its config.
+        for (name, pool) in &self.pools {
+            for w in pool.workers.values().filter(|w| w.state == WorkerState::Ready) {
+                listener.send(ManagerToListener::WorkerUp(info(&pool.config, w)));
+            }
+            if let Some((refusal, detail)) = standing_refusal(pool.mode) {
+                listener.send(ManagerToListener::PoolRefused { pool: name.clone(), refusal, detail: detail.into() });
+            }
+        }
+        self.events.info(None, format!("listener started (pid {})", listener.pid));
+        self.listener = Some(listener);
+        Ok(())
+    }
+
+    fn send_listener(&self, message: ManagerToListener) {
+        send(&self.listener, message);
+    }
+
+    fn on_listener_message(&mut self, message: ListenerToManager) {
+        match message {
+            ListenerToManager::Ready => self.on_listener_ready(),
+            ListenerToManager::DemandStart { pool } => self.demand_start(&pool),
+            ListenerToManager::WorkerUnreachable { pool, worker, error } => {
+                self.check_unreachable(&pool, worker, error)
+            }
+            ListenerToManager::Activity { pool, requests } => {
+                if let Some(p) = self.pools.get_mut(&pool) {
+                    p.last_activity = Instant::now();
+                    p.requests += requests;
+                }
+            }
+            ListenerToManager::Drained => {
+                if let Phase::DrainingListener { .. } = self.phase {
+                    self.events.info(None, "listener drained its requests".into());
+                    self.stop_everything();
+                }
+            }
+        }
+    }
+
+    fn on_listener_ready(&mut self) {
+        let Some(listener) = self.listener.as_mut() else { return };
+        if listener.ready {
+            return;
+        }
+        listener.ready = true;
+        let pid = listener.pid;
+        if self.listener_ever_ready {
+            self.events.info(None, format!("listener (pid {pid}) restarted and ready; the ports never closed"));
+            return;
+        }
+        self.listener_ever_ready = true;
+        if let Err(e) = self.state_dir.write_bindings(&self.public.bindings) {
+            self.fatal = Some(e.into());
+            return;
+        }
+        let list: Vec<String> = self.public.bindings.iter().map(|(b, a)| format!("{b} ({a})")).collect();
+        self.events.info(None, format!("listening on {}", list.join(", ")));
+    }
+
+    fn on_listener_channel_closed(&mut self, generation: u64, error: Option<String>) {
+        let Some(listener) = self.listener.as_ref().filter(|l| l.generation == generation) else { return };
+        match self.phase {
+            Phase::Serving => {
+                let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
+                self.events.warn(None, format!("listener (pid {}) closed its control channel{why}", listener.pid));
+                spawn::signal_group(listener.pid, Signal::SIGKILL);
+            }
+            Phase::DrainingListener { .. } => self.stop_everything(),
+            _ => {}
+        }
+    }
+
+    fn on_listener_exit(&mut self, pid: Pid, status: ExitStatus) {
+        let lived = self.listener.as_ref().map_or(Duration::MAX, |l| l.started.elapsed());
+        if let Some(mut l) = self.listener.take() {
+            l.release();
+        }
+        match self.phase {
+            Phase::Serving if !self.listener_ever_ready => {
+                self.fatal =
+                    Some(ManagerError::ListenerFailed(format!("listener (pid {pid}) {status} before it was ready")));
+            }
+            Phase::Serving => {
+                let now = Instant::now();
+                let delay = if lived < LISTENER_QUICK_DEATH {
+                    self.listener_quick_deaths += 1;
+                    start_backoff(self.listener_quick_deaths)
+                } else {
+                    self.listener_quick_deaths = 0;
+                    Duration::ZERO
+                };
+                self.events.error(
+                    None,
+                    format!(
+                        "listener (pid {pid}) {status}; restarting it in {} (the ports stay open)",
+                        format_duration(delay)
+                    ),
+                );
+                self.listener_restart_at = Some(now + delay);
+                if delay.is_zero() {
+                    self.restart_listener(now);
+                }
+            }
+            Phase::DrainingListener { .. } => self.stop_everything(),
+            _ => self.check_shutdown_progress(),
+        }
+    }
+
+    fn restart_listener(&mut self, now: Instant) {
+        self.listener_restart_at = None;
+        if let Err(e) = self.start_listener() {
+            self.listener_quick_deaths += 1;
+            let delay = start_backoff(self.listener_quick_deaths);
+            self.events.error(None, format!("{e}; retrying in {}", format_duration(delay)));
+            self.listener_restart_at = Some(now + delay);
+        }
+    }
+
+    // ---- pools and workers ----------------------------------------------------------------
+
+    fn boot_pools(&mut self) {
+        let always: Vec<String> =
+            self.pools.values().filter(|p| p.config.start == StartMode::Always).map(|p| p.name().to_string()).collect();
+        for name in always {
+            if let Some(p) = self.pools.get_mut(&name) {
+                p.mode = Mode::Active;
+                p.last_activity = Instant::now();
+            }
+            self.events.info(Some(&name), format!("pool {name:?}: starting at boot (start = \"always\")"));
+            self.reconcile(&name);
+        }
+    }
+
+    fn demand_start(&mut self, name: &str) {
+        if self.phase != Phase::Serving {
+            return;
+        }
+        let Some(pool) = self.pools.get_mut(name) else {
+            self.events.warn(None, format!("the listener asked to start unknown pool {name:?}"));
+            return;
+        };
+        match pool.mode {
+            Mode::Idle => {
+                pool.mode = Mode::Active;
+                pool.last_activity = Instant::now();
+                pool.retry_at = None;
+                self.events.info(Some(name), format!("pool {name:?}: demand start"));
+                self.reconcile(name);
+            }
+            Mode::Active => self.reconcile(name),
+            Mode::Stopped | Mode::Disabled => {
+                if let Some((refusal, detail)) = standing_refusal(pool.mode) {
+                    self.send_listener(ManagerToListener::PoolRefused {
+                        pool: name.into(),
+                        refusal,
+                        detail: detail.into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Starts workers until the pool has as many as it wants now.
+    fn reconcile(&mut self, name: &str) {
+        if self.phase != Phase::Serving {
+            return;
+        }
+        while self.pools.get(name).is_some_and(|p| p.missing_workers(Instant::now()) > 0) {
+            if !self.launch_worker(name) {
+                break;
+            }
+        }
+    }
+
+    fn launch_worker(&mut self, name: &str) -> bool {
+        let Some(pool) = self.pools.get_mut(name) else { return false };
+        let id = WorkerId(self.next_worker);
+        self.next_worker += 1;
+        let ctx = LaunchContext {
+            self_exe: &self.options.self_exe,
+            env: &self.options.env,
+            socket_path: self.state_dir.worker_socket(name, id),
+            log_path: self.state_dir.pool_log(name),
+            events: &self.tx,
+        };
+        let mut w = match worker::launch(&pool.config, id, &ctx) {
+            Ok(w) => w,
+            Err(e) => {
+                let message = format!("cannot start {:?}: {e}", pool.config.command);
+                self.start_failed(name, None, message);
+                return false;
+            }
+        };
+        let readiness = worker::readiness(&pool.config);
+        if let Readiness::HttpProbe(path) = &readiness {
+            let (tx, address, path, pool_name) = (self.tx.clone(), w.address.clone(), path.clone(), name.to_string());
+            let probe = tokio::spawn(async move {
+                readiness::probe_until_ready(address, path).await;
+                let _ = tx.send(Event::WorkerAnswered { pool: pool_name, worker: id });
+            });
+            w.probe = Some(probe.abort_handle());
+        }
+        let line = format!("pool {name:?}: worker {} ({id}) started: {:?}", w.pid, pool.config.command);
+        pool_log(&self.state_dir.pool_log(name), &line);
+        self.events.info(Some(name), line);
+        self.children.insert(w.pid, Child::Worker { pool: name.to_string(), id });
+        pool.workers.insert(id, w);
+        if readiness == Readiness::Immediate {
+            self.worker_ready(name, id, "is running");
+        }
+        true
+    }
+
+    fn worker_ready(&mut self, name: &str, id: WorkerId, how: &str) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        let Some(w) = pool.workers.get_mut(&id) else { return };
+        if !matches!(w.state, WorkerState::Starting { .. }) || w.kill_reason.is_some() {
+            return;
+        }
+        w.state = WorkerState::Ready;
+        w.was_ready = true;
+        if let Some(p) = w.probe.take() {
+            p.abort();
+        }
+        pool.start_failures = 0;
+        pool.retry_at = None;
+        pool.last_activity = Instant::now();
+        let took = w.started.elapsed().as_millis();
+        let line = format!("pool {name:?}: worker {} ({id}) is ready ({how} after {took} ms)", w.pid);
+        let info = info(&pool.config, w);
+        pool_log(&self.state_dir.pool_log(name), &line);
+        self.events.info(Some(name), line);
+        self.send_listener(ManagerToListener::WorkerUp(info));
+    }
+
+    fn worker_info(&self, pool: &str, id: WorkerId) -> Option<WorkerInfo> {
+        let p = self.pools.get(pool)?;
+        p.workers.get(&id).filter(|w| w.state == WorkerState::Ready).map(|w| info(&p.config, w))
+    }
+
+    fn on_worker_control(&mut self, name: &str, id: WorkerId, message: WorkerToManager) {
+        let Some(w) = self.pools.get_mut(name).and_then(|p| p.workers.get_mut(&id)) else { return };
+        w.speaks_control = true;
+        match message {
+            WorkerToManager::Ready => self.worker_ready(name, id, "said ready"),
+            WorkerToManager::Pong { .. } => {}
+            WorkerToManager::RequestRecycle { reason } => {
+                let pid = w.pid;
+                self.events.info(
+                    Some(name),
+                    format!("pool {name:?}: worker {pid} ({id}) asked to be recycled ({reason}); recycling is not implemented yet"),
+                );
+            }
+        }
+    }
+
+    fn check_unreachable(&mut self, name: &str, id: WorkerId, error: String) {
+        let Some(w) = self.pools.get(name).and_then(|p| p.workers.get(&id)) else { return };
+        if w.state != WorkerState::Ready {
+            return;
+        }
+        self.events.warn(
+            Some(name),
+            format!("pool {name:?}: the listener could not reach worker {} ({id}): {error}; checking it", w.pid),
+        );
+        let (tx, address, pool) = (self.tx.clone(), w.address.clone(), name.to_string());
+        tokio::spawn(async move {
+            let event = if readiness::refuses_connections(&address).await {
+                Event::WorkerRefusesConnections { pool, worker: id }
+            } else {
+                Event::WorkerReachable { pool, worker: id }
+            };
+            let _ = tx.send(event);
+        });
+    }
+
+    /// A worker could not be started, or died or was killed before it was ready.
+    fn start_failed(&mut self, name: &str, worker: Option<(Pid, WorkerId)>, message: String) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        let now = Instant::now();
+        pool.start_failures += 1;
+        let verdict = pool.rapid_fail.record(now);
+        let who = worker.map(|(pid, id)| format!("worker {pid} ({id}) ")).unwrap_or_default();
+        let line = format!("pool {name:?}: {who}{message}");
+        let count = pool.rapid_fail.describe(verdict, "failure");
+        pool_log(&self.state_dir.pool_log(name), &format!("{line} ({count})"));
+        if verdict.tripped {
+            self.disable(name, format!("{line} ({count})"));
+            return;
+        }
+        if !pool.has_ready_worker() {
+            send(
+                &self.listener,
+                ManagerToListener::PoolRefused {
+                    pool: name.into(),
+                    refusal: PoolRefusal::AppStartFailed,
+                    detail: line.clone(),
+                },
+            );
+        }
+        if self.phase != Phase::Serving || pool.mode != Mode::Active {
+            self.events.warn(Some(name), format!("{line} ({count})"));
+        } else if pool.config.start == StartMode::OnDemand && pool.live_workers() == 0 {
+            pool.mode = Mode::Idle;
+            self.events.warn(Some(name), format!("{line} ({count}); the next request will try again"));
+        } else {
+            let delay = start_backoff(pool.start_failures);
+            pool.retry_at = Some(now + delay);
+            self.events.warn(Some(name), format!("{line} ({count}); retrying in {}", format_duration(delay)));
+        }
+    }
+
+    /// Rapid-fail protection tripped: take the pool offline until an operator starts it.
+    fn disable(&mut self, name: &str, why: String) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        pool.mode = Mode::Disabled;
+        let line = format!(
+            "{why}; rapid-fail protection disabled the pool: requests get 503 until an operator starts it again (`bulkhead pool start {name}`)"
+        );
+        pool_log(&self.state_dir.pool_log(name), &line);
+        self.events.error(Some(name), line);
+        self.stop_pool_workers(name);
+        self.send_listener(ManagerToListener::PoolRefused {
+            pool: name.into(),
+            refusal: PoolRefusal::AppOffline,
+            detail: why,
+        });
+    }
+
+    fn on_worker_exit(&mut self, name: &str, id: WorkerId, status: ExitStatus) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        let Some(mut w) = pool.workers.remove(&id) else { return };
+        let (directory, command) = (pool.config.directory.clone(), pool.config.command.clone());
+        w.release();
+        let pid = w.pid;
+        if w.was_ready {
+            send(
+                &self.listener,
+                ManagerToListener::WorkerGone { pool: name.into(), worker: id, reason: status.to_string() },
+            );
+        }
+        if let Some(failure) = spawn::exec_failure(&w.exec_report) {
+            let reason = failure.describe(Some(&directory));
+            self.start_failed(name, None, format!("cannot start {command:?}: {reason}"));
+        } else if w.is_stopping() && w.kill_reason.is_none() {
+            let line = format!("pool {name:?}: worker {pid} ({id}) stopped ({status})");
+            pool_log(&self.state_dir.pool_log(name), &line);
+            self.events.info(Some(name), line);
+        } else if !w.was_ready {
+            let message = w.kill_reason.take().unwrap_or_else(|| format!("{status} before it was ready"));
+            self.start_failed(name, Some((pid, id)), message);
+        } else {
+            let what = match w.kill_reason.take() {
+                Some(reason) => format!("{reason}; killed it ({status})"),
+                None => status.to_string(),
+            };
+            self.crashed(name, format!("pool {name:?}: worker {pid} ({id}) {what}"));
+        }
+        self.reconcile(name);
+        self.check_shutdown_progress();
+    }
+
+    /// A ready worker died unexpectedly: count it, then restart (by `reconcile`) or disable.
+    fn crashed(&mut self, name: &str, line: String) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        let verdict = pool.rapid_fail.record(Instant::now());
+        let count = pool.rapid_fail.describe(verdict, "crash");
+        let restarting = self.phase == Phase::Serving && pool.mode == Mode::Active;
+        if verdict.tripped {
+            self.disable(name, format!("{line} ({count})"));
+            return;
+        }
+        let line = if restarting { format!("{line}; restarting ({count})") } else { format!("{line} ({count})") };
+        pool_log(&self.state_dir.pool_log(name), &line);
+        self.events.warn(Some(name), line);
+    }
+
+    /// Asks one worker to stop: no new requests, `Drain`, then SIGTERM, then SIGKILL after
+    /// `shutdown_time_limit`. A worker that speaks the control protocol gets half the limit to
+    /// drain before SIGTERM; a plain app gets SIGTERM at once (its usual graceful signal).
+    fn stop_worker(&mut self, name: &str, id: WorkerId, now: Instant) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        let limit = pool.config.shutdown_time_limit;
+        let Some(w) = pool.workers.get_mut(&id) else { return };
+        if w.is_stopping() {
+            return;
+        }
+        if w.state == WorkerState::Ready {
+            send(&self.listener, ManagerToListener::WorkerDraining { pool: name.into(), worker: id });
+        }
+        if let Some(p) = w.probe.take() {
+            p.abort();
+        }
+        let _ = w.control.send(ManagerToWorker::Drain);
+        let term_at = if w.speaks_control {
+            Some(now + limit / 2)
+        } else {
+            spawn::signal_group(w.pid, Signal::SIGTERM);
+            None
+        };
+        w.state = WorkerState::Stopping { term_at, kill_at: now + limit };
+        let line = format!("pool {name:?}: stopping worker {} ({id})", w.pid);
+        pool_log(&self.state_dir.pool_log(name), &line);
+        self.events.info(Some(name), line);
+    }
+
+    fn stop_pool_workers(&mut self, name: &str) {
+        let now = Instant::now();
+        let ids: Vec<WorkerId> = self.pools.get(name).map(|p| p.workers.keys().copied().collect()).unwrap_or_default();
+        for id in ids {
+            self.stop_worker(name, id, now);
+        }
+    }
+
+    /// Operator command: start a stopped or disabled pool (clears rapid-fail history).
+    #[allow(dead_code)] // called by the admin API (issue #5)
+    pub(crate) fn start_pool(&mut self, name: &str) -> bool {
+        let Some(pool) = self.pools.get_mut(name) else { return false };
+        pool.rapid_fail.reset();
+        pool.start_failures = 0;
+        pool.retry_at = None;
+        pool.mode = if pool.config.start == StartMode::Always { Mode::Active } else { Mode::Idle };
+        pool.last_activity = Instant::now();
+        self.events.info(Some(name), format!("pool {name:?}: started by an operator"));
+        self.send_listener(ManagerToListener::PoolAvailable { pool: name.into() });
+        self.reconcile(name);
+        true
+    }
+
+    /// Operator command: stop a pool; its requests get 503 `Disabled` until it is started.
+    #[allow(dead_code)] // called by the admin API (issue #5)
+    pub(crate) fn stop_pool(&mut self, name: &str) -> bool {
+        let Some(pool) = self.pools.get_mut(name) else { return false };
+        pool.mode = Mode::Stopped;
+        self.events.info(Some(name), format!("pool {name:?}: stopped by an operator"));
+        self.stop_pool_workers(name);
+        if let Some((refusal, detail)) = standing_refusal(Mode::Stopped) {
+            self.send_listener(ManagerToListener::PoolRefused { pool: name.into(), refusal, detail: detail.into() });
+        }
+        true
+    }
+
+    // ---- time ---------------------------------------------------------------------------------
+
+    fn on_tick(&mut self, now: Instant) {
+        if !self.listener_ever_ready && self.phase == Phase::Serving && now >= self.boot_deadline {
+            self.fatal = Some(ManagerError::ListenerFailed(format!(
+                "the listener did not report ready within {}",
+                format_duration(LISTENER_BOOT_LIMIT)
+            )));
+            return;
+        }
+        if self.phase == Phase::Serving && self.listener.is_none() && self.listener_restart_at.is_some_and(|t| now >= t)
+        {
+            self.restart_listener(now);
+        }
+        let names: Vec<String> = self.pools.keys().cloned().collect();
+        for name in names {
+            self.tick_pool(&name, now);
+        }
+        self.tick_shutdown(now);
+    }
+
+    fn tick_pool(&mut self, name: &str, now: Instant) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        let limit = pool.config.startup_time_limit;
+        for w in pool.workers.values_mut() {
+            match w.state {
+                WorkerState::Starting { deadline } if now >= deadline && w.kill_reason.is_none() => {
+                    w.kill_reason =
+                        Some(format!("did not become ready within {} (startup_time_limit)", format_duration(limit)));
+                    spawn::signal_group(w.pid, Signal::SIGKILL);
+                }
+                WorkerState::Stopping { term_at: Some(t), kill_at } if now >= t => {
+                    spawn::signal_group(w.pid, Signal::SIGTERM);
+                    w.state = WorkerState::Stopping { term_at: None, kill_at };
+                }
+                WorkerState::Stopping { kill_at, .. } if now >= kill_at => {
+                    // Unreaped child: the pid cannot have been reused, repeating is harmless.
+                    spawn::signal_group(w.pid, Signal::SIGKILL);
+                }
+                _ => {}
+            }
+        }
+        let idle = pool.config.idle_timeout;
+        if pool.mode == Mode::Active
+            && !idle.is_zero()
+            && pool.has_ready_worker()
+            && now.saturating_duration_since(pool.last_activity) >= idle
+        {
+            pool.mode = Mode::Idle;
+            self.events.info(
+                Some(name),
+                format!(
+                    "pool {name:?}: no requests for {} (idle_timeout); stopping its workers",
+                    format_duration(idle)
+                ),
+            );
+            self.stop_pool_workers(name);
+        }
+        self.reconcile(name);
+    }
+
+    fn log_pool_transitions(&mut self) {
+        for pool in self.pools.values_mut() {
+            let state = pool.state();
+            if state != pool.shown_state {
+                let name = pool.config.name.clone();
+                self.events.info(Some(&name), format!("pool {name:?}: {} → {state}", pool.shown_state));
+                pool.shown_state = state;
+            }
+        }
+    }
+
+    /// Pool states for status displays.
+    #[allow(dead_code)] // read by the admin API (issue #5)
+    pub(crate) fn pool_states(&self) -> Vec<(String, PoolState)> {
+        self.pools.iter().map(|(n, p)| (n.clone(), p.state())).collect()
+    }
+}
+
+/// Queues a message to the listener, if there is one (borrows only that field).
+fn send(listener: &Option<ListenerProcess>, message: ManagerToListener) {
+    if let Some(l) = listener {
+        l.send(message);
+    }
+}
+
+/// The `WorkerUp` payload for a worker of `pool`.
+fn info(pool: &bulkhead_config::Pool, w: &worker::Worker) -> WorkerInfo {
+    WorkerInfo {
+        pool: pool.name.clone(),
+        worker: w.id,
+        pid: w.pid.as_raw() as u32,
+        address: w.address.clone(),
+        protocol: pool.protocol,
+        concurrency: pool.concurrency,
+    }
+}
+
+/// The refusal a pool in `mode` stands by, if any.
+fn standing_refusal(mode: Mode) -> Option<(PoolRefusal, &'static str)> {
+    match mode {
+        Mode::Disabled => Some((PoolRefusal::AppOffline, "rapid-fail protection disabled the pool")),
+        Mode::Stopped => Some((PoolRefusal::Disabled, "the pool was stopped by an operator")),
+        Mode::Idle | Mode::Active => None,
+    }
+}

@@ -1,0 +1,347 @@
+//! One worker process of a pool (IIS's w3wp): how it is launched, and what the manager tracks
+//! about it while it lives.
+//!
+//! The supervisor calls [`launch`] to start a worker for a pool and keeps the returned
+//! [`Worker`] in that pool until the process's exit is observed. Launching prepares the
+//! worker's serving socket (a unix socket bound by the manager at
+//! `<state_dir>/sockets/<pool>.<id>.sock`, mode 0600, handed over as fd 3 — or a free loopback
+//! port in `PORT`), its control channel (a socketpair, fd 4, `BULKHEAD_CONTROL_FD=4`), its
+//! environment and credentials, then calls [`crate::spawn`]. It never waits for the worker: readiness
+//! and exits come back to the supervisor as events.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bulkhead_config::{PoolKind, SocketMode};
+use bulkhead_proto::{env, Channel, ManagerToWorker, Protocol, WorkerAddress, WorkerId, WorkerToManager};
+use nix::unistd::Pid;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::spawn::{self, Credentials, SpawnError, SpawnSpec};
+use crate::supervisor::{Event, EventSender};
+
+/// Why a worker could not be launched.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{0}")]
+    Spawn(#[from] SpawnError),
+    #[error("cannot create its socket {path}: {source}")]
+    Socket { path: PathBuf, source: io::Error },
+    #[error("cannot find a free loopback port: {0}")]
+    Port(io::Error),
+    #[error("cannot create its control channel: {0}")]
+    Control(io::Error),
+    #[error("cannot open its log {path}: {source}")]
+    Log { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Credentials(String),
+    #[error("the pool has no command to run")]
+    NoCommand,
+}
+
+/// Where a worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Launched, not ready yet; killed (a failed start) if not ready by `deadline`.
+    Starting { deadline: Instant },
+    /// Taking requests (the listener was sent `WorkerUp`).
+    Ready,
+    /// Asked to stop: SIGTERM at `term_at` (if not sent yet), SIGKILL at `kill_at`.
+    Stopping { term_at: Option<Instant>, kill_at: Instant },
+}
+
+/// A live worker process.
+#[derive(Debug)]
+pub struct Worker {
+    pub id: WorkerId,
+    pub pid: Pid,
+    pub state: WorkerState,
+    pub address: WorkerAddress,
+    /// The unix socket file to unlink when it is gone.
+    pub socket_path: Option<PathBuf>,
+    /// Messages to the worker's control channel.
+    pub control: mpsc::UnboundedSender<ManagerToWorker>,
+    /// The worker has said something on its control channel, so it understands `Drain`.
+    pub speaks_control: bool,
+    /// Read when it exits, to tell a failed exec from a crash.
+    pub exec_report: OwnedFd,
+    /// Tasks to abort when it is gone (control reader/writer).
+    pub tasks: Vec<AbortHandle>,
+    /// The readiness probe, while it runs.
+    pub probe: Option<AbortHandle>,
+    pub started: Instant,
+    /// Set when it reached `Ready` at least once.
+    pub was_ready: bool,
+    /// Why the manager killed it, if it did.
+    pub kill_reason: Option<String>,
+}
+
+impl Worker {
+    /// Aborts its helper tasks and removes its socket file.
+    pub fn release(&mut self) {
+        for t in self.tasks.drain(..).chain(self.probe.take()) {
+            t.abort();
+        }
+        if let Some(p) = &self.socket_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        matches!(self.state, WorkerState::Stopping { .. })
+    }
+}
+
+/// What every launch needs from the manager.
+pub struct LaunchContext<'a> {
+    pub self_exe: &'a Path,
+    /// The environment workers inherit (from the binary).
+    pub env: &'a [(OsString, OsString)],
+    pub socket_path: PathBuf,
+    pub log_path: PathBuf,
+    pub events: &'a EventSender,
+}
+
+/// How the manager decides that a pool's worker is ready (besides a `Ready` on its control
+/// channel, which always counts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Plain HTTP apps: the first HTTP answer to `GET <path>` on its socket.
+    HttpProbe(String),
+    /// Native-protocol workers and the built-in host: only their control-channel `Ready`.
+    ControlOnly,
+    /// FastCGI responders: as soon as the program runs (they speak no HTTP and no control).
+    Immediate,
+}
+
+/// How readiness is decided for `pool`'s workers.
+pub fn readiness(pool: &bulkhead_config::Pool) -> Readiness {
+    match (pool.kind, pool.protocol) {
+        (PoolKind::Fastcgi, _) => Readiness::Immediate,
+        (PoolKind::Process, Protocol::Http) => {
+            Readiness::HttpProbe(if pool.health.path.is_empty() { "/".to_string() } else { pool.health.path.clone() })
+        }
+        _ => Readiness::ControlOnly,
+    }
+}
+
+/// `argv` of a pool's worker: a bare `bulkhead` program is this executable; a `host` pool
+/// without a command runs `bulkhead worker`.
+pub fn command_line(pool: &bulkhead_config::Pool, self_exe: &Path) -> Result<(String, Vec<String>), LaunchError> {
+    let mut command = pool.command.clone();
+    if command.is_empty() && pool.kind == PoolKind::Host {
+        command = vec!["bulkhead".into(), "worker".into()];
+    }
+    let (program, _) = command.split_first().ok_or(LaunchError::NoCommand)?;
+    let program = if program == "bulkhead" { self_exe.display().to_string() } else { program.clone() };
+    Ok((program, command))
+}
+
+/// Starts one worker of `pool`. Returns at once; the worker is `Starting`.
+pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_>) -> Result<Worker, LaunchError> {
+    let (program, argv) = command_line(pool, ctx.self_exe)?;
+    let mut envs: BTreeMap<OsString, OsString> = ctx.env.iter().cloned().collect();
+    for name in [env::LISTEN_FDS, env::LISTEN_PID, env::LISTEN_FDNAMES, env::PORT, env::CONTROL_FD] {
+        envs.remove(&OsString::from(name));
+    }
+    for (k, v) in &pool.env {
+        envs.insert(k.into(), v.into());
+    }
+    let program = spawn::resolve_program(&program, envs.get(&OsString::from("PATH")).map(|p| p.as_os_str()))?;
+
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&ctx.log_path)
+        .map_err(|source| LaunchError::Log { path: ctx.log_path.clone(), source })?;
+    let stdin = File::open("/dev/null").map_err(|source| LaunchError::Log { path: "/dev/null".into(), source })?;
+
+    // The serving socket.
+    let mut socket_fd: Option<OwnedFd> = None;
+    let mut socket_path = None;
+    let address = match pool.socket {
+        SocketMode::Inherit => {
+            let path = ctx.socket_path.clone();
+            let _ = std::fs::remove_file(&path);
+            let err = |source| LaunchError::Socket { path: path.clone(), source };
+            let listener = std::os::unix::net::UnixListener::bind(&path).map_err(err)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+            socket_fd = Some(OwnedFd::from(listener));
+            socket_path = Some(path.clone());
+            WorkerAddress::Unix(path)
+        }
+        SocketMode::Port => {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(LaunchError::Port)?;
+            let addr = probe.local_addr().map_err(LaunchError::Port)?;
+            drop(probe);
+            envs.insert(env::PORT.into(), addr.port().to_string().into());
+            WorkerAddress::Tcp(addr)
+        }
+    };
+    let fastcgi = pool.kind == PoolKind::Fastcgi;
+    if socket_fd.is_some() && !fastcgi {
+        envs.insert(env::LISTEN_FDS.into(), "1".into());
+        envs.insert(env::LISTEN_FDNAMES.into(), "bulkhead".into());
+    }
+    envs.insert(env::CONTROL_FD.into(), "4".into());
+    envs.insert(env::PROTOCOL.into(), pool.protocol.as_str().into());
+    envs.insert(env::POOL.into(), pool.name.clone().into());
+    envs.insert(env::WORKER_ID.into(), id.to_string().into());
+
+    let (mine, theirs) = std::os::unix::net::UnixStream::pair().map_err(LaunchError::Control)?;
+    let mut fds = vec![(log.as_raw_fd(), 1), (log.as_raw_fd(), 2), (theirs.as_raw_fd(), 4)];
+    match &socket_fd {
+        Some(s) if fastcgi => fds.push((s.as_raw_fd(), 0)),
+        Some(s) => {
+            fds.push((stdin.as_raw_fd(), 0));
+            fds.push((s.as_raw_fd(), env::LISTEN_FDS_START));
+        }
+        None => fds.push((stdin.as_raw_fd(), 0)),
+    }
+    let spec = SpawnSpec {
+        program,
+        argv: argv.iter().map(OsString::from).collect(),
+        env: envs.into_iter().collect(),
+        listen_pid: socket_fd.is_some() && !fastcgi,
+        directory: Some(pool.directory.clone()),
+        fds,
+        credentials: credentials(pool)?,
+    };
+    let events = ctx.events.clone();
+    let spawned = spawn::spawn(&spec, move |pid| {
+        let _ = events.send(Event::Exited { pid });
+    })?;
+    drop((socket_fd, theirs, log, stdin));
+
+    let (control, tasks) = control_channel(mine, &pool.name, id, ctx.events).map_err(LaunchError::Control)?;
+    Ok(Worker {
+        id,
+        pid: spawned.pid,
+        state: WorkerState::Starting { deadline: Instant::now() + pool.startup_time_limit },
+        address,
+        socket_path,
+        control,
+        speaks_control: false,
+        exec_report: spawned.exec_report,
+        tasks,
+        probe: None,
+        started: Instant::now(),
+        was_ready: false,
+        kill_reason: None,
+    })
+}
+
+/// Resolves `user`/`group` when running as root; `None` otherwise (DESIGN §5: only as root).
+fn credentials(pool: &bulkhead_config::Pool) -> Result<Option<Credentials>, LaunchError> {
+    use nix::unistd::{Group, Uid, User};
+    if !Uid::effective().is_root() || (pool.user.is_none() && pool.group.is_none()) {
+        return Ok(None);
+    }
+    let (uid, mut gid, user_name) = match &pool.user {
+        Some(name) => {
+            let u = User::from_name(name)
+                .map_err(|e| LaunchError::Credentials(format!("cannot look up user {name:?}: {e}")))?
+                .ok_or_else(|| LaunchError::Credentials(format!("user {name:?} does not exist")))?;
+            (u.uid, u.gid, Some(u.name))
+        }
+        None => (Uid::effective(), nix::unistd::Gid::effective(), None),
+    };
+    if let Some(name) = &pool.group {
+        gid = Group::from_name(name)
+            .map_err(|e| LaunchError::Credentials(format!("cannot look up group {name:?}: {e}")))?
+            .ok_or_else(|| LaunchError::Credentials(format!("group {name:?} does not exist")))?
+            .gid;
+    }
+    let groups = match user_name.and_then(|n| std::ffi::CString::new(n).ok()) {
+        Some(n) => nix::unistd::getgrouplist(&n, gid).unwrap_or_else(|_| vec![gid]),
+        None => vec![gid],
+    };
+    Ok(Some(Credentials {
+        uid: uid.as_raw(),
+        gid: gid.as_raw(),
+        groups: groups.into_iter().map(|g| g.as_raw()).collect(),
+    }))
+}
+
+/// Wires the manager's end of a worker's control socketpair: a writer task fed by the returned
+/// sender, and a reader task turning messages into supervisor events.
+fn control_channel(
+    mine: std::os::unix::net::UnixStream,
+    pool: &str,
+    id: WorkerId,
+    events: &EventSender,
+) -> io::Result<(mpsc::UnboundedSender<ManagerToWorker>, Vec<AbortHandle>)> {
+    let channel: Channel<ManagerToWorker, WorkerToManager> = Channel::from_std(mine)?;
+    let (mut tx, mut rx) = channel.into_split();
+    let (control, mut outbox) = mpsc::unbounded_channel::<ManagerToWorker>();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = outbox.recv().await {
+            if tx.send(&m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let events = events.clone();
+    let pool = pool.to_string();
+    let reader = tokio::spawn(async move {
+        // A worker that never speaks the control protocol just leaves this waiting.
+        while let Ok(Some(message)) = rx.recv().await {
+            if events.send(Event::WorkerControl { pool: pool.clone(), worker: id, message }).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((control, vec![writer.abort_handle(), reader.abort_handle()]))
+}
+
+/// Appends one line to a pool's log (the file its workers' stdout/stderr go to), so an operator
+/// reading it sees why workers came and went. Failures are ignored: logging must not stop the
+/// supervisor.
+pub fn pool_log(path: &Path, message: &str) {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(format!("{stamp} [bulkhead] {message}\n").as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(command: &[&str], kind: PoolKind) -> bulkhead_config::Pool {
+        let text = "[pools.p]\ncommand = [\"x\"]\n";
+        let mut p = bulkhead_config::parse(text, "t.toml", Path::new("/tmp")).unwrap().pools.remove("p").unwrap();
+        p.command = command.iter().map(|s| s.to_string()).collect();
+        p.kind = kind;
+        p
+    }
+
+    #[test]
+    fn bare_bulkhead_is_this_executable() {
+        let exe = Path::new("/opt/bulkhead/bin/bulkhead");
+        let (prog, argv) = command_line(&pool(&["bulkhead", "demo-app"], PoolKind::Process), exe).unwrap();
+        assert_eq!(prog, "/opt/bulkhead/bin/bulkhead");
+        assert_eq!(argv, ["bulkhead", "demo-app"]);
+        let (prog, argv) = command_line(&pool(&[], PoolKind::Host), exe).unwrap();
+        assert_eq!((prog.as_str(), argv.len()), ("/opt/bulkhead/bin/bulkhead", 2));
+        assert!(matches!(command_line(&pool(&[], PoolKind::Process), exe), Err(LaunchError::NoCommand)));
+    }
+
+    #[test]
+    fn readiness_by_probe_only_for_plain_http_apps() {
+        let mut p = pool(&["app"], PoolKind::Process);
+        assert_eq!(readiness(&p), Readiness::HttpProbe("/".into()));
+        p.health.path = "/healthz".into();
+        assert_eq!(readiness(&p), Readiness::HttpProbe("/healthz".into()));
+        p.protocol = Protocol::Native;
+        assert_eq!(readiness(&p), Readiness::ControlOnly);
+    }
+}

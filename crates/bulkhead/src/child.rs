@@ -1,0 +1,32 @@
+//! Hidden subcommands the manager runs as child processes: `bulkhead listener` (the front end).
+//!
+//! The listener finds its control channel at fd 3 (`bulkhead_proto::env::LISTENER_CONTROL_FD`)
+//! — the only fd this binary adopts by number, hence the one `unsafe` block. It ignores SIGINT
+//! (a terminal's Ctrl-C is for the manager, which coordinates shutdown) and ends when the
+//! manager says `Shutdown` or its control channel closes.
+
+use std::os::fd::FromRawFd;
+use std::process::ExitCode;
+
+use bulkhead_proto::env::LISTENER_CONTROL_FD;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub fn listener() -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        // Catching SIGINT (and never acting on it) keeps a terminal's Ctrl-C from killing us.
+        let _sigint = signal(SignalKind::interrupt())?;
+        let control = control_stream()?;
+        bulkhead_listener::run(control).await?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[allow(unsafe_code)]
+fn control_stream() -> std::io::Result<tokio::net::UnixStream> {
+    // SAFETY: the manager starts `bulkhead listener` with one end of the control socketpair at
+    // fd 3; nothing else in this process owns that fd, and it is adopted exactly once here.
+    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(LISTENER_CONTROL_FD) };
+    stream.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(stream)
+}

@@ -1,0 +1,93 @@
+//! `bulkhead serve [--config FILE]`: reads the config file (or takes the embedded default),
+//! turns SIGTERM/SIGINT into the manager's shutdown future, and runs the manager.
+//!
+//! SIGHUP is reserved for reloading the config (not implemented yet: it is logged). A second
+//! SIGTERM/SIGINT during a graceful shutdown exits at once; the children follow through their
+//! parent-death signal.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bulkhead_manager::{ManagerError, ManagerOptions};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::default_config;
+
+/// The directory relative paths in `file` are anchored at.
+pub fn config_dir(file: &Path) -> anyhow::Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let abs = cwd.join(file);
+    Ok(abs.parent().map(Path::to_path_buf).unwrap_or(cwd))
+}
+
+pub fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let (config_path, config_text, base_dir) = match config {
+        Some(path) => {
+            let abs = cwd.join(&path);
+            let text = std::fs::read_to_string(&abs).with_context(|| format!("cannot read {}", path.display()))?;
+            let base = config_dir(&abs)?;
+            (Some(abs), text, base)
+        }
+        None => {
+            default_config::write_welcome(&cwd)?;
+            (None, default_config::TEXT.to_string(), cwd)
+        }
+    };
+    let options = ManagerOptions {
+        config_path,
+        config_text,
+        base_dir,
+        self_exe: std::env::current_exe().context("cannot find this executable's path")?,
+        env: std::env::vars_os().collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        tokio::spawn(reload_signal()?);
+        anyhow::Ok(bulkhead_manager::run(options, shutdown).await)
+    })?;
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(ManagerError::Config(errors)) => {
+            eprintln!("bulkhead: refusing to start: the configuration has {} error(s):", errors.0.len());
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received: graceful shutdown (send it again to stop at once)"),
+            _ = int.recv() => tracing::info!("SIGINT received: graceful shutdown (press Ctrl-C again to stop at once)"),
+        }
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: exiting now without waiting for requests");
+            std::process::exit(130);
+        });
+    })
+}
+
+/// SIGHUP will reload the configuration; for now it is only logged.
+fn reload_signal() -> std::io::Result<impl Future<Output = ()>> {
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        while hup.recv().await.is_some() {
+            tracing::warn!("SIGHUP received: configuration reload is not implemented yet; nothing changed");
+        }
+    })
+}
