@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 type Body = Full<Bytes>;
 
-async fn app(req: Request<bulkhead_worker::Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+async fn app(req: Request<bulkhead_worker::Body>) -> Result<Response<Body>, std::convert::Infallible> {
     let response = match (req.method(), req.uri().path()) {
         (&Method::GET, "/") => text(StatusCode::OK, format!("hello from routes pid={}\n", std::process::id())),
         (&Method::POST, "/echo") => match Limited::new(req.into_body(), 1 << 20).collect().await {

@@ -19,9 +19,6 @@ pub enum WorkerError {
     /// `BULKHEAD_PROTOCOL` names no protocol this SDK knows.
     #[error("BULKHEAD_PROTOCOL={value:?} is not a protocol (expected \"http\" or \"native\")")]
     BadProtocol { value: String },
-    /// The pool asks for a protocol this version of the SDK cannot speak yet.
-    #[error("protocol {protocol} is not implemented yet (set protocol = \"http\" on the pool)")]
-    ProtocolNotImplemented { protocol: &'static str },
     /// An inherited fd is not open, or not a socket we can use.
     #[error("inherited fd {fd} ({role}) is not usable: {source}")]
     InheritedFd { fd: i32, role: &'static str, source: io::Error },

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::body::Body;
 use crate::BoxError;
 
 /// Serves HTTP/1.1 connections.
@@ -39,13 +40,14 @@ impl Http1 {
     ) -> impl Future<Output = ()> + Send + 'static
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
+        S: hyper::service::Service<http::Request<Body>, Response = http::Response<B>> + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        let service = AsBody(service);
         let connection = self.builder.serve_connection(TokioIo::new(io), service);
         async move {
             if let Err(error) = watcher.watch(connection).await {
@@ -53,5 +55,21 @@ impl Http1 {
                 tracing::debug!("http/1.1 connection ended with an error: {error}");
             }
         }
+    }
+}
+
+/// Hands hyper's `Incoming` to the application as a [`Body`], the type every protocol gives it.
+struct AsBody<S>(S);
+
+impl<S, B> hyper::service::Service<http::Request<Incoming>> for AsBody<S>
+where
+    S: hyper::service::Service<http::Request<Body>, Response = http::Response<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        self.0.call(request.map(Body::http1))
     }
 }

@@ -15,9 +15,15 @@
 //!
 //! Layout: [`env`] (the contract), `inherit` (the only `unsafe`: adopting inherited fds),
 //! `listen` (unix or TCP socket), `server` (accept, drain, stop), `protocol` (which connection
-//! handler), `http1` (the HTTP/1.1 handler), `control` (the control channel), [`counters`].
+//! handler), `http1` (the HTTP/1.1 handler), `native` (the native protocol handler,
+//! `docs/protocol.md`), `body` (the request [`Body`] both give the service), `control` (the
+//! control channel), [`counters`].
+//!
+//! The same application binary runs under `protocol = "http"` or `"native"`: the manager says
+//! which in `BULKHEAD_PROTOCOL`, and the service sees the same `http::Request<Body>` either way.
 #![deny(unsafe_code)]
 
+mod body;
 mod control;
 pub mod counters;
 pub mod env;
@@ -25,14 +31,15 @@ mod error;
 mod http1;
 mod inherit;
 mod listen;
+mod native;
 mod protocol;
 mod server;
 
 use std::future::Future;
 
+pub use body::Body;
 pub use env::{Control, Listen, WorkerEnv};
 pub use error::WorkerError;
-pub use hyper::body::Incoming;
 
 /// The boxed error type hyper accepts from services and bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -47,7 +54,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// #[tokio::main]
 /// async fn main() -> Result<(), bulkhead_worker::WorkerError> {
-///     let app = tower::service_fn(|_req: http::Request<bulkhead_worker::Incoming>| async {
+///     let app = tower::service_fn(|_req: http::Request<bulkhead_worker::Body>| async {
 ///         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"hello\n"))))
 ///     });
 ///     bulkhead_worker::serve(app).await
@@ -55,7 +62,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 pub async fn serve<S, B>(service: S) -> Result<(), WorkerError>
 where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S: tower_service::Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body + Send + 'static,
@@ -72,7 +79,7 @@ where
 /// be used. Must be called inside a tokio runtime.
 pub async fn serve_with<S, B, F>(env: WorkerEnv, service: S, shutdown: F) -> Result<(), WorkerError>
 where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S: tower_service::Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body + Send + 'static,

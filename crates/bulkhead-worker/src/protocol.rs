@@ -1,34 +1,38 @@
-//! Chooses the connection handler for the pool's protocol (`BULKHEAD_PROTOCOL`): HTTP/1.1 today,
-//! Bulkhead's native multiplexed protocol next (DESIGN §4), as a second handler beside
-//! [`Http1`].
+//! Chooses the connection handler for the pool's protocol (`BULKHEAD_PROTOCOL`): HTTP/1.1
+//! ([`Http1`]) or Bulkhead's native multiplexed protocol ([`Native`], DESIGN §4).
 //!
 //! Called by the server once at start-up ([`ConnectionHandler::for_protocol`]) and once per
 //! accepted connection ([`ConnectionHandler::serve`]). Handlers receive the application's service
-//! already wrapped for counting and a drain watcher; they must honour the watcher (finish what
-//! is in progress, then close) and never decide policy such as when to stop accepting.
+//! already wrapped for counting and the drain signals (hyper's graceful watcher for HTTP/1.1, a
+//! watch channel for native); they must honour them (finish what is in progress, then close) and
+//! never decide policy such as when to stop accepting.
 
 use std::future::Future;
 
 use bulkhead_proto::Protocol;
-use hyper::body::Incoming;
+use futures_util::future::Either;
 use hyper_util::server::graceful::Watcher;
+use tokio::sync::watch;
 
+use crate::body::Body;
 use crate::http1::Http1;
 use crate::listen::Conn;
+use crate::native::Native;
 use crate::{BoxError, WorkerError};
 
 /// Serves accepted connections in one protocol.
 #[derive(Debug, Clone)]
 pub(crate) enum ConnectionHandler {
     Http1(Http1),
+    Native(Native),
 }
 
 impl ConnectionHandler {
-    /// The handler for `protocol`, or an error when this SDK cannot speak it yet.
+    /// The handler for `protocol`.
     pub(crate) fn for_protocol(protocol: Protocol) -> Result<ConnectionHandler, WorkerError> {
         match protocol {
             Protocol::Http => Ok(ConnectionHandler::Http1(Http1::new())),
-            Protocol::Native => Err(WorkerError::ProtocolNotImplemented { protocol: Protocol::Native.as_str() }),
+            Protocol::Native => Ok(ConnectionHandler::Native(Native::default())),
         }
     }
 
@@ -38,27 +42,19 @@ impl ConnectionHandler {
         conn: Conn,
         service: S,
         watcher: Watcher,
+        drain: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static
     where
-        S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
+        S: hyper::service::Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let ConnectionHandler::Http1(http1) = self;
-        http1.serve(conn, service, watcher)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn native_is_refused_clearly() {
-        let err = ConnectionHandler::for_protocol(Protocol::Native).unwrap_err();
-        assert_eq!(err.to_string(), "protocol native is not implemented yet (set protocol = \"http\" on the pool)");
+        match self {
+            ConnectionHandler::Http1(http1) => Either::Left(http1.serve(conn, service, watcher)),
+            ConnectionHandler::Native(native) => Either::Right(native.serve(conn, service, drain)),
+        }
     }
 }

@@ -9,10 +9,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::control::{self, ControlEvent};
@@ -29,7 +28,7 @@ enum Next {
 
 pub(crate) async fn run<S, B, F>(env: WorkerEnv, service: S, shutdown: F) -> Result<(), WorkerError>
 where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S: tower_service::Service<http::Request<crate::Body>, Response = http::Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body + Send + 'static,
@@ -56,6 +55,8 @@ where
     tracing::info!("{name}: serving {} on {}", env.protocol.as_str(), listener.describe());
 
     let graceful = GracefulShutdown::new();
+    // Native connections are not hyper connections; they watch this instead.
+    let (drain_tx, drain_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let shutdown = std::pin::pin!(shutdown);
     let mut shutdown = shutdown;
@@ -70,7 +71,7 @@ where
             () = &mut shutdown => break Next::Drain,
             accepted = listener.accept() => match accepted {
                 Ok(conn) => {
-                    connections.spawn(handler.serve(conn, service.clone(), graceful.watcher()));
+                    connections.spawn(handler.serve(conn, service.clone(), graceful.watcher(), drain_rx.clone()));
                 }
                 Err(error) => recover_from_accept_error(error, &name).await?,
             },
@@ -81,11 +82,16 @@ where
 
     if let Next::Drain = next {
         tracing::info!("{name}: draining; no longer accepting connections");
+        let _ = drain_tx.send(true);
         let drained = std::pin::pin!(graceful.shutdown());
         let mut drained = drained;
+        let mut http_drained = false;
         loop {
+            if http_drained && connections.is_empty() {
+                break;
+            }
             tokio::select! {
-                () = &mut drained => break,
+                () = &mut drained, if !http_drained => http_drained = true,
                 event = events.recv(), if control_open => match event {
                     Some(ControlEvent::Stop) => {
                         tracing::info!("{name}: stopping with {} request(s) in flight", counters.in_flight());

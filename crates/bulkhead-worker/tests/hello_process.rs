@@ -15,7 +15,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use bulkhead_proto::native::conn::Client;
+use bulkhead_proto::native::{Hello, RequestHead};
 use bulkhead_proto::{Channel, ManagerToWorker, WorkerToManager};
+use bytes::Bytes;
 use support::{connect, get, recv, ManagerChannel, TempDir};
 
 /// The `hello` example next to this test binary (`target/<profile>/examples/hello`).
@@ -54,7 +57,7 @@ impl Drop for Worker {
 }
 
 /// Starts `hello` with `listener` at fd 3 and `control` at fd 4.
-fn spawn_hello(listener: &UnixListener, control: &UnixStream) -> anyhow::Result<Worker> {
+fn spawn_hello(listener: &UnixListener, control: &UnixStream, protocol: &str) -> anyhow::Result<Worker> {
     let (listen_fd, control_fd) = (listener.as_raw_fd(), control.as_raw_fd());
     let mut command = Command::new("/bin/sh");
     command
@@ -65,7 +68,7 @@ fn spawn_hello(listener: &UnixListener, control: &UnixStream) -> anyhow::Result<
         .env("BULKHEAD_POOL", "test")
         .env("WORKER_THREADS", "2")
         .env_remove("PORT")
-        .env_remove("BULKHEAD_PROTOCOL")
+        .env("BULKHEAD_PROTOCOL", protocol)
         .stdin(Stdio::null());
     // SAFETY: between fork and exec the closure only calls fcntl, dup2 and close, which are
     // async-signal-safe, on fds that stay open in the parent for the whole call.
@@ -93,11 +96,15 @@ struct Setup {
 }
 
 async fn start() -> anyhow::Result<Setup> {
+    start_with("http").await
+}
+
+async fn start_with(protocol: &str) -> anyhow::Result<Setup> {
     let dir = TempDir::new("hello");
     let socket = dir.0.join("test.w1.sock");
     let listener = UnixListener::bind(&socket)?;
     let (manager_end, worker_end) = UnixStream::pair()?;
-    let worker = spawn_hello(&listener, &worker_end)?;
+    let worker = spawn_hello(&listener, &worker_end, protocol)?;
     drop((listener, worker_end));
     let manager = Channel::from_std(manager_end)?;
     Ok(Setup { _dir: dir, socket, worker, manager })
@@ -140,5 +147,41 @@ async fn stop_exits_and_closed_channel_drains() -> anyhow::Result<()> {
     drop(manager);
     let status = tokio::task::spawn_blocking(move || worker.wait()).await??;
     assert!(status.success(), "worker exited with {status}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn native_protocol_multiplexes_and_drains() -> anyhow::Result<()> {
+    let Setup { _dir, socket, mut worker, mut manager } = start_with("native").await?;
+    assert_eq!(recv(&mut manager).await?, WorkerToManager::Ready);
+
+    let stream = tokio::net::UnixStream::connect(&socket).await?;
+    let client = Client::handshake(stream, Hello::default()).await?;
+    let mut pending = Vec::new();
+    for i in 0..50 {
+        let head = RequestHead {
+            method: Bytes::from_static(b"GET"),
+            target: Bytes::from(format!("/n{i}")),
+            headers: vec![(Bytes::from_static(b"host"), Bytes::from_static(b"test"))],
+        };
+        pending.push(client.open(head, true)?);
+    }
+    for (_send, mut recv_stream) in pending {
+        let (head, end) = recv_stream.response().await?;
+        assert_eq!((head.status, end), (200, false));
+        let mut body = Vec::new();
+        while let Some(chunk) = recv_stream.data().await {
+            body.extend_from_slice(&chunk?);
+        }
+        assert_eq!(body, b"Hello, world\n");
+    }
+    manager.send(&ManagerToWorker::Ping { seq: 1 }).await?;
+    assert_eq!(recv(&mut manager).await?, WorkerToManager::Pong { seq: 1, requests: 50, in_flight: 0 });
+
+    // Drain: the worker says GOAWAY, closes the connection and exits 0.
+    manager.send(&ManagerToWorker::Drain).await?;
+    let status = tokio::task::spawn_blocking(move || worker.wait()).await??;
+    assert!(status.success(), "worker exited with {status}");
+    assert!(client.is_unusable(), "the drained worker closed the native connection");
     Ok(())
 }

@@ -25,7 +25,7 @@ impl HeldBack {
     fn service(
         &self,
     ) -> impl tower::Service<
-        http::Request<bulkhead_worker::Incoming>,
+        http::Request<bulkhead_worker::Body>,
         Response = http::Response<Full<Bytes>>,
         Error = Infallible,
         Future = impl Send,

@@ -55,6 +55,13 @@ enum Event {
     Reset(StreamError),
 }
 
+/// What the writer task is asked to do.
+enum Outgoing {
+    Frame(Frame),
+    /// Flush what is queued, shut the write side down and stop.
+    Close,
+}
+
 /// Per-stream state shared with the application handles.
 struct StreamCtl {
     /// Wakes a sender waiting for credit, or for the stream's end.
@@ -88,7 +95,7 @@ struct Table {
 
 struct Shared {
     table: Mutex<Table>,
-    writer: mpsc::UnboundedSender<Frame>,
+    writer: mpsc::UnboundedSender<Outgoing>,
     local: Hello,
     server: bool,
     closed_flag: AtomicBool,
@@ -102,7 +109,7 @@ impl Shared {
 
     fn send(&self, frame: Frame) {
         // The writer only goes away with the connection; frames for a dead connection are moot.
-        let _ = self.writer.send(frame);
+        let _ = self.writer.send(Outgoing::Frame(frame));
     }
 
     /// Fails the whole connection: every open stream is reset, waiting senders woken.
@@ -113,6 +120,7 @@ impl Shared {
         }
         self.closed_flag.store(true, Ordering::Release);
         t.incoming = None;
+        let _ = self.writer.send(Outgoing::Close);
         for (_, s) in t.streams.drain() {
             let _ = s.events.send(Event::Reset(StreamError::ConnectionLost(reason.clone())));
             s.ctl.notify.notify_waiters();
@@ -180,25 +188,31 @@ where
     (shared, irx)
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Frame>, shared: Arc<Shared>) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Outgoing>, shared: Arc<Shared>) {
     let mut out = BytesMut::with_capacity(64 * 1024);
+    let mut closing = false;
     while let Some(first) = rx.recv().await {
-        let mut frame = Some(first);
+        let mut next = Some(first);
         // Take everything queued right now: one write for all of it.
-        while let Some(f) = frame.take().or_else(|| rx.try_recv().ok()) {
-            // Only a head with a field over 65535 bytes can fail to encode; heads are checked
-            // against the peer's `max_head` (far smaller) before they are queued.
-            let _ = encode(&f, &mut out);
+        while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
+            match msg {
+                // Only a head with a field over 65535 bytes can fail to encode; heads are checked
+                // against the peer's `max_head` (far smaller) before they are queued.
+                Outgoing::Frame(f) => {
+                    let _ = encode(&f, &mut out);
+                }
+                Outgoing::Close => closing = true,
+            }
             if out.len() >= 256 * 1024 {
                 break;
             }
         }
         if let Err(e) = w.write_all(&out).await {
             shared.fail(format!("write failed: {e}"));
-            return;
+            break;
         }
         out.clear();
-        if shared.closed_flag.load(Ordering::Acquire) && rx.is_empty() {
+        if closing && rx.is_empty() {
             break;
         }
     }
@@ -545,6 +559,11 @@ impl Server {
     pub fn open_streams(&self) -> usize {
         self.shared.lock().streams.len()
     }
+
+    /// Flushes what is queued and closes the connection; open streams fail.
+    pub fn close(&self, reason: &str) {
+        self.shared.fail(reason.to_string());
+    }
 }
 
 impl SendStream {
@@ -745,18 +764,16 @@ impl Responder {
         Ok(SendStream { stream: self.stream, shared: self.shared.clone(), ctl: self.ctl.clone(), ended: end })
     }
 
+    /// A handle that tells when the listener cancels this stream, usable after the responder
+    /// has been consumed by [`send_response`](Self::send_response).
+    pub fn cancel_watch(&self) -> CancelWatch {
+        CancelWatch { stream: self.stream, shared: self.shared.clone(), ctl: self.ctl.clone() }
+    }
+
     /// Resolves when the listener cancels the stream or the connection is lost: the
     /// application's work for it should be dropped.
     pub async fn cancelled(&self) {
-        loop {
-            let notified = self.ctl.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !self.shared.lock().streams.contains_key(&self.stream) {
-                return;
-            }
-            notified.await;
-        }
+        self.cancel_watch().cancelled().await
     }
 
     /// Fails the stream with an application error instead of a response.
@@ -769,6 +786,28 @@ impl Responder {
                 code: ErrorCode::Application,
                 message: Bytes::copy_from_slice(message.as_bytes()),
             });
+        }
+    }
+}
+
+/// Tells when a stream has been cancelled by the peer or lost with its connection.
+pub struct CancelWatch {
+    stream: u32,
+    shared: Arc<Shared>,
+    ctl: Arc<StreamCtl>,
+}
+
+impl CancelWatch {
+    /// Resolves once the stream is gone: cancelled, failed, or finished in both directions.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.ctl.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.shared.lock().streams.contains_key(&self.stream) {
+                return;
+            }
+            notified.await;
         }
     }
 }
