@@ -38,7 +38,8 @@ pub struct ResponseBody {
     kind: Kind,
     sent: u64,
     ended: bool,
-    completion: Option<Completion>,
+    /// Boxed: it is large, and moved only once, while the body moves through hyper.
+    completion: Option<Box<Completion>>,
 }
 
 enum Kind {
@@ -79,7 +80,7 @@ impl ResponseBody {
     }
 
     /// Attaches the request's completion (logged when this body ends or is dropped).
-    pub fn set_completion(&mut self, completion: Completion) {
+    pub fn set_completion(&mut self, completion: Box<Completion>) {
         self.completion = Some(completion);
     }
 }

@@ -266,14 +266,10 @@ fn open(
 ) -> std::io::Result<BufWriter<File>> {
     std::fs::create_dir_all(dir)?;
     let file = OpenOptions::new().create(true).append(true).open(dir.join(name))?;
-    let empty = file.metadata()?.len() == 0;
     let mut out = BufWriter::with_capacity(64 * 1024, file);
-    if empty {
-        out.write_all(header(when).as_bytes())?;
-    } else {
-        // IIS writes the directives again whenever it (re)opens a file.
-        out.write_all(header(when).as_bytes())?;
-    }
+    // Like IIS, the directives are written whenever a file is (re)opened, so a restarted
+    // listener's lines are preceded by a fresh `#Date:` even in an existing file.
+    out.write_all(header(when).as_bytes())?;
     Ok(out)
 }
 

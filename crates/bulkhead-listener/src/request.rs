@@ -99,7 +99,7 @@ impl Exchange<'_> {
         let Some((route, rest)) = site.route(path) else { return (plain(StatusCode::NOT_FOUND), 0) };
         match &route.action {
             Action::Redirect { to, status } => (redirect(to, rest, req.uri().query(), *status), 0),
-            Action::Pool(pool) => self.to_pool(req, pool.clone()).await,
+            Action::Pool(pool) => self.send_to_pool(req, pool.clone()).await,
             Action::Static(root) => {
                 let sreq = StaticRequest {
                     method: req.method(),
@@ -110,7 +110,7 @@ impl Exchange<'_> {
                 };
                 match static_files::serve(root, &sreq).await {
                     static_files::Outcome::Response(resp, substatus) => (resp, substatus),
-                    static_files::Outcome::Handler(pool) => self.to_pool(req, pool).await,
+                    static_files::Outcome::Handler(pool) => self.send_to_pool(req, pool).await,
                 }
             }
         }
@@ -134,7 +134,7 @@ impl Exchange<'_> {
     }
 
     /// Queues the request for a pool, dispatches it, retries as the failure semantics allow.
-    async fn to_pool(&mut self, req: Request<Incoming>, pool: Arc<str>) -> (Response<ResponseBody>, u16) {
+    async fn send_to_pool(&mut self, req: Request<Incoming>, pool: Arc<str>) -> (Response<ResponseBody>, u16) {
         let Some(queue) = self.ctx.shared.pool(&pool) else {
             tracing::error!("route names pool {:?}, which the listener does not know", &*pool);
             return self.refuse(StatusCode::SERVICE_UNAVAILABLE, "AppShutdown", Some(pool));
@@ -261,13 +261,13 @@ impl Exchange<'_> {
             _ => None,
         };
         let head_bytes = response_head_bytes(&resp);
-        resp.body_mut().set_completion(Completion {
+        resp.body_mut().set_completion(Box::new(Completion {
             log,
             started: self.started,
             head_bytes,
             request_head_bytes: self.meta.head_bytes,
             conn: self.ctx.state.clone(),
-        });
+        }));
         resp
     }
 }

@@ -109,8 +109,7 @@ impl Shared {
             };
             next.insert(name, queue);
         }
-        let removed = std::mem::replace(&mut *pools, next).into_values().collect();
-        removed
+        std::mem::replace(&mut *pools, next).into_values().collect()
     }
 
     /// The queue of a pool, created (with the given defaults) if the manager speaks of a pool the

@@ -33,6 +33,8 @@ use crate::routing::StaticRoot;
 pub const READ_WHOLE_MAX: u64 = 256 * 1024;
 
 /// What a static route does with a request.
+// Returned once per request and matched at once: boxing the response would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// The answer, and its IIS substatus for the access log.
     Response(Response<ResponseBody>, u16),
