@@ -68,7 +68,11 @@ pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) ->
         Some(p) => p.display().to_string(),
         None => "<embedded default>".to_string(),
     };
-    let config = bulkhead_config::parse(&options.config_text, &file, &options.base_dir)?;
+    let checked = bulkhead_config::check(&options.config_text, &file, &options.base_dir)?;
+    for warning in &checked.warnings {
+        tracing::warn!(target: "bulkhead::manager", "config: {warning}");
+    }
+    let config = checked.config;
     let state_dir = state_dir::StateDir::prepare(&config.server, std::process::id())?;
     let public = match sockets::bind(&config) {
         Ok(p) => p,

@@ -335,6 +335,51 @@ mod tests {
         assert!(matches!(command_line(&pool(&[], PoolKind::Process), exe), Err(LaunchError::NoCommand)));
     }
 
+    /// Launches a real `sh` worker and checks the whole contract it sees: fd 3 a listening
+    /// unix socket, fd 4 the control channel, its own pid in `LISTEN_PID`, the Bulkhead
+    /// variables, the pool's env and directory, and stdout into the pool log.
+    #[tokio::test]
+    async fn a_launched_worker_sees_the_worker_contract() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-launch-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = "echo \"fds=$LISTEN_FDS pid=$LISTEN_PID self=$$ names=$LISTEN_FDNAMES ctl=$BULKHEAD_CONTROL_FD \
+                      proto=$BULKHEAD_PROTOCOL pool=$BULKHEAD_POOL id=$BULKHEAD_WORKER_ID extra=$EXTRA cwd=$(pwd)\"; \
+                      test -S /proc/self/fd/3 && echo fd3-socket; test -S /proc/self/fd/4 && echo fd4-socket";
+        let mut p = pool(&["sh", "-c", script], PoolKind::Process);
+        p.directory = dir.clone();
+        p.env.insert("EXTRA".into(), "yes".into());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let env = vec![(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];
+        let ctx = LaunchContext {
+            self_exe: Path::new("/nonexistent/bulkhead"),
+            env: &env,
+            socket_path: dir.join("p.w7.sock"),
+            log_path: dir.join("p.log"),
+            events: &tx,
+        };
+        let mut w = launch(&p, WorkerId(7), &ctx).unwrap();
+        assert_eq!(w.address, WorkerAddress::Unix(dir.join("p.w7.sock")));
+        let mode = std::fs::metadata(dir.join("p.w7.sock")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        match tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await.unwrap() {
+            Some(Event::Exited { pid }) => assert_eq!(pid, w.pid),
+            other => panic!("expected the exit, got {other:?}"),
+        }
+        assert_eq!(spawn::reap(w.pid), spawn::ExitStatus::Code(0));
+        assert!(spawn::exec_failure(&w.exec_report).is_none());
+        w.release();
+        let log = std::fs::read_to_string(dir.join("p.log")).unwrap();
+        let pid = w.pid.as_raw();
+        let expected = format!(
+            "fds=1 pid={pid} self={pid} names=bulkhead ctl=4 proto=http pool=p id=w7 extra=yes cwd={}",
+            dir.display()
+        );
+        assert!(log.contains(&expected), "{log}");
+        assert!(log.contains("fd3-socket") && log.contains("fd4-socket"), "{log}");
+        assert!(!dir.join("p.w7.sock").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn readiness_by_probe_only_for_plain_http_apps() {
         let mut p = pool(&["app"], PoolKind::Process);

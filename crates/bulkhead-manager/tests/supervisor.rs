@@ -1,0 +1,162 @@
+//! The supervisor end to end, without the real listener: `self_exe` is a small Python stand-in
+//! that speaks the listener's control protocol (framed JSON on fd 3), records every message it
+//! receives, answers `Configure` with `Ready` + `DemandStart`, and `Shutdown` with `Drained`.
+//! The pool's worker is a real Python HTTP server on the inherited fd 3.
+//!
+//! Checks: bindings.json and pid files, demand start → `WorkerUp`, `kill -9` of the worker →
+//! `WorkerGone` and a replacement, graceful shutdown → `Shutdown`, worker stopped, files removed,
+//! `run` returns Ok. Skipped (with a message) when `python3` is not installed.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bulkhead_manager::{run, ManagerOptions};
+
+const FAKE_LISTENER: &str = r#"#!/usr/bin/env python3
+import json, os, socket, struct
+s = socket.socket(fileno=3)
+log = open(os.environ["FAKE_LISTENER_LOG"], "a", buffering=1)
+def send(m):
+    b = json.dumps(m).encode()
+    s.sendall(struct.pack(">I", len(b)) + b)
+def read(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            return None
+        b += c
+    return b
+while True:
+    h = read(4)
+    if h is None:
+        break
+    m = json.loads(read(struct.unpack(">I", h)[0]))
+    log.write(json.dumps(m) + "\n")
+    if m["type"] == "configure":
+        send({"type": "ready"})
+        send({"type": "demand_start", "pool": "p"})
+    elif m["type"] == "shutdown":
+        send({"type": "drained"})
+        break
+"#;
+
+const WORKER: &str = r#"
+import http.server, socket
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
+srv.socket = socket.socket(fileno=3)
+srv.serve_forever()
+"#;
+
+fn python3() -> bool {
+    std::process::Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Polls `f` every 20 ms for at most 30 s.
+async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn messages(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn of_type(log: &Path, t: &str) -> Vec<serde_json::Value> {
+    messages(log).into_iter().filter(|m| m["type"] == t).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demand_start_crash_restart_and_graceful_shutdown() {
+    if !python3() {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let dir: PathBuf = std::env::temp_dir().join(format!("bulkhead-supervisor-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("fake-listener");
+    std::fs::write(&fake, FAKE_LISTENER).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = dir.join("listener-messages.jsonl");
+    let config = format!(
+        "[server]\nstate_dir = \"state\"\n\n[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\n\
+         routes = [ {{ path = \"/\", pool = \"p\" }} ]\n\n[pools.p]\ncommand = [\"python3\", \"-c\", {WORKER:?}]\n\
+         shutdown_time_limit = \"5s\"\n"
+    );
+    let env: Vec<(OsString, OsString)> = vec![
+        ("PATH".into(), std::env::var_os("PATH").unwrap_or_default()),
+        ("FAKE_LISTENER_LOG".into(), log.clone().into()),
+    ];
+    let options = ManagerOptions {
+        config_path: Some(dir.join("bulkhead.toml")),
+        config_text: config,
+        base_dir: dir.clone(),
+        self_exe: fake,
+        env,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let manager = tokio::spawn(run(options, async {
+        let _ = stopped.await;
+    }));
+    let state = dir.join("state");
+
+    let bindings: serde_json::Value = wait_for("bindings.json", || {
+        std::fs::read_to_string(state.join("bindings.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+    })
+    .await;
+    assert_eq!(bindings[0]["binding"], "http://127.0.0.1:0");
+    let addr: std::net::SocketAddr = bindings[0]["address"].as_str().unwrap().parse().unwrap();
+    assert_ne!(addr.port(), 0);
+    assert_eq!(std::fs::read_to_string(state.join("bulkhead.pid")).unwrap().trim(), std::process::id().to_string());
+    assert!(state.join("listener.pid").exists());
+    let configure = &of_type(&log, "configure")[0];
+    assert_eq!(configure["sockets"][0]["fd"], 4);
+
+    // Demand start → the worker answers HTTP → WorkerUp.
+    let up = wait_for("WorkerUp", || of_type(&log, "worker_up").into_iter().next()).await;
+    let first_pid = up["pid"].as_i64().unwrap() as i32;
+    let socket = up["address"]["unix"].as_str().unwrap().to_string();
+    assert!(socket.ends_with("/sockets/p.w1.sock"), "{socket}");
+
+    // kill -9 → WorkerGone, and a replacement comes up.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let gone = wait_for("WorkerGone", || of_type(&log, "worker_gone").into_iter().next()).await;
+    assert!(gone["reason"].as_str().unwrap().contains("SIGKILL"), "{gone}");
+    let second = wait_for("a second WorkerUp", || of_type(&log, "worker_up").into_iter().nth(1)).await;
+    let second_pid = second["pid"].as_i64().unwrap() as i32;
+    assert_ne!(second_pid, first_pid);
+    assert!(!Path::new(&socket).exists(), "the dead worker's socket is removed");
+    let pool_log = std::fs::read_to_string(state.join("logs/pools/p.log")).unwrap();
+    assert!(pool_log.contains("exited with signal SIGKILL; restarting (crash 1 of 5 within 5m)"), "{pool_log}");
+
+    // Graceful shutdown.
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), manager).await.expect("manager stops in time");
+    result.unwrap().unwrap();
+    assert_eq!(of_type(&log, "shutdown").len(), 1);
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(second_pid), None).is_err(),
+        "the worker is gone after shutdown"
+    );
+    for f in ["bindings.json", "bulkhead.pid", "listener.pid"] {
+        assert!(!state.join(f).exists(), "{f} removed at shutdown");
+    }
+    assert_eq!(std::fs::read_dir(state.join("sockets")).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
