@@ -146,7 +146,7 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, socket: i32
                 }
             },
             _ = stop.changed() => break,
-            _ = phase.changed() => if *phase.borrow() != Phase::Running { break },
+            changed = phase.changed() => if changed.is_err() || *phase.borrow() != Phase::Running { break },
         }
     }
 }

@@ -62,6 +62,10 @@ queue_length = 100
 }
 
 async fn start(name: &str, limits: &str) -> Harness {
+    start_with(name, limits, None).await
+}
+
+async fn start_with(name: &str, limits: &str, keep_fd: Option<&mut i32>) -> Harness {
     let dir = temp_dir(name);
     let www = dir.join("www");
     std::fs::create_dir_all(www.join("docs")).unwrap();
@@ -77,6 +81,9 @@ async fn start(name: &str, limits: &str) -> Harness {
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = tcp.local_addr().unwrap();
     let fd = tcp.into_raw_fd();
+    if let Some(keep) = keep_fd {
+        *keep = fd;
+    }
     let (ours, theirs) = UnixStream::pair().unwrap();
     let listener = tokio::spawn(bulkhead_listener::run(theirs));
     let channel: Channel<ManagerToListener, ListenerToManager> = Channel::new(ours);
@@ -153,6 +160,9 @@ fn fake_worker(path: &Path, id: u64) -> tokio::task::JoinHandle<()> {
             let Ok((stream, _)) = listener.accept().await else { return };
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                    if req.uri().path() == "/api/slow" {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                     if req.uri().path() == "/api/boom" {
                         return Err::<Response<Full<Bytes>>, _>("boom");
                     }
@@ -474,4 +484,54 @@ fn read_logs(dir: &Path) -> String {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfigure_swaps_routes_and_shutdown_finishes_in_flight() {
+    let mut fd = -1;
+    let mut h = start_with("reconf", "", Some(&mut fd)).await;
+    let a = h.addr;
+    let _w = h.worker_up(1).await;
+    assert_eq!(get(a, "/old/x").await.1["location"], "/new/x");
+    assert_eq!(get(a, "/api/x").await.0, 200);
+
+    // Activity is reported for the pool that served requests.
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), h.from_listener.recv()).await.unwrap().unwrap();
+        if let ListenerToManager::Activity { pool, requests } = msg {
+            assert_eq!(pool, "api");
+            assert!(requests >= 1);
+            break;
+        }
+    }
+
+    // A new configuration on the same socket: the redirect moves, the pool and its worker stay.
+    let text = config(&h.dir, "").replace("redirect = \"/new\"", "redirect = \"/newer\"");
+    h.manager
+        .send(&ManagerToListener::Configure {
+            config_toml: text,
+            config_path: Some(h.dir.join("bulkhead.toml")),
+            base_dir: h.dir.clone(),
+            sockets: vec![ListenSocket { fd, local_addr: a, bindings: vec!["http://127.0.0.1:0".into()] }],
+        })
+        .await
+        .unwrap();
+    let mut moved = false;
+    for _ in 0..100 {
+        if get(a, "/old/x").await.1["location"] == "/newer/x" {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(moved, "the new route table is in use");
+    assert_eq!(get(a, "/api/x").await.0, 200);
+
+    // Shutdown while a request is in flight: it finishes, then Drained.
+    let slow = tokio::spawn(get(a, "/api/slow"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let dir = h.shutdown().await;
+    assert_eq!(slow.await.unwrap().0, 200, "in-flight request finished during the grace period");
+    assert!(TcpStream::connect(a).await.is_err(), "no longer accepting");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
