@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
 use crate::events::EventLog;
-use crate::listener_process::{self, ListenerProcess};
+use crate::listener_process::ListenerProcess;
 use crate::pool::{start_backoff, Mode, Pool, PoolState};
 use crate::readiness;
 use crate::sockets::PublicSockets;
@@ -34,6 +34,7 @@ use crate::state_dir::StateDir;
 use crate::worker::{self, pool_log, LaunchContext, Readiness, WorkerState};
 use crate::{ManagerError, ManagerOptions};
 
+mod listener;
 mod shutdown;
 
 /// How often time-based work runs.
@@ -217,147 +218,6 @@ impl Supervisor {
                     self.send_listener(ManagerToListener::WorkerUp(info));
                 }
             }
-        }
-    }
-
-    // ---- the listener -------------------------------------------------------------------
-
-    fn start_listener(&mut self) -> Result<(), crate::listener_process::ListenerStartError> {
-        self.listener_generation += 1;
-        let configure = ManagerToListener::Configure {
-            config_toml: self.options.config_text.clone(),
-            config_path: self.options.config_path.clone(),
-            base_dir: self.options.base_dir.clone(),
-            sockets: listener_process::listen_sockets(&self.public),
-        };
-        let listener = listener_process::start(
-            &self.options.self_exe,
-            &self.options.env,
-            &self.public,
-            self.listener_generation,
-            configure,
-            &self.tx,
-        )?;
-        self.children.insert(listener.pid, Child::Listener);
-        if let Err(e) = self.state_dir.write_listener_pid(listener.pid.as_raw() as u32) {
-            self.events.warn(None, format!("{e}"));
-        }
-        // A restarted listener learns the pools' current situation right after its config.
-        for (name, pool) in &self.pools {
-            for w in pool.workers.values().filter(|w| w.state == WorkerState::Ready) {
-                listener.send(ManagerToListener::WorkerUp(info(&pool.config, w)));
-            }
-            if let Some((refusal, detail)) = standing_refusal(pool.mode) {
-                listener.send(ManagerToListener::PoolRefused { pool: name.clone(), refusal, detail: detail.into() });
-            }
-        }
-        self.events.info(None, format!("listener started (pid {})", listener.pid));
-        self.listener = Some(listener);
-        Ok(())
-    }
-
-    fn send_listener(&self, message: ManagerToListener) {
-        send(&self.listener, message);
-    }
-
-    fn on_listener_message(&mut self, message: ListenerToManager) {
-        match message {
-            ListenerToManager::Ready => self.on_listener_ready(),
-            ListenerToManager::DemandStart { pool } => self.demand_start(&pool),
-            ListenerToManager::WorkerUnreachable { pool, worker, error } => {
-                self.check_unreachable(&pool, worker, error)
-            }
-            ListenerToManager::Activity { pool, requests } => {
-                if let Some(p) = self.pools.get_mut(&pool) {
-                    p.last_activity = Instant::now();
-                    p.requests += requests;
-                }
-            }
-            ListenerToManager::Drained => {
-                if let Phase::DrainingListener { .. } = self.phase {
-                    self.events.info(None, "listener drained its requests".into());
-                    self.stop_everything();
-                }
-            }
-        }
-    }
-
-    fn on_listener_ready(&mut self) {
-        let Some(listener) = self.listener.as_mut() else { return };
-        if listener.ready {
-            return;
-        }
-        listener.ready = true;
-        let pid = listener.pid;
-        if self.listener_ever_ready {
-            self.events.info(None, format!("listener (pid {pid}) restarted and ready; the ports never closed"));
-            return;
-        }
-        self.listener_ever_ready = true;
-        if let Err(e) = self.state_dir.write_bindings(&self.public.bindings) {
-            self.fatal = Some(e.into());
-            return;
-        }
-        let list: Vec<String> = self.public.bindings.iter().map(|(b, a)| format!("{b} ({a})")).collect();
-        self.events.info(None, format!("listening on {}", list.join(", ")));
-    }
-
-    fn on_listener_channel_closed(&mut self, generation: u64, error: Option<String>) {
-        let Some(listener) = self.listener.as_ref().filter(|l| l.generation == generation) else { return };
-        match self.phase {
-            Phase::Serving => {
-                let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
-                self.events.warn(None, format!("listener (pid {}) closed its control channel{why}", listener.pid));
-                spawn::signal_group(listener.pid, Signal::SIGKILL);
-            }
-            Phase::DrainingListener { .. } => self.stop_everything(),
-            _ => {}
-        }
-    }
-
-    fn on_listener_exit(&mut self, pid: Pid, status: ExitStatus) {
-        let lived = self.listener.as_ref().map_or(Duration::MAX, |l| l.started.elapsed());
-        if let Some(mut l) = self.listener.take() {
-            l.release();
-        }
-        match self.phase {
-            Phase::Serving if !self.listener_ever_ready => {
-                self.fatal =
-                    Some(ManagerError::ListenerFailed(format!("listener (pid {pid}) {status} before it was ready")));
-            }
-            Phase::Serving => {
-                let now = Instant::now();
-                let delay = if lived < LISTENER_QUICK_DEATH {
-                    self.listener_quick_deaths += 1;
-                    start_backoff(self.listener_quick_deaths)
-                } else {
-                    self.listener_quick_deaths = 0;
-                    Duration::ZERO
-                };
-                self.events.error(
-                    None,
-                    format!(
-                        "listener (pid {pid}) {status}; restarting it in {} (the ports stay open)",
-                        format_duration(delay)
-                    ),
-                );
-                self.listener_restart_at = Some(now + delay);
-                if delay.is_zero() {
-                    self.restart_listener(now);
-                }
-            }
-            Phase::DrainingListener { .. } => self.stop_everything(),
-            _ => self.check_shutdown_progress(),
-        }
-    }
-
-    fn restart_listener(&mut self, now: Instant) {
-        self.listener_restart_at = None;
-        if let Err(e) = self.start_listener() {
-            self.listener_quick_deaths += 1;
-            let delay = start_backoff(self.listener_quick_deaths);
-            self.events.error(None, format!("{e}; retrying in {}", format_duration(delay)));
-            self.listener_restart_at = Some(now + delay);
         }
     }
 
@@ -576,6 +436,7 @@ impl Supervisor {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let Some(mut w) = pool.workers.remove(&id) else { return };
         let (directory, command) = (pool.config.directory.clone(), pool.config.command.clone());
+        let shutdown_limit = pool.config.shutdown_time_limit;
         w.release();
         let pid = w.pid;
         if w.was_ready {
@@ -588,7 +449,12 @@ impl Supervisor {
             let reason = failure.describe(Some(&directory));
             self.start_failed(name, None, format!("cannot start {command:?}: {reason}"));
         } else if w.is_stopping() && w.kill_reason.is_none() {
-            let line = format!("pool {name:?}: worker {pid} ({id}) stopped ({status})");
+            let line = if w.forced {
+                let limit = format_duration(shutdown_limit);
+                format!("pool {name:?}: worker {pid} ({id}) did not exit within {limit} (shutdown_time_limit); killed ({status})")
+            } else {
+                format!("pool {name:?}: worker {pid} ({id}) stopped ({status})")
+            };
             pool_log(&self.state_dir.pool_log(name), &line);
             self.events.info(Some(name), line);
         } else if !w.was_ready {
@@ -723,6 +589,7 @@ impl Supervisor {
                 WorkerState::Stopping { kill_at, .. } if now >= kill_at => {
                     // Unreaped child: the pid cannot have been reused, repeating is harmless.
                     spawn::signal_group(w.pid, Signal::SIGKILL);
+                    w.forced = true;
                 }
                 _ => {}
             }

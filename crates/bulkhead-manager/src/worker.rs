@@ -81,6 +81,8 @@ pub struct Worker {
     pub was_ready: bool,
     /// Why the manager killed it, if it did.
     pub kill_reason: Option<String>,
+    /// It was stopping and got SIGKILL because it outlived `shutdown_time_limit`.
+    pub forced: bool,
 }
 
 impl Worker {
@@ -235,6 +237,7 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         started: Instant::now(),
         was_ready: false,
         kill_reason: None,
+        forced: false,
     })
 }
 

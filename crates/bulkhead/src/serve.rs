@@ -58,7 +58,8 @@ pub fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
-        Err(e) => Err(e.into()),
+        // The manager's messages already carry their causes; print them once.
+        Err(e) => Err(anyhow::anyhow!("{e}")),
     }
 }
 
