@@ -115,6 +115,7 @@ command = {}
     }
     let failures = failures.lock().unwrap();
     let finished = done.load(Ordering::SeqCst);
+    eprintln!("{finished} requests, kill -9 of (pid, after n requests): {killed:?}");
     assert_eq!(killed.len(), 2, "the load ended ({finished} requests) before both kills happened: {killed:?}");
     assert!(
         failures.is_empty(),
@@ -125,6 +126,13 @@ command = {}
     let r = http::get(addr, "/");
     assert_eq!(r.status, 200);
     assert!(!killed.iter().any(|(p, _)| *p == pid_in(&r)), "a killed worker answered");
+    let log = server.output();
+    for (pid, _) in &killed {
+        assert!(
+            log.lines().any(|l| l.contains(&pid.to_string()) && l.contains("SIGKILL")),
+            "the manager did not log worker {pid}'s SIGKILL:\n{log}"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The server's life as an operator sees it: SIGTERM drains an in-flight request, exits 0 and
-//! leaves no worker behind (issue #2 item 3); and `bulkhead serve` with no config serves the
-//! embedded default — the welcome page and the demo pool — on 127.0.0.1:8080 (item 2).
+//! leaves no worker behind (issue #2 item 3); a manager killed with SIGKILL takes its children
+//! with it; a killed listener is restarted on the same ports with the running workers; and
+//! `bulkhead serve` with no config serves the embedded default — the welcome page and the demo
+//! pool — on 127.0.0.1:8080 (item 2).
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -97,4 +99,84 @@ fn embedded_default_serves_welcome_page_and_demo_pool_on_8080() {
         "no demo-app worker among {:?}",
         workers.iter().map(|p| procs::cmdline(*p)).collect::<Vec<_>>()
     );
+}
+
+/// A site with a Python pool at `/` and a static directory at `/static`.
+fn mixed_server(label: &str) -> Server {
+    let dir = TestDir::new(label);
+    dir.write("www/page.txt", "static page\n");
+    dir.write("www/static/page.txt", "static page\n");
+    let config = format!(
+        r#"
+[[sites]]
+name = "app"
+bindings = ["http://127.0.0.1:0"]
+routes = [
+  {{ path = "/", pool = "py" }},
+  {{ path = "/static", root = "{}" }},
+]
+
+[pools.py]
+command = {}
+"#,
+        dir.join("www").display(),
+        python_command()
+    );
+    Server::start(dir, &config)
+}
+
+#[test]
+fn kill_9_of_the_manager_takes_the_listener_and_workers_with_it() {
+    if !python3_available() {
+        return;
+    }
+    let mut server = mixed_server("mgrkill");
+    let r = http::get(server.addr(), "/");
+    assert_eq!(r.status, 200);
+    let worker = pid_in(&r);
+    let listener = server.listener_pid();
+    let children: Vec<_> = [worker, listener].iter().filter_map(|p| procs::ProcId::of(*p)).collect();
+    assert_eq!(children.len(), 2, "worker {worker} or listener {listener} already gone");
+    server.signal_manager(libc::SIGKILL);
+    server.wait_exit(Duration::from_secs(10)).expect("manager survived SIGKILL");
+    let survivors: Vec<_> = children
+        .iter()
+        .filter(|p| !p.wait_gone(Duration::from_secs(10)))
+        .map(|p| (p.pid, procs::cmdline(p.pid)))
+        .collect();
+    assert!(survivors.is_empty(), "children outlived a SIGKILLed manager: {survivors:?}");
+}
+
+#[test]
+fn a_killed_listener_is_restarted_on_the_same_port_with_the_running_workers() {
+    if !python3_available() {
+        return;
+    }
+    let server = mixed_server("lstnkill");
+    let addr = server.addr();
+    let r = http::get(addr, "/");
+    assert_eq!(r.status, 200);
+    let worker = pid_in(&r);
+    let old = procs::ProcId::of(server.listener_pid()).expect("listener alive");
+    assert!(procs::signal(old.pid, libc::SIGKILL), "kill -9 listener {}", old.pid);
+    assert!(old.wait_gone(Duration::from_secs(10)), "listener {} survived SIGKILL", old.pid);
+    wait_for("a new listener pid in listener.pid", Duration::from_secs(20), || {
+        let pid = std::fs::read_to_string(server.state_dir.join("listener.pid")).unwrap_or_default();
+        pid.trim().parse::<u32>().is_ok_and(|p| p != old.pid && procs::alive(p))
+    });
+    server.remember(server.listener_pid());
+    let mut last = String::new();
+    let served = crate::support::poll(Duration::from_secs(20), || {
+        match http::try_send(addr, "GET", "/static/page.txt", &[], b"") {
+            Ok(r) if r.status == 200 => true,
+            other => {
+                last = format!("{other:?}");
+                false
+            }
+        }
+    });
+    assert!(served, "the port does not serve again after the listener restart; last answer: {last}");
+    let r = http::get(addr, "/");
+    assert_eq!(r.status, 200, "pool route after the listener restart: {:?}", r.text());
+    assert_eq!(pid_in(&r), worker, "the running worker was not handed to the new listener");
 }

@@ -14,6 +14,7 @@ mod cli;
 mod crash;
 mod lifecycle;
 mod logs;
+mod native;
 mod pools;
 mod routing;
 mod static_files;

@@ -3,6 +3,7 @@
 //! hop-by-hop headers removed both ways; demand start; and a full queue answered 503 at once
 //! with `QueueFull` in the HTTPERR log.
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -56,6 +57,19 @@ fn python_worker_on_fd3_gets_proxy_headers_and_no_hop_by_hop_headers() {
     let pid = pid_in(&r);
     assert!(server.worker_pids().contains(&pid), "the app's pid {pid} is not a descendant of the manager");
     assert!(procs::cmdline(pid).contains("app.py"), "pid {pid} runs {:?}", procs::cmdline(pid));
+    let sockets: Vec<_> = std::fs::read_dir(server.state_dir.join("sockets"))
+        .expect("<state_dir>/sockets")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        sockets.iter().any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("py."))),
+        "{sockets:?}"
+    );
+    for s in &sockets {
+        let mode = std::fs::metadata(s).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "worker socket {} has mode {mode:o}", s.display());
+    }
 
     let r = http::send(
         addr,
@@ -106,15 +120,34 @@ fn python_worker_on_fd3_gets_proxy_headers_and_no_hop_by_hop_headers() {
 }
 
 #[test]
+fn socket_port_mode_reaches_the_worker_on_a_loopback_port() {
+    if !python3_available() {
+        return;
+    }
+    let server = python_server("port", "socket = \"port\"\n");
+    let r = http::get(server.addr(), "/");
+    assert_eq!(r.status, 200, "GET / through a port-mode worker: {:?}", r.text());
+    let pid = pid_in(&r);
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let env: Vec<String> = env.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+    assert!(env.iter().any(|v| v.starts_with("PORT=")), "no PORT in the worker's environment");
+    assert!(!env.iter().any(|v| v.starts_with("LISTEN_FDS=")), "LISTEN_FDS set in port mode");
+    let r = http::send(server.addr(), "POST", "/echo", &[], b"via a port");
+    assert_eq!((r.status, r.text().as_str()), (200, "via a port"));
+}
+
+#[test]
 fn demand_start_no_worker_before_the_first_request() {
     if !python3_available() {
         return;
     }
     let server = python_server("demand", "");
     let addr = server.addr();
-    let before = server.worker_pids();
-    assert!(before.is_empty(), "workers running before any request: {before:?}");
-    assert!(!server.pool_log("py").contains("app["), "the app logged before any request:\n{}", server.pool_log("py"));
+    // Give an eager manager a moment to show itself: any worker appearing within 1 s fails.
+    let eager = crate::support::poll(Duration::from_secs(1), || !server.worker_pids().is_empty());
+    assert!(!eager, "workers running before any request: {:?}", server.worker_pids());
+    let log = server.pool_log("py");
+    assert!(!log.contains("app[") && !log.contains("started"), "a worker started before any request:\n{log}");
     let r = http::get(addr, "/");
     assert_eq!(r.status, 200, "first request: {:?}", r.text());
     let pid = pid_in(&r);

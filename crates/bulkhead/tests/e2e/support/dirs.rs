@@ -1,5 +1,6 @@
 //! Temporary directories for one test: created fresh under the system temp dir, removed when
-//! the test passes, kept (and their path printed) when it fails so the logs can be read.
+//! the test passes, kept (and their path printed) when it fails — or always with
+//! `BULKHEAD_E2E_KEEP=1` in the environment — so the logs can be read.
 //!
 //! Used by every test through [`super::server::Server`]; never touches anything outside its
 //! own directory.
@@ -60,7 +61,7 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("BULKHEAD_E2E_KEEP").is_some() {
             eprintln!("test files kept in {}", self.path.display());
         } else {
             let _ = fs::remove_dir_all(&self.path);
