@@ -23,7 +23,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::dispatch::Lease;
+use crate::dispatch::{Lease, WorkerBody};
 use crate::log::{AccessRecord, LogSender};
 use crate::server::{BodyFault, ConnState};
 
@@ -46,7 +46,7 @@ enum Kind {
     Empty,
     Full(Option<Bytes>),
     File(FileChunks),
-    Worker { incoming: Incoming, lease: Option<Lease> },
+    Worker { incoming: WorkerBody, lease: Option<Lease> },
 }
 
 /// A file read in chunks of [`FILE_CHUNK`] bytes, `remaining` bytes in all.
@@ -71,7 +71,7 @@ impl ResponseBody {
     }
 
     /// Streams a worker's response; the lease is given back when the body ends or is dropped.
-    pub fn worker(incoming: Incoming, lease: Lease) -> Self {
+    pub fn worker(incoming: WorkerBody, lease: Lease) -> Self {
         Self::of(Kind::Worker { incoming, lease: Some(lease) })
     }
 
@@ -95,9 +95,7 @@ impl Body for ResponseBody {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::File(f) => f.poll_chunk(cx).map(|r| r.map(|r| r.map(Frame::data).map_err(BoxError::from))),
-            Kind::Worker { incoming, .. } => {
-                Pin::new(incoming).poll_frame(cx).map(|r| r.map(|r| r.map_err(BoxError::from)))
-            }
+            Kind::Worker { incoming, .. } => Pin::new(incoming).poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {

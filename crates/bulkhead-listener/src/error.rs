@@ -90,19 +90,19 @@ pub enum DispatchError {
     ClientBody(String),
     #[error("the request body exceeds limits.max_body ({max} bytes)")]
     BodyTooLarge { max: u64 },
-    #[error("worker {worker}: protocol {protocol:?} is not spoken by this listener yet")]
-    Unsupported { worker: WorkerId, protocol: bulkhead_proto::Protocol },
+    #[error("worker {worker}: native protocol (request {}): {source}", if *.sent { "sent" } else { "not sent" })]
+    Native { worker: WorkerId, sent: bool, source: bulkhead_proto::native::conn::StreamError },
 }
 
 impl DispatchError {
     /// Who caused it.
     pub fn source_of(&self) -> ErrorSource {
         match self {
-            DispatchError::Connect { .. } | DispatchError::Handshake { .. } | DispatchError::BeforeResponse { .. } => {
-                ErrorSource::Worker
-            }
+            DispatchError::Connect { .. }
+            | DispatchError::Handshake { .. }
+            | DispatchError::BeforeResponse { .. }
+            | DispatchError::Native { .. } => ErrorSource::Worker,
             DispatchError::ClientBody(_) | DispatchError::BodyTooLarge { .. } => ErrorSource::Client,
-            DispatchError::Unsupported { .. } => ErrorSource::Internal,
         }
     }
 
@@ -112,6 +112,8 @@ impl DispatchError {
             DispatchError::Connect { .. } | DispatchError::Handshake { .. } => RetryType::NotSent,
             DispatchError::BeforeResponse { sent: false, .. } => RetryType::NotSent,
             DispatchError::BeforeResponse { sent: true, .. } => RetryType::IfReplayable,
+            DispatchError::Native { sent: false, .. } => RetryType::NotSent,
+            DispatchError::Native { sent: true, .. } => RetryType::IfReplayable,
             _ => RetryType::Never,
         }
     }
@@ -121,7 +123,8 @@ impl DispatchError {
         match self {
             DispatchError::Connect { worker, .. }
             | DispatchError::Handshake { worker, .. }
-            | DispatchError::BeforeResponse { worker, .. } => Some(*worker),
+            | DispatchError::BeforeResponse { worker, .. }
+            | DispatchError::Native { worker, .. } => Some(*worker),
             _ => None,
         }
     }

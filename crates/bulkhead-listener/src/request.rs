@@ -169,7 +169,7 @@ impl Exchange<'_> {
                 Ok(exchange) => {
                     let (mut parts, incoming) = exchange.response.into_parts();
                     proxy::to_client(&mut parts.headers);
-                    let body = ResponseBody::worker(incoming, Lease { slot, conn: Some(exchange.conn) });
+                    let body = ResponseBody::worker(incoming, Lease { slot, conn: exchange.conn });
                     return (Response::from_parts(parts, body), 0);
                 }
                 Err(failure) => failure,

@@ -125,17 +125,21 @@ where
             }
         };
         let (parts, body) = response.into_parts();
-        let head = ResponseHead {
-            status: parts.status.as_u16(),
-            headers: parts
-                .headers
-                .iter()
-                .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
-                .map(|(name, value)| {
-                    (Bytes::copy_from_slice(name.as_str().as_bytes()), Bytes::copy_from_slice(value.as_bytes()))
-                })
-                .collect(),
-        };
+        let mut headers: Vec<(Bytes, Bytes)> = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+            .map(|(name, value)| {
+                (Bytes::copy_from_slice(name.as_str().as_bytes()), Bytes::copy_from_slice(value.as_bytes()))
+            })
+            .collect();
+        // What hyper adds on HTTP/1.1: a known length travels, so a response whose size is known
+        // does not reach the client chunked.
+        if let (Some(len), false) = (body.size_hint().exact(), parts.headers.contains_key(http::header::CONTENT_LENGTH))
+        {
+            headers.push((Bytes::from_static(b"content-length"), Bytes::from(len.to_string())));
+        }
+        let head = ResponseHead { status: parts.status.as_u16(), headers };
         let end = body.is_end_stream();
         let Ok(mut send) = respond.send_response(head, end) else { return };
         if end {

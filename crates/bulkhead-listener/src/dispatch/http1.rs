@@ -91,7 +91,7 @@ impl Http1Transport {
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let conn = ConnReturn::Http1(Lent { sender, transport: self.clone() });
-                    return Ok(Exchange { response, conn });
+                    return Ok(Exchange { response: response.map(super::WorkerBody::Http1), conn: Some(conn) });
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if !fresh && stale < MAX_STALE => {
