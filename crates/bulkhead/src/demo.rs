@@ -8,8 +8,12 @@
 //!   and `X-Request-Id` (added by the listener), with a reload link: reload after a crash or a
 //!   recycle and the pid changes;
 //! - `/demo/slow?ms=N` — answers after N milliseconds (at most 60 s), to watch queueing and drains;
-//! - `/demo/crash` — the process exits with status 1, to watch the manager restart it while the
-//!   rest of the server carries on.
+//! - `/demo/crash` — sends the start of a page, then the process exits with status 1, to watch
+//!   the manager restart it while the rest of the server carries on (the response has begun, so
+//!   the listener does not replay the request on a second worker);
+//! - `/demo/bytes?n=N` — streams N bytes (default 1 MiB) in 64 KiB chunks, never held in memory;
+//! - `/demo/echo` — reads the request body (`?slow_ms=N` sleeps N ms per chunk, to show a slow
+//!   reader pushing back on the client) and answers how many bytes arrived.
 //!
 //! Paths are matched with or without the `/demo` prefix, so it works whether or not the route
 //! strips it. Every page is `Cache-Control: no-store`: the listener's response cache must never
@@ -21,10 +25,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
+
+/// What `/demo/bytes` streams, one chunk at a time.
+static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 /// Longest `/demo/slow` wait.
 const MAX_SLOW_MS: u64 = 60_000;
@@ -47,7 +58,10 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn handle<B>(demo: Arc<Demo>, req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle<B>(demo: Arc<Demo>, req: Request<B>) -> Result<Response<DemoBody>, Infallible>
+where
+    B: http_body::Body + Unpin,
+{
     let served = demo.served.fetch_add(1, Ordering::Relaxed) + 1;
     let path = req.uri().path();
     let path = path.strip_prefix("/demo").unwrap_or(path);
@@ -60,7 +74,32 @@ async fn handle<B>(demo: Arc<Demo>, req: Request<B>) -> Result<Response<Full<Byt
         }
         "/crash" => {
             eprintln!("demo-app pid {}: /demo/crash requested; exiting with status 1", std::process::id());
-            std::process::exit(1);
+            let mut response = html(StatusCode::OK, "");
+            *response.body_mut() = DemoBody::CrashAfter(Some(Bytes::from_static(b"<p>crashing now...</p>\n")));
+            response
+        }
+        "/bytes" => {
+            let n = query_u64(req.uri().query(), "n=").unwrap_or(1 << 20);
+            let mut response = Response::new(DemoBody::Repeat { remaining: n });
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        "/echo" => {
+            let slow = query_u64(req.uri().query(), "slow_ms=").unwrap_or(0).min(MAX_SLOW_MS);
+            let mut body = req.into_body();
+            let mut received = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    received += data.remaining() as u64;
+                }
+                if slow > 0 {
+                    tokio::time::sleep(Duration::from_millis(slow)).await;
+                }
+            }
+            let mut response = Response::new(DemoBody::Full(Some(Bytes::from(format!("received {received} bytes\n")))));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            response
         }
         _ => html(StatusCode::NOT_FOUND, &page("Not found", "<p>No such demo page. <a href=\"/demo\">Back</a></p>")),
     };
@@ -110,8 +149,8 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-fn html(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+fn html(status: StatusCode, body: &str) -> Response<DemoBody> {
+    let mut response = Response::new(DemoBody::Full(Some(Bytes::from(body.to_owned()))));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -121,12 +160,56 @@ fn html(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 /// The `ms` query parameter, clamped to [`MAX_SLOW_MS`]; 0 when absent or not a number.
 fn slow_ms(query: Option<&str>) -> u64 {
-    query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("ms="))
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(0, |ms| ms.min(MAX_SLOW_MS))
+    query_u64(query, "ms=").map_or(0, |ms| ms.min(MAX_SLOW_MS))
+}
+
+/// A numeric query parameter (`key` includes the `=`).
+fn query_u64(query: Option<&str>, key: &str) -> Option<u64> {
+    query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| pair.strip_prefix(key)).and_then(|v| v.parse().ok())
+}
+
+/// The demo's response bodies.
+pub enum DemoBody {
+    Full(Option<Bytes>),
+    /// `remaining` bytes of [`CHUNK`], streamed.
+    Repeat {
+        remaining: u64,
+    },
+    /// Sends these bytes, then ends the process on the next poll.
+    CrashAfter(Option<Bytes>),
+}
+
+impl http_body::Body for DemoBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(match &mut *self {
+            DemoBody::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
+            DemoBody::Repeat { remaining: 0 } => None,
+            DemoBody::Repeat { remaining } => {
+                let n = (*remaining).min(CHUNK.len() as u64) as usize;
+                *remaining -= n as u64;
+                Some(Ok(Frame::data(Bytes::from_static(&CHUNK[..n]))))
+            }
+            DemoBody::CrashAfter(first) => match first.take() {
+                Some(b) => Some(Ok(Frame::data(b))),
+                None => std::process::exit(1),
+            },
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, DemoBody::Full(None) | DemoBody::Repeat { remaining: 0 })
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            DemoBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            DemoBody::Repeat { remaining } => SizeHint::with_exact(*remaining),
+            DemoBody::CrashAfter(_) => SizeHint::default(),
+        }
+    }
 }
 
 fn format_uptime(elapsed: Duration) -> String {
@@ -163,7 +246,11 @@ mod tests {
         Arc::new(Demo { pool: "demo".into(), started: Instant::now(), served: AtomicU64::new(0) })
     }
 
-    async fn body(response: Response<Full<Bytes>>) -> String {
+    fn get(uri: &str) -> Request<http_body_util::Empty<Bytes>> {
+        Request::get(uri).body(http_body_util::Empty::new()).unwrap()
+    }
+
+    async fn body(response: Response<DemoBody>) -> String {
         let bytes = response.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
@@ -171,8 +258,11 @@ mod tests {
     #[tokio::test]
     async fn home_page_shows_pid_count_and_escaped_headers() {
         let demo = demo();
-        let req = Request::get("/demo").header("x-forwarded-for", "<script>").body(()).unwrap();
-        let _ = handle(Arc::clone(&demo), Request::get("/demo/").body(()).unwrap()).await;
+        let req = Request::get("/demo")
+            .header("x-forwarded-for", "<script>")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let _ = handle(Arc::clone(&demo), get("/demo/")).await;
         let response = handle(demo, req).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
@@ -184,12 +274,20 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_page_is_404_and_slow_is_bounded() {
-        let response = handle(demo(), Request::get("/demo/nope").body(()).unwrap()).await.unwrap();
+        let response = handle(demo(), get("/demo/nope")).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(slow_ms(Some("ms=250")), 250);
         assert_eq!(slow_ms(Some("a=1&ms=999999")), MAX_SLOW_MS);
         assert_eq!(slow_ms(Some("ms=x")), 0);
         assert_eq!(slow_ms(None), 0);
+    }
+
+    #[tokio::test]
+    async fn bytes_streams_exactly_n() {
+        let response = handle(demo(), get("/demo/bytes?n=200000")).await.unwrap();
+        assert_eq!(http_body::Body::size_hint(response.body()).exact(), Some(200_000));
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes.len(), 200_000);
     }
 
     #[test]
