@@ -14,7 +14,6 @@ mod cli;
 mod crash;
 mod lifecycle;
 mod logs;
-mod native;
 mod pools;
 mod routing;
 mod static_files;
