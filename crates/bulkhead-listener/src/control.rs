@@ -10,8 +10,15 @@
 //! swapped in (in-flight requests finish on the old one), pools are added/kept/removed (a
 //! removed pool's waiting requests get 503 `AppShutdown`), log settings are passed to the log
 //! writer, and listening sockets are started or stopped to match. Never touches a request.
+//!
+//! Sockets bound while the listener runs arrive as `AddSockets`: their fds are read from the
+//! manager's fd channel (`bulkhead_proto::fdpass`) and kept by address; a `Configure` names
+//! sockets by address first (its fd numbers only count for sockets inherited at start), so the
+//! listener is never restarted for a new binding. The ticker also sends `Stats` once a second
+//! (requests by site and status, durations, queue depths) for the manager's admin API.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +50,10 @@ pub struct Control {
     shared: Arc<Shared>,
     /// Inherited sockets being accepted on: fd → (stop signal, accept task).
     sockets: HashMap<i32, (watch::Sender<bool>, JoinHandle<()>)>,
+    /// The fd of every listening socket this process holds, by its address.
+    held: HashMap<SocketAddr, i32>,
+    /// The manager's fd channel, once an `AddSockets` named it.
+    fd_channel: Option<Arc<std::os::unix::net::UnixStream>>,
 }
 
 /// Parses a configuration the manager sent (already validated there).
@@ -69,7 +80,53 @@ pub async fn build_table(config: Arc<Config>, sockets: Vec<ListenSocket>, old: O
 
 impl Control {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Control { shared, sockets: HashMap::new() }
+        Control { shared, sockets: HashMap::new(), held: HashMap::new(), fd_channel: None }
+    }
+
+    /// The manager's socket list with each fd replaced by the one this process holds for that
+    /// address; sockets neither held nor inherited (`fd < 0`) are left out, with an error.
+    pub fn resolve(&self, sockets: &[ListenSocket]) -> Vec<ListenSocket> {
+        let mut out = Vec::with_capacity(sockets.len());
+        for s in sockets {
+            let fd = self.held.get(&s.local_addr).copied().unwrap_or(s.fd);
+            if fd < 0 {
+                tracing::error!("no socket received for {} ({}); not serving it", s.local_addr, s.bindings.join(", "));
+                continue;
+            }
+            out.push(ListenSocket { fd, ..s.clone() });
+        }
+        out
+    }
+
+    /// Reads `sockets.len()` fds from the manager's fd channel (adopting the channel at
+    /// `fd_channel` the first time) and keeps them by address until a `Configure` uses them.
+    async fn receive_sockets(&mut self, fd_channel: i32, sockets: Vec<ListenSocket>) {
+        if self.fd_channel.is_none() {
+            match crate::inherit::unix_stream(fd_channel) {
+                Ok(s) => self.fd_channel = Some(Arc::new(s)),
+                Err(e) => {
+                    tracing::error!("cannot use the manager's fd channel (fd {fd_channel}): {e}");
+                    return;
+                }
+            }
+        }
+        let Some(channel) = self.fd_channel.clone() else { return };
+        let count = sockets.len();
+        let received = tokio::task::spawn_blocking(move || {
+            (0..count).map(|_| bulkhead_proto::fdpass::recv_fd(&channel, Duration::from_secs(5))).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (socket, fd) in sockets.iter().zip(received) {
+            match fd {
+                Ok(fd) => {
+                    let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+                    tracing::info!("received listening socket {} ({})", socket.local_addr, socket.bindings.join(", "));
+                    self.held.insert(socket.local_addr, raw);
+                }
+                Err(e) => tracing::error!("cannot receive the socket for {}: {e}", socket.local_addr),
+            }
+        }
     }
 
     /// Applies pools and sockets of a configuration whose table is already in place.
@@ -90,6 +147,8 @@ impl Control {
             }
             keep
         });
+        let running = &self.sockets;
+        self.held.retain(|addr, fd| running.contains_key(fd) || sockets.iter().any(|s| s.local_addr == *addr));
         for socket in sockets {
             if self.sockets.contains_key(&socket.fd) {
                 continue;
@@ -100,6 +159,7 @@ impl Control {
                     let task =
                         tokio::spawn(crate::server::accept_loop(self.shared.clone(), listener, socket.fd, stopped));
                     self.sockets.insert(socket.fd, (stop, task));
+                    self.held.insert(socket.local_addr, socket.fd);
                 }
                 Err(e) => tracing::error!(
                     "cannot use inherited socket fd {} ({}, {}): {e}",
@@ -126,6 +186,7 @@ impl Control {
                 ManagerToListener::Configure { config_toml, config_path, base_dir, sockets } => {
                     match parse_config(&config_toml, config_path.as_deref(), &base_dir) {
                         Ok(config) => {
+                            let sockets = self.resolve(&sockets);
                             let config = Arc::new(config);
                             let table = build_table(config.clone(), sockets.clone(), Some(self.shared.table())).await;
                             self.shared.set_table(table);
@@ -172,6 +233,9 @@ impl Control {
                     if let Some(q) = self.shared.pool(&pool) {
                         q.available();
                     }
+                }
+                ManagerToListener::AddSockets { fd_channel, sockets } => {
+                    self.receive_sockets(fd_channel, sockets).await;
                 }
                 ManagerToListener::Shutdown { grace_ms } => {
                     self.shutdown(Duration::from_millis(grace_ms)).await;
@@ -231,8 +295,8 @@ impl Control {
     }
 }
 
-/// Sends `Activity` for every pool that dispatched requests, once a second, until the control
-/// sender closes.
+/// Sends `Activity` for every pool that dispatched requests, and `Stats` (request counts by
+/// site, queue depths), once a second, until the control sender closes.
 pub async fn activity_ticker(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -246,6 +310,21 @@ pub async fn activity_ticker(shared: Arc<Shared>) {
                     return;
                 }
             }
+        }
+        let sites = shared.log.stats().take();
+        let pools: Vec<bulkhead_proto::PoolStats> = shared
+            .pools()
+            .iter()
+            .map(|q| bulkhead_proto::PoolStats {
+                pool: q.pool().to_string(),
+                queue_depth: q.waiting() as u64,
+                in_flight: q.in_flight() as u64,
+            })
+            .collect();
+        if (!sites.is_empty() || !pools.is_empty())
+            && shared.control.send(ListenerToManager::Stats { sites, pools }).is_err()
+        {
+            return;
         }
     }
 }

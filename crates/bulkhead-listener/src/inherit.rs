@@ -23,3 +23,16 @@ pub fn tcp_listener(fd: i32) -> io::Result<tokio::net::TcpListener> {
     listener.local_addr()?;
     tokio::net::TcpListener::from_std(listener)
 }
+
+/// Takes ownership of the inherited unix stream socket at `fd` (the manager's fd channel, named
+/// in `AddSockets`), as a blocking std socket. Call at most once per fd.
+pub fn unix_stream(fd: i32) -> io::Result<std::os::unix::net::UnixStream> {
+    if fd < 3 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "fds 0-2 are stdio, not the fd channel"));
+    }
+    // SAFETY: the manager started this process with its fd channel at this number (it names it
+    // in every `AddSockets`); the caller adopts it once and keeps it, so nothing else owns it.
+    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}

@@ -97,12 +97,20 @@ enum LogEvent {
 pub struct LogSender {
     tx: SyncSender<LogEvent>,
     dropped: Arc<AtomicU64>,
+    /// Every access record is also counted here (requests by site and status, durations).
+    stats: Arc<crate::state::RequestStats>,
 }
 
 impl LogSender {
     /// Queues an access-log line; never blocks.
     pub fn access(&self, record: AccessRecord) {
+        self.stats.record(&record.site, record.status, record.time_taken);
         self.send(LogEvent::Access(record));
+    }
+
+    /// The request counters fed by [`LogSender::access`].
+    pub fn stats(&self) -> &Arc<crate::state::RequestStats> {
+        &self.stats
     }
 
     /// Queues an HTTPERR line; never blocks.
@@ -149,7 +157,7 @@ pub fn start(config: LogConfig) -> std::io::Result<(LogSender, std::thread::Join
     let handle = std::thread::Builder::new().name("bulkhead-log".into()).spawn(move || {
         Writer { config, files: HashMap::new(), line: String::new(), dropped: counter, reported: 0 }.run(rx)
     })?;
-    Ok((LogSender { tx, dropped }, handle))
+    Ok((LogSender { tx, dropped, stats: Arc::default() }, handle))
 }
 
 /// An open log file and the period (its file name) it covers.

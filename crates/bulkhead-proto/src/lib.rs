@@ -8,13 +8,16 @@
 //!   allocation, usable without sockets (so it can be fuzzed);
 //! - [`channel`]: a typed [`Channel`](channel::Channel) on a unix stream, where each side can
 //!   only send its own message type;
-//! - [`messages`]: every message exchanged between manager ↔ listener and manager ↔ worker.
+//! - [`messages`]: every message exchanged between manager ↔ listener and manager ↔ worker;
+//! - [`fdpass`]: handing open fds to another process (`SCM_RIGHTS`), for sockets bound while
+//!   the listener runs — the only module with `unsafe`.
 //!
 //! It must never grow policy: no config parsing, no process spawning, no HTTP.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod channel;
 pub mod env;
+pub mod fdpass;
 pub mod frame;
 pub mod messages;
 pub mod native;

@@ -126,6 +126,38 @@ pub enum ManagerToListener {
     PoolAvailable { pool: String },
     /// Stop accepting; finish in-flight requests within `grace_ms`; then send `Drained` and exit.
     Shutdown { grace_ms: u64 },
+    /// Listening sockets bound while the listener runs (a config added bindings). Their fds were
+    /// written, in this order, on the fd channel the listener inherited at `fd_channel` (one fd
+    /// per `SCM_RIGHTS` message, see `fdpass`) before this message was sent. The `fd` fields are
+    /// `-1`: the listener keeps each received fd under its `local_addr`, and a later `Configure`
+    /// naming a socket whose fd is `-1` means the one received for that address.
+    AddSockets { fd_channel: i32, sockets: Vec<ListenSocket> },
+}
+
+/// Upper bounds, in seconds, of the request-duration histogram buckets of [`SiteStats`] (the
+/// last, implicit bucket is +Inf).
+pub const DURATION_BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// Requests one site answered since the previous `Stats` report.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SiteStats {
+    pub site: String,
+    /// `(status, count)`, one entry per status code seen.
+    pub responses: Vec<(u16, u64)>,
+    /// Counts per [`DURATION_BUCKETS`] bucket (not cumulative), plus one for +Inf.
+    pub duration_buckets: Vec<u64>,
+    /// Sum of the durations, in microseconds.
+    pub duration_sum_us: u64,
+}
+
+/// One pool's queue as the listener sees it now.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PoolStats {
+    pub pool: String,
+    /// Requests waiting for a worker.
+    pub queue_depth: u64,
+    /// Requests dispatched to workers and not finished.
+    pub in_flight: u64,
 }
 
 /// Listener → manager.
@@ -144,6 +176,10 @@ pub enum ListenerToManager {
     Activity { pool: String, requests: u64 },
     /// Every in-flight request finished (answer to `Shutdown`).
     Drained,
+    /// Periodic (about once a second) request statistics for the admin API and `/metrics`:
+    /// `sites` are deltas since the previous report (the manager adds them up, so a restarted
+    /// listener loses at most one report); `pools` are current values.
+    Stats { sites: Vec<SiteStats>, pools: Vec<PoolStats> },
 }
 
 /// Manager → worker (control channel).

@@ -70,6 +70,8 @@ impl Supervisor {
                     p.requests += requests;
                 }
             }
+            // Counted by the admin service (issue #5).
+            ListenerToManager::Stats { .. } => {}
             ListenerToManager::Drained => {
                 if let Phase::DrainingListener { .. } = self.phase {
                     self.events.info(None, "listener drained its requests".into());
