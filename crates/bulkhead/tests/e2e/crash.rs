@@ -193,3 +193,56 @@ command = ["/nonexistent/bulkhead-test-no-such-binary"]
         "no 503 reason in HTTPERR:\n{httperr}"
     );
 }
+
+fn python_only(label: &str) -> Server {
+    let config = format!(
+        r#"
+[[sites]]
+name = "app"
+bindings = ["http://127.0.0.1:0"]
+routes = [ {{ path = "/", pool = "py" }} ]
+
+[pools.py]
+command = {}
+"#,
+        python_command()
+    );
+    Server::start(TestDir::new(label), &config)
+}
+
+/// Lines of the manager's log saying a worker of pool `py` exited.
+fn exits_logged(server: &Server) -> usize {
+    server.output().lines().filter(|l| l.contains("pool \"py\": worker") && l.contains("exited")).count()
+}
+
+#[test]
+fn a_get_that_kills_two_workers_is_answered_502_and_not_retried_again() {
+    if !python3_available() {
+        return;
+    }
+    let server = python_only("poison");
+    let addr = server.addr();
+    assert_eq!(http::get(addr, "/").status, 200);
+    let r = http::get(addr, "/crash");
+    assert_eq!(r.status, 502, "a poison GET: {:?}", r.text());
+    wait_for("two worker exits in the manager's log", Duration::from_secs(10), || exits_logged(&server) >= 2);
+    let r = http::get(addr, "/");
+    assert_eq!(r.status, 200, "the pool serves again after a poison request: {:?}", r.text());
+    assert_eq!(exits_logged(&server), 2, "the poison request was retried more than once:\n{}", server.output());
+}
+
+#[test]
+fn a_post_whose_worker_dies_is_answered_502_without_a_retry() {
+    if !python3_available() {
+        return;
+    }
+    let server = python_only("postcrash");
+    let addr = server.addr();
+    assert_eq!(http::get(addr, "/").status, 200);
+    let r = http::send(addr, "POST", "/crash", &[], b"not replayable");
+    assert_eq!(r.status, 502, "POST to a dying worker: {:?}", r.text());
+    wait_for("the worker exit in the manager's log", Duration::from_secs(10), || exits_logged(&server) >= 1);
+    let r = http::get(addr, "/");
+    assert_eq!(r.status, 200, "{:?}", r.text());
+    assert_eq!(exits_logged(&server), 1, "the POST was replayed on another worker:\n{}", server.output());
+}

@@ -13,6 +13,7 @@ mod architecture;
 mod cli;
 mod crash;
 mod lifecycle;
+mod limits;
 mod logs;
 mod pools;
 mod routing;
