@@ -16,8 +16,8 @@ use crate::model::*;
 /// One thing to do to move the running server from the old config to the new one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Keys of `[server]` changed (`fields` names them). `restart_needed`: `state_dir` or
-    /// `admin_socket` changed — sockets, pid files and history live there, so the running
+    /// Keys of `[server]` changed (`fields` names them). `restart_needed`: `state_dir`,
+    /// `admin_socket`, `admin_listen` or `admin_token` changed — sockets, pid files and history live there, so the running
     /// server keeps the old ones until it is restarted; say so to the operator. `log_dir`
     /// (reopen logs), `listener_user` (restart the listener; the ports stay open) and
     /// `max_history` apply live. Never true when the old config is [`Config::empty`].
@@ -62,6 +62,8 @@ impl Config {
                 admin_socket: PathBuf::new(),
                 listener_user: String::new(),
                 max_history: 0,
+                admin_listen: None,
+                admin_token: String::new(),
             },
             limits: Limits {
                 max_connections: 0,
@@ -134,7 +136,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
 
 fn server(old: &Config, new: &Config, changes: &mut Vec<Change>) {
     let (o, n) = (&old.server, &new.server);
-    let restart = [("state_dir", o.state_dir != n.state_dir), ("admin_socket", o.admin_socket != n.admin_socket)];
+    let restart = [
+        ("state_dir", o.state_dir != n.state_dir),
+        ("admin_socket", o.admin_socket != n.admin_socket),
+        ("admin_listen", o.admin_listen != n.admin_listen),
+        ("admin_token", o.admin_token != n.admin_token),
+    ];
     let live = [
         ("log_dir", o.log_dir != n.log_dir),
         ("listener_user", o.listener_user != n.listener_user),

@@ -27,6 +27,10 @@ pub struct Server {
     pub admin_socket: PathBuf,
     pub listener_user: String,
     pub max_history: u32,
+    /// The optional loopback TCP admin endpoint (`server.admin_listen`).
+    pub admin_listen: Option<SocketAddr>,
+    /// Its bearer token (`server.admin_token`); never empty when `admin_listen` is set.
+    pub admin_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -35,6 +35,12 @@ pub struct RawServer {
     pub listener_user: String,
     /// Applied config versions kept. Default `10`.
     pub max_history: u32,
+    /// Also serve the admin API and dashboard on this loopback TCP address (`"127.0.0.1:9090"`,
+    /// port 0 = any free port), protected by `admin_token`. Default `""` = unix socket only.
+    pub admin_listen: String,
+    /// The bearer token the TCP admin endpoint requires (`Authorization: Bearer TOKEN`, or the
+    /// dashboard's login). Required when `admin_listen` is set. Default `""`.
+    pub admin_token: String,
 }
 
 impl Default for RawServer {
@@ -45,6 +51,8 @@ impl Default for RawServer {
             admin_socket: "admin.sock".into(),
             listener_user: "nobody".into(),
             max_history: 10,
+            admin_listen: String::new(),
+            admin_token: String::new(),
         }
     }
 }

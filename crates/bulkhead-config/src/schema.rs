@@ -61,6 +61,8 @@ pub(crate) const SERVER: &[Field] = &[
     opt("admin_socket", Shape::Str),
     opt("listener_user", Shape::Str),
     opt("max_history", U32),
+    opt("admin_listen", Shape::Str),
+    opt("admin_token", Shape::Str),
 ];
 
 pub(crate) const LIMITS: &[Field] = &[

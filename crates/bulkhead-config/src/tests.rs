@@ -384,3 +384,19 @@ fn config_check_cases_from_the_cli_contract() {
         "test.toml:3:1: pools.api.idel_timeout: unknown key; did you mean `idle_timeout`?"
     );
 }
+
+#[test]
+fn admin_listen_must_be_loopback_with_a_token() {
+    let ok = parse(
+        "[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"0123456789abcdef\"\n",
+        "test.toml",
+        Path::new("/tmp"),
+    )
+    .unwrap();
+    assert_eq!(ok.server.admin_listen, Some("127.0.0.1:0".parse().unwrap()));
+    let e = errors("[server]\nadmin_listen = \"0.0.0.0:9090\"\nadmin_token = \"short\"\n");
+    assert!(e[0].contains("test.toml:2:16: server.admin_listen: 0.0.0.0:9090 is not a loopback address"), "{e:?}");
+    assert!(e[1].contains("server.admin_token: admin_listen is set"), "{e:?}");
+    let e = errors("[server]\nadmin_listen = \"nine\"\nadmin_token = \"0123456789abcdef\"\n");
+    assert!(e[0].contains("expected a loopback address and port"), "{e:?}");
+}

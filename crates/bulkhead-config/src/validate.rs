@@ -182,7 +182,29 @@ fn server(c: &mut Checker<'_>, s: &RawServer) -> Server {
         state_dir,
         listener_user: s.listener_user.clone(),
         max_history: s.max_history,
+        admin_listen: None,
+        admin_token: s.admin_token.clone(),
     };
+    let mut server = server;
+    if !s.admin_listen.is_empty() {
+        match s.admin_listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.ip().is_loopback() => server.admin_listen = Some(addr),
+            Ok(addr) => c.err(
+                "server.admin_listen",
+                format!("{addr} is not a loopback address; the admin endpoint may only listen on 127.0.0.0/8 or [::1] (put a proxy in front to reach it from elsewhere)"),
+            ),
+            Err(_) => c.err(
+                "server.admin_listen",
+                format!("expected a loopback address and port like \"127.0.0.1:9090\", found {:?}", s.admin_listen),
+            ),
+        }
+        if s.admin_token.trim().len() < 16 {
+            c.err(
+                "server.admin_token",
+                "admin_listen is set, so a token of at least 16 characters is required (e.g. the output of `openssl rand -hex 16`)",
+            );
+        }
+    }
     let len = server.admin_socket.as_os_str().len();
     if len > MAX_SOCKET_PATH {
         let key = if s.admin_socket.starts_with('/') { "server.admin_socket" } else { "server.state_dir" };

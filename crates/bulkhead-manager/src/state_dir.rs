@@ -144,6 +144,8 @@ mod tests {
             admin_socket: dir.join("admin.sock"),
             listener_user: "nobody".into(),
             max_history: 10,
+            admin_listen: None,
+            admin_token: String::new(),
         }
     }
 
