@@ -24,7 +24,7 @@ routes = [
 
 [pools.demo]
 command = ["bulkhead", "demo-app"]
-protocol = "http"
+protocol = "native"
 "#;
 
 const SAMPLE: &str = r#"[[sites]]
