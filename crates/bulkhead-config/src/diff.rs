@@ -173,6 +173,7 @@ fn pool_changed(o: &Pool, n: &Pool) -> Change {
         ("queue_length", o.queue_length != n.queue_length),
         ("idle_timeout", o.idle_timeout != n.idle_timeout),
         ("startup_time_limit", o.startup_time_limit != n.startup_time_limit),
+        ("response_timeout", o.response_timeout != n.response_timeout),
         ("shutdown_time_limit", o.shutdown_time_limit != n.shutdown_time_limit),
         ("recycle", o.recycle != n.recycle),
         ("health", o.health != n.health),

@@ -212,6 +212,8 @@ pub struct Pool {
     pub idle_timeout: Duration,
     pub startup_time_limit: Duration,
     pub shutdown_time_limit: Duration,
+    /// Zero = no limit.
+    pub response_timeout: Duration,
     pub recycle: Recycle,
     pub health: Health,
     pub rapid_fail: RapidFail,

@@ -246,6 +246,11 @@ pub struct RawPool {
     pub startup_time_limit: String,
     /// A draining worker still busy after this is stopped (TERM, then KILL). Default `"90s"`.
     pub shutdown_time_limit: String,
+    /// Longest wait for a worker's response head once a request has been sent to it; then the
+    /// request is cancelled in the worker (native: a CANCEL frame; HTTP/1.1: its connection is
+    /// closed) and the client gets 504. Streaming bodies are not limited by it. `"0s"` = no
+    /// limit. Default `"0s"`.
+    pub response_timeout: String,
     pub recycle: RawRecycle,
     pub health: RawHealth,
     pub rapid_fail: RawRapidFail,
@@ -273,6 +278,7 @@ impl Default for RawPool {
             idle_timeout: "20m".into(),
             startup_time_limit: "90s".into(),
             shutdown_time_limit: "90s".into(),
+            response_timeout: "0s".into(),
             recycle: RawRecycle::default(),
             health: RawHealth::default(),
             rapid_fail: RawRapidFail::default(),

@@ -147,6 +147,7 @@ pub(crate) const POOL: &[Field] = &[
     opt("idle_timeout", DURATION),
     opt("startup_time_limit", DURATION),
     opt("shutdown_time_limit", DURATION),
+    opt("response_timeout", DURATION),
     opt("recycle", Shape::Table(RECYCLE)),
     opt("health", Shape::Table(HEALTH)),
     opt("rapid_fail", Shape::Table(RAPID_FAIL)),

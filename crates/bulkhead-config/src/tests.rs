@@ -131,7 +131,7 @@ fn unknown_keys_all_reported_with_one_suggestion() {
             "test.toml:2:1: server.state_dri: unknown key; did you mean `state_dir`?",
             "test.toml:4:1: limits.queue_length: unknown key here; `queue_length` is a key of [pools.NAME]",
             "test.toml:7:1: pools.a.proceses: unknown key; did you mean `processes`?",
-            "test.toml:8:1: pools.a.colour: unknown key; expected one of: kind, command, protocol, socket, directory, env, user, group, start, processes, concurrency, queue_length, idle_timeout, startup_time_limit, shutdown_time_limit, recycle, health, rapid_fail, orphan, cpu, limits",
+            "test.toml:8:1: pools.a.colour: unknown key; expected one of: kind, command, protocol, socket, directory, env, user, group, start, processes, concurrency, queue_length, idle_timeout, startup_time_limit, shutdown_time_limit, response_timeout, recycle, health, rapid_fail, orphan, cpu, limits",
         ]
     );
     let e = one_error("[[site]]\nname = \"a\"\n");

@@ -133,6 +133,11 @@ impl Control {
     pub fn apply(&mut self, config: &Config, sockets: &[ListenSocket]) {
         let timeout = config.limits.queue_timeout;
         let removed = self.shared.set_pools(config.pools.values().map(|p| (p.name.clone(), p.queue_length)), timeout);
+        for pool in config.pools.values() {
+            if let Some(queue) = self.shared.pool(&pool.name) {
+                queue.set_response_timeout(pool.response_timeout);
+            }
+        }
         for queue in removed {
             tracing::info!("pool {:?} removed from the configuration; refusing its waiting requests", &**queue.pool());
             queue.refuse(PoolRefusal::AppShutdown);

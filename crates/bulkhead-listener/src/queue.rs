@@ -34,6 +34,7 @@ pub struct RequestQueue {
     state: Mutex<State>,
     /// Requests given a slot since the last `Activity` report.
     dispatched: AtomicU64,
+    response_timeout_ms: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +105,21 @@ impl RequestQueue {
                 next_waiter: 0,
             }),
             dispatched: AtomicU64::new(0),
+            response_timeout_ms: AtomicU64::new(0),
         })
+    }
+
+    /// The pool's `response_timeout` (zero = none); read on every request, so kept outside the
+    /// queue's lock.
+    pub fn response_timeout(&self) -> Option<Duration> {
+        match self.response_timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    pub fn set_response_timeout(&self, timeout: Duration) {
+        self.response_timeout_ms.store(timeout.as_millis().min(u64::MAX as u128) as u64, Ordering::Relaxed);
     }
 
     pub fn pool(&self) -> &Arc<str> {

@@ -165,7 +165,24 @@ impl Exchange<'_> {
                 Err(e) => return self.refuse(StatusCode::SERVICE_UNAVAILABLE, e.reason(), Some(pool)),
             };
             let Some(req) = request.take().or_else(|| replay.as_ref().map(rebuild)) else { break };
-            let failure = match slot.worker().send(req).await {
+            let sent = slot.worker().send(req);
+            let answered = match queue.response_timeout() {
+                None => sent.await,
+                Some(limit) => match tokio::time::timeout(limit, sent).await {
+                    Ok(answered) => answered,
+                    // Dropping the exchange cancels the request in the worker (a CANCEL frame, or
+                    // the HTTP/1.1 connection closed); the worker is slow, not dead.
+                    Err(_) => {
+                        tracing::warn!(
+                            "pool {:?}: no response head within response_timeout {:?}; cancelled, answering 504",
+                            &*pool,
+                            limit
+                        );
+                        return (plain(StatusCode::GATEWAY_TIMEOUT), 0);
+                    }
+                },
+            };
+            let failure = match answered {
                 Ok(exchange) => {
                     let (mut parts, incoming) = exchange.response.into_parts();
                     proxy::to_client(&mut parts.headers);
