@@ -203,3 +203,61 @@ fn full_queue_answers_503_at_once_and_logs_queue_full() {
 
     wait_for("QueueFull in the HTTPERR log", Duration::from_secs(10), || server.httperr_log().contains("QueueFull"));
 }
+
+#[test]
+fn web_garden_spreads_requests_over_its_processes() {
+    if !python3_available() {
+        return;
+    }
+    let server = python_server("garden", "processes = 2\nconcurrency = 1\n");
+    let addr = server.addr();
+    assert_eq!(http::get(addr, "/").status, 200, "warm-up");
+    wait_for("two workers in the web garden", Duration::from_secs(30), || server.worker_pids().len() >= 2);
+
+    let mark = server.dir.join("in-flight");
+    let release = server.dir.join("release");
+    let hold = format!("/hold?mark={}&release={}", mark.display(), release.display());
+    let held = std::thread::spawn(move || http::try_send(addr, "GET", &hold, &[], b""));
+    wait_for("the held request to reach a worker", Duration::from_secs(30), || {
+        std::fs::read_to_string(&mark).is_ok_and(|s| !s.is_empty())
+    });
+    let busy: u32 = std::fs::read_to_string(&mark).unwrap().trim().parse().unwrap();
+    // The busy worker is at its concurrency of 1: this must go to the other one, now.
+    let r = http::get(addr, "/pid");
+    let other: u32 = r.text().trim().parse().unwrap_or(0);
+    std::fs::write(&release, "go").unwrap();
+    assert_eq!(held.join().unwrap().map(|r| r.status).ok(), Some(200));
+    assert_eq!(r.status, 200);
+    assert_ne!(other, busy, "the second request waited for the busy worker instead of using the other");
+    assert!(server.worker_pids().contains(&other), "{other} is not a worker of this server");
+}
+
+#[test]
+fn start_always_runs_a_worker_before_any_request() {
+    if !python3_available() {
+        return;
+    }
+    let server = python_server("always", "start = \"always\"\n");
+    wait_for("a worker started at boot", Duration::from_secs(30), || !server.worker_pids().is_empty());
+    let workers = server.worker_pids();
+    let r = http::get(server.addr(), "/");
+    assert_eq!(r.status, 200);
+    assert!(workers.contains(&pid_in(&r)), "the first request went to a new worker, not the one started at boot");
+}
+
+#[test]
+fn an_idle_pool_stops_its_worker_and_the_next_request_starts_a_new_one() {
+    if !python3_available() {
+        return;
+    }
+    let server = python_server("idle", "idle_timeout = \"1s\"\n");
+    let addr = server.addr();
+    let r = http::get(addr, "/");
+    assert_eq!(r.status, 200);
+    let first = procs::ProcId::of(pid_in(&r)).expect("worker alive");
+    server.remember(first.pid);
+    assert!(first.wait_gone(Duration::from_secs(30)), "worker {} still runs 30 s into a 1 s idle timeout", first.pid);
+    let r = http::get(addr, "/");
+    assert_eq!(r.status, 200, "demand start after an idle stop: {:?}", r.text());
+    assert_ne!(pid_in(&r), first.pid);
+}

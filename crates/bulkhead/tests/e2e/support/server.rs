@@ -80,12 +80,25 @@ impl Server {
     }
 
     /// Runs `bulkhead serve` with no `--config` (the embedded default) with `dir` as its cwd.
-    pub fn start_default(dir: TestDir) -> Server {
+    /// `Err(output)` if the manager exited before serving (e.g. its fixed port was taken).
+    pub fn try_start_default(dir: TestDir) -> Result<Server, String> {
         let state_dir = dir.join("bulkhead-state");
-        Server::launch(dir, vec!["serve".into()], state_dir, None)
+        let mut server = Server::spawn(dir, vec!["serve".into()], state_dir, None);
+        match server.wait_ready() {
+            Ok(()) => Ok(server),
+            Err(e) => Err(format!("{e}\n{}", server.output())),
+        }
     }
 
     fn launch(dir: TestDir, args: Vec<String>, state_dir: PathBuf, config_path: Option<PathBuf>) -> Server {
+        let mut server = Server::spawn(dir, args, state_dir, config_path);
+        if let Err(e) = server.wait_ready() {
+            panic!("{e}");
+        }
+        server
+    }
+
+    fn spawn(dir: TestDir, args: Vec<String>, state_dir: PathBuf, config_path: Option<PathBuf>) -> Server {
         let output_path = dir.join("server.log");
         let out = File::create(&output_path).expect("create server.log");
         let err = out.try_clone().expect("clone server.log handle");
@@ -93,13 +106,15 @@ impl Server {
             .args(&args)
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
+            // The suite runs as root in CI; its pools set no `user` (the health tests cover that).
+            .env("BULKHEAD_ALLOW_ROOT_WORKERS", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .expect("spawn the bulkhead binary");
         let manager_pid = child.id();
-        let mut server = Server {
+        let server = Server {
             child: Some(child),
             manager_pid,
             log_dir: state_dir.join("logs"),
@@ -111,13 +126,12 @@ impl Server {
             dir,
         };
         server.remember(manager_pid);
-        server.wait_ready();
         server
     }
 
-    /// Waits for `bindings.json` (every entry with an address), failing fast if the manager
-    /// exits first.
-    fn wait_ready(&mut self) {
+    /// Waits for `bindings.json` (every entry with an address); an error at once if the
+    /// manager exits first, or after [`START_LIMIT`].
+    fn wait_ready(&mut self) -> Result<(), String> {
         let path = self.state_dir.join("bindings.json");
         let deadline = Instant::now() + START_LIMIT;
         loop {
@@ -126,14 +140,18 @@ impl Server {
                 break;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("bulkhead serve exited with {status} before writing {}", path.display());
+                self.child = None;
+                return Err(format!("bulkhead serve exited with {status} before writing {}", path.display()));
             }
-            assert!(Instant::now() < deadline, "no {} within {START_LIMIT:?}", path.display());
+            if Instant::now() >= deadline {
+                return Err(format!("no {} within {START_LIMIT:?}", path.display()));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(pid) = self.try_listener_pid(Duration::from_secs(10)) {
             self.remember(pid);
         }
+        Ok(())
     }
 
     /// The address of the first binding.
