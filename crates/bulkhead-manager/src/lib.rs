@@ -18,11 +18,18 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
 
+pub mod cgroup;
+pub mod cpu;
 pub mod events;
+pub mod health;
+pub mod identity;
 mod listener_process;
+pub mod orphan;
 pub mod pool;
+pub mod procfs;
 pub mod rapid_fail;
 pub mod readiness;
+pub mod recycle;
 pub mod sockets;
 pub mod spawn;
 pub mod state_dir;
@@ -45,6 +52,13 @@ pub struct ManagerOptions {
     /// The environment the listener and workers inherit (the binary passes its own); each
     /// pool's `env` is added on top, and `PATH` from it is used to find pool programs.
     pub env: Vec<(OsString, OsString)>,
+    /// The local time zone's UTC offset, read by the binary before it started threads (the
+    /// `time` crate cannot read it later); `None` when unknown: `recycle.schedule` times are
+    /// then read as UTC, and the manager says so.
+    pub local_offset: Option<time::UtcOffset>,
+    /// Started as root, run pools without a `user` as root too instead of refusing them (see
+    /// [`identity::check_pool`]). For containers and test harnesses where everything is root.
+    pub allow_root_workers: bool,
 }
 
 /// Errors that stop the manager.
@@ -60,6 +74,9 @@ pub enum ManagerError {
     ListenerStart(#[from] listener_process::ListenerStartError),
     #[error("{0}")]
     ListenerFailed(String),
+    /// The listener's user cannot be resolved or given its directories.
+    #[error("{0}")]
+    Identity(String),
 }
 
 /// Runs the server until `shutdown` resolves, then drains and stops everything.
@@ -81,7 +98,20 @@ pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) ->
             return Err(e.into());
         }
     };
+    let upkeep = supervisor::Upkeep::new(&config, options.local_offset, options.allow_root_workers).and_then(|u| {
+        match &u.listener {
+            Some(l) => l.prepare_dirs(&state_dir.sockets, &state_dir.log_dir).map(|()| u),
+            None => Ok(u),
+        }
+    });
+    let upkeep = match upkeep {
+        Ok(u) => u,
+        Err(e) => {
+            state_dir.cleanup();
+            return Err(ManagerError::Identity(e));
+        }
+    };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let supervisor = supervisor::Supervisor::new(options, config, state_dir, public, tx);
+    let supervisor = supervisor::Supervisor::new(options, config, state_dir, public, tx, upkeep);
     supervisor.run(rx, shutdown).await
 }

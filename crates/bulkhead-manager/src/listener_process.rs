@@ -4,8 +4,9 @@
 //! The child gets fd 3 = its end of a control socketpair and the public sockets at fds 4, 5, …
 //! (the manager keeps its own copies open, so a restart never closes a port), stdin
 //! `/dev/null`, the manager's stdout/stderr, its own process group and
-//! `PR_SET_PDEATHSIG(SIGKILL)`. The first message it receives is `Configure`. Messages to it
-//! go through an unbounded queue drained by a writer task, so the supervisor never waits on
+//! `PR_SET_PDEATHSIG(SIGKILL)`; when the manager runs as root it runs as
+//! `server.listener_user` (switched before `exec`, so it never runs a line as root). The first
+//! message it receives is `Configure`. Messages to it go through an unbounded queue drained by a writer task, so the supervisor never waits on
 //! the socket; messages from it come back as supervisor events tagged with a generation
 //! number, so a dead listener's late messages are ignored.
 
@@ -22,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::sockets::PublicSockets;
-use crate::spawn::{self, SpawnError, SpawnSpec};
+use crate::spawn::{self, Credentials, SpawnError, SpawnSpec};
 use crate::supervisor::{Event, EventSender};
 
 /// Why the listener could not be started.
@@ -92,6 +93,7 @@ pub fn start(
     generation: u64,
     configure: ManagerToListener,
     events: &EventSender,
+    credentials: Option<Credentials>,
 ) -> Result<ListenerProcess, ListenerStartError> {
     let (mine, theirs) = std::os::unix::net::UnixStream::pair().map_err(ListenerStartError::Control)?;
     let stdin = File::open("/dev/null").map_err(ListenerStartError::Control)?;
@@ -106,7 +108,7 @@ pub fn start(
         listen_pid: false,
         directory: None,
         fds,
-        credentials: None,
+        credentials,
     };
     let exit_events = events.clone();
     let spawned = spawn::spawn(&spec, move |pid| {

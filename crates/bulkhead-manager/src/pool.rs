@@ -4,6 +4,10 @@
 //! Owned by the supervisor, which makes every decision; this module keeps the bookkeeping and
 //! derives the operator-visible [`PoolState`] from the pool's [`Mode`] (what it should be
 //! doing) and its workers (what is actually running), so the two can never disagree.
+//!
+//! A worker being recycled ([`Worker::retiring`]) or left as an orphan does not count towards
+//! `processes`, so the pool starts its replacement; with `recycle.overlapped = false` no
+//! replacement starts until the recycled worker has exited.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +16,7 @@ use std::time::{Duration, Instant};
 use bulkhead_proto::WorkerId;
 
 use crate::rapid_fail::RapidFail;
+use crate::recycle::Schedule;
 use crate::worker::{Worker, WorkerState};
 
 /// What the pool should be doing.
@@ -80,6 +85,12 @@ pub struct Pool {
     pub retry_at: Option<Instant>,
     /// The state last logged, to log each transition once.
     pub shown_state: PoolState,
+    /// `recycle.schedule` bookkeeping.
+    pub schedule: Schedule,
+    /// The pool's cgroup directory, once prepared (`None` without cgroups).
+    pub cgroup: Option<std::path::PathBuf>,
+    /// The cgroup was prepared (or failed and was reported) once.
+    pub cgroup_done: bool,
 }
 
 impl Pool {
@@ -94,6 +105,9 @@ impl Pool {
             start_failures: 0,
             retry_at: None,
             shown_state: PoolState::Idle,
+            schedule: Schedule::default(),
+            cgroup: None,
+            cgroup_done: false,
         }
     }
 
@@ -111,9 +125,26 @@ impl Pool {
         )
     }
 
-    /// Workers that are starting or ready (not on their way out).
+    /// Workers that are starting or ready (not on their way out, not being replaced).
     pub fn live_workers(&self) -> usize {
-        self.workers.values().filter(|w| !w.is_stopping()).count()
+        self.workers.values().filter(|w| w.is_live()).count()
+    }
+
+    /// A recycle is under way: a worker waits for its replacement, or a replacement starts.
+    /// A web garden recycles one worker at a time.
+    pub fn recycling(&self) -> bool {
+        self.workers.values().any(|w| w.retiring.is_some() || matches!(w.state, WorkerState::Starting { .. }))
+            || self.waiting_for_recycled_exit()
+    }
+
+    /// `overlapped = false` and a recycled worker has not exited yet.
+    fn waiting_for_recycled_exit(&self) -> bool {
+        !self.config.recycle.overlapped && self.workers.values().any(|w| w.recycled && w.is_stopping())
+    }
+
+    /// The web-garden slot a new worker fills (0-based): how many live workers there are.
+    pub fn next_slot(&self) -> u32 {
+        self.live_workers() as u32
     }
 
     pub fn has_ready_worker(&self) -> bool {
@@ -122,7 +153,7 @@ impl Pool {
 
     /// How many more workers the pool wants now.
     pub fn missing_workers(&self, now: Instant) -> usize {
-        if self.mode != Mode::Active || self.retry_at.is_some_and(|t| now < t) {
+        if self.mode != Mode::Active || self.retry_at.is_some_and(|t| now < t) || self.waiting_for_recycled_exit() {
             return 0;
         }
         (self.config.processes as usize).saturating_sub(self.live_workers())

@@ -4,11 +4,11 @@
 //! [`SpawnSpec`]. Everything the child needs (argv, envp, paths, fd numbers, credentials) is
 //! turned into C data *before* `fork`, because the manager is multi-threaded and the child may
 //! only call async-signal-safe functions until `execve`. The child then, in order: joins its own
-//! process group, sets `PR_SET_PDEATHSIG(SIGKILL)` (so it never outlives the manager), resets
-//! `SIGPIPE` and the signal mask, moves the inherited fds into place (two passes, so a source fd
-//! that happens to sit on a target number is never clobbered), marks every other fd close-on-exec,
-//! changes directory, drops privileges when asked, writes its own pid into `LISTEN_PID`, and
-//! `execve`s.
+//! process group, resets `SIGPIPE` and the signal mask, moves the inherited fds into place (two
+//! passes, so a source fd that happens to sit on a target number is never clobbered), marks
+//! every other fd close-on-exec, changes directory, drops privileges when asked, sets
+//! `PR_SET_PDEATHSIG(SIGKILL)` (so it never outlives the manager; after the privilege drop,
+//! which clears it), writes its own pid into `LISTEN_PID`, and `execve`s.
 //!
 //! `LISTEN_PID` must be the child's own pid, which the parent does not know before `fork` and
 //! the child may not `setenv` (not async-signal-safe). So the envp entry is a pre-allocated
@@ -260,13 +260,6 @@ unsafe fn child_main(plan: &mut ChildPlan) -> ! {
         if libc::setpgid(0, 0) != 0 {
             fail(STAGE_PGID);
         }
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-            fail(STAGE_DEATHSIG);
-        }
-        if libc::getppid() != plan.parent {
-            // The manager died before PDEATHSIG was armed.
-            libc::_exit(1);
-        }
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
@@ -303,6 +296,14 @@ unsafe fn child_main(plan: &mut ChildPlan) -> ! {
             if libc::setuid(c.uid) != 0 {
                 fail(STAGE_SETUID);
             }
+        }
+        // Armed after the credentials change, which would clear it (prctl(2)).
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            fail(STAGE_DEATHSIG);
+        }
+        if libc::getppid() != plan.parent {
+            // The manager died before PDEATHSIG was armed.
+            libc::_exit(1);
         }
         if let Some(buf) = plan.pid_entry.as_mut() {
             write_pid(&mut buf[b"LISTEN_PID=".len()..], libc::getpid() as u64);

@@ -5,8 +5,9 @@
 //! public sockets bound, then awaits [`Supervisor::run`]. Everything that happens elsewhere —
 //! a child exiting (exit-watcher threads), a message from the listener or a worker (reader
 //! tasks), a readiness probe answering — arrives as an [`Event`] on one mpsc channel; time-based
-//! work (startup and shutdown limits, idle timeouts, retry back-off, listener restarts) is done
-//! on a single periodic tick. No state is shared: helpers only send events.
+//! work (startup and shutdown limits, idle timeouts, retry back-off, listener restarts, health
+//! pings and recycling — `supervisor/health_checks.rs`, `supervisor/recycling.rs`) is done on
+//! a single periodic tick. No state is shared: helpers only send events.
 //!
 //! It must never block on a socket or a process: messages to the listener and workers are
 //! queued to writer tasks, and exits are reaped only after the watcher saw them.
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 use crate::events::EventLog;
 use crate::listener_process::ListenerProcess;
 use crate::pool::{start_backoff, Mode, Pool, PoolState};
+use crate::procfs::{self, Usage};
 use crate::readiness;
 use crate::sockets::PublicSockets;
 use crate::spawn::{self, ExitStatus};
@@ -34,8 +36,12 @@ use crate::state_dir::StateDir;
 use crate::worker::{self, pool_log, LaunchContext, Readiness, WorkerState};
 use crate::{ManagerError, ManagerOptions};
 
+mod health_checks;
 mod listener;
+mod recycling;
 mod shutdown;
+
+pub(crate) use recycling::Upkeep;
 
 /// How often time-based work runs.
 const TICK: Duration = Duration::from_millis(100);
@@ -61,6 +67,10 @@ pub(crate) enum Event {
     WorkerRefusesConnections { pool: String, worker: WorkerId },
     /// A worker the listener could not reach accepts connections after all.
     WorkerReachable { pool: String, worker: WorkerId },
+    /// A worker answered health ping `seq` over HTTP or by accepting a connection.
+    HealthAnswered { pool: String, worker: WorkerId, seq: u64 },
+    /// Resource use of the workers' process groups, by leader pid.
+    Usage { samples: HashMap<i32, Usage> },
 }
 
 pub(crate) type EventSender = mpsc::UnboundedSender<Event>;
@@ -108,6 +118,7 @@ pub(crate) struct Supervisor {
     tx: EventSender,
     phase: Phase,
     fatal: Option<ManagerError>,
+    upkeep: Upkeep,
 }
 
 impl Supervisor {
@@ -117,6 +128,7 @@ impl Supervisor {
         state_dir: StateDir,
         public: PublicSockets,
         tx: EventSender,
+        upkeep: Upkeep,
     ) -> Self {
         let now = Instant::now();
         let pools = config.pools.iter().map(|(name, p)| (name.clone(), Pool::new(p.clone(), now))).collect();
@@ -137,6 +149,7 @@ impl Supervisor {
             tx,
             phase: Phase::Serving,
             fatal: None,
+            upkeep,
         }
     }
 
@@ -218,12 +231,31 @@ impl Supervisor {
                     self.send_listener(ManagerToListener::WorkerUp(info));
                 }
             }
+            Event::HealthAnswered { pool, worker, seq } => self.on_health_answer(&pool, worker, seq),
+            Event::Usage { samples } => self.on_usage(samples),
         }
     }
 
     // ---- pools and workers ----------------------------------------------------------------
 
     fn boot_pools(&mut self) {
+        let as_root = crate::identity::running_as_root();
+        let refused: Vec<(String, String)> = self
+            .pools
+            .values()
+            .filter_map(|p| {
+                crate::identity::check_pool(&p.config, as_root, self.upkeep.allow_root)
+                    .err()
+                    .map(|e| (p.name().to_string(), e))
+            })
+            .collect();
+        for (name, why) in refused {
+            if let Some(p) = self.pools.get_mut(&name) {
+                p.mode = Mode::Disabled;
+            }
+            self.events
+                .error(Some(&name), format!("{why}; the pool is offline (requests get 503) until the config is fixed"));
+        }
         let always: Vec<String> =
             self.pools.values().filter(|p| p.config.start == StartMode::Always).map(|p| p.name().to_string()).collect();
         for name in always {
@@ -278,15 +310,22 @@ impl Supervisor {
     }
 
     fn launch_worker(&mut self, name: &str) -> bool {
+        let cgroup = self.pool_cgroup(name);
         let Some(pool) = self.pools.get_mut(name) else { return false };
         let id = WorkerId(self.next_worker);
         self.next_worker += 1;
+        // Boot and demand starts fill web-garden slots (staggered limits); replacements do not.
+        let slot = if pool.workers.values().any(|w| w.retiring.is_some()) { 0 } else { pool.next_slot() };
         let ctx = LaunchContext {
             self_exe: &self.options.self_exe,
             env: &self.options.env,
             socket_path: self.state_dir.worker_socket(name, id),
             log_path: self.state_dir.pool_log(name),
             events: &self.tx,
+            allow_root: self.upkeep.allow_root,
+            listener: self.upkeep.listener.as_ref(),
+            cgroup: cgroup.as_deref(),
+            limits: crate::recycle::Limits::staggered(&pool.config.recycle, slot, pool.config.processes),
         };
         let mut w = match worker::launch(&pool.config, id, &ctx) {
             Ok(w) => w,
@@ -324,6 +363,7 @@ impl Supervisor {
         }
         w.state = WorkerState::Ready;
         w.was_ready = true;
+        w.ready_at = Some(Instant::now());
         if let Some(p) = w.probe.take() {
             p.abort();
         }
@@ -336,6 +376,8 @@ impl Supervisor {
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
         self.send_listener(ManagerToListener::WorkerUp(info));
+        self.start_pinging(name, id);
+        self.replace_retiring(name, id);
     }
 
     fn worker_info(&self, pool: &str, id: WorkerId) -> Option<WorkerInfo> {
@@ -348,13 +390,12 @@ impl Supervisor {
         w.speaks_control = true;
         match message {
             WorkerToManager::Ready => self.worker_ready(name, id, "said ready"),
-            WorkerToManager::Pong { .. } => {}
+            WorkerToManager::Pong { seq, requests, .. } => {
+                w.requests = w.requests.max(requests);
+                self.on_health_answer(name, id, seq);
+            }
             WorkerToManager::RequestRecycle { reason } => {
-                let pid = w.pid;
-                self.events.info(
-                    Some(name),
-                    format!("pool {name:?}: worker {pid} ({id}) asked to be recycled ({reason}); recycling is not implemented yet"),
-                );
+                self.request_recycle(name, id, crate::recycle::Reason::WorkerAsked(reason));
             }
         }
     }
@@ -439,7 +480,7 @@ impl Supervisor {
         let shutdown_limit = pool.config.shutdown_time_limit;
         w.release();
         let pid = w.pid;
-        if w.was_ready {
+        if w.was_ready && !w.gone_sent {
             send(
                 &self.listener,
                 ManagerToListener::WorkerGone { pool: name.into(), worker: id, reason: status.to_string() },
@@ -448,6 +489,10 @@ impl Supervisor {
         if let Some(failure) = spawn::exec_failure(&w.exec_report) {
             let reason = failure.describe(Some(&directory));
             self.start_failed(name, None, format!("cannot start {command:?}: {reason}"));
+        } else if w.is_orphaned() {
+            let line = format!("pool {name:?}: orphaned worker {pid} ({id}) {status}");
+            pool_log(&self.state_dir.pool_log(name), &line);
+            self.events.info(Some(name), line);
         } else if w.is_stopping() && w.kill_reason.is_none() {
             let line = if w.forced {
                 let limit = format_duration(shutdown_limit);
@@ -488,7 +533,9 @@ impl Supervisor {
 
     /// Asks one worker to stop: no new requests, `Drain`, then SIGTERM, then SIGKILL after
     /// `shutdown_time_limit`. A worker that speaks the control protocol gets half the limit to
-    /// drain before SIGTERM; a plain app gets SIGTERM at once (its usual graceful signal).
+    /// drain before SIGTERM; a plain app gets SIGTERM (its usual graceful signal) as soon as no
+    /// connection to its socket is left open — the listener closes them as its in-flight
+    /// requests finish — or after half the limit. An orphan is killed at once.
     fn stop_worker(&mut self, name: &str, id: WorkerId, now: Instant) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let limit = pool.config.shutdown_time_limit;
@@ -496,28 +543,39 @@ impl Supervisor {
         if w.is_stopping() {
             return;
         }
-        if w.state == WorkerState::Ready {
+        if w.is_orphaned() {
+            spawn::signal_group(w.pid, Signal::SIGKILL);
+            w.state = WorkerState::Stopping { term_at: None, kill_at: now };
+            return;
+        }
+        if w.state == WorkerState::Ready && !w.gone_sent {
             send(&self.listener, ManagerToListener::WorkerDraining { pool: name.into(), worker: id });
         }
         if let Some(p) = w.probe.take() {
             p.abort();
         }
+        if let Some(mut p) = w.ping.take() {
+            p.cancel();
+        }
         let _ = w.control.send(ManagerToWorker::Drain);
-        let term_at = if w.speaks_control {
-            Some(now + limit / 2)
-        } else {
-            spawn::signal_group(w.pid, Signal::SIGTERM);
-            None
-        };
-        w.state = WorkerState::Stopping { term_at, kill_at: now + limit };
+        // SIGTERM comes once its connections are done (plain apps, see `tick_pool`) or after
+        // half the limit; a worker that speaks the control protocol drains and exits by itself.
+        w.state = WorkerState::Stopping { term_at: Some(now + limit / 2), kill_at: now + limit };
         let line = format!("pool {name:?}: stopping worker {} ({id})", w.pid);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
     }
 
+    /// Stops the pool's workers; orphans are left for debugging while the server serves.
     fn stop_pool_workers(&mut self, name: &str) {
         let now = Instant::now();
-        let ids: Vec<WorkerId> = self.pools.get(name).map(|p| p.workers.keys().copied().collect()).unwrap_or_default();
+        let keep_orphans =
+            self.phase == Phase::Serving && self.pools.get(name).is_some_and(|p| p.mode != Mode::Stopped);
+        let ids: Vec<WorkerId> = self
+            .pools
+            .get(name)
+            .map(|p| p.workers.values().filter(|w| !(keep_orphans && w.is_orphaned())).map(|w| w.id).collect())
+            .unwrap_or_default();
         for id in ids {
             self.stop_worker(name, id, now);
         }
@@ -569,6 +627,7 @@ impl Supervisor {
         for name in names {
             self.tick_pool(&name, now);
         }
+        self.tick_sampling(now);
         self.tick_shutdown(now);
     }
 
@@ -582,7 +641,9 @@ impl Supervisor {
                         Some(format!("did not become ready within {} (startup_time_limit)", format_duration(limit)));
                     spawn::signal_group(w.pid, Signal::SIGKILL);
                 }
-                WorkerState::Stopping { term_at: Some(t), kill_at } if now >= t => {
+                WorkerState::Stopping { term_at: Some(t), kill_at }
+                    if now >= t || (!w.speaks_control && procfs::open_connections(&w.address) == Some(0)) =>
+                {
                     spawn::signal_group(w.pid, Signal::SIGTERM);
                     w.state = WorkerState::Stopping { term_at: None, kill_at };
                 }
@@ -610,6 +671,8 @@ impl Supervisor {
             );
             self.stop_pool_workers(name);
         }
+        self.tick_health(name, now);
+        self.tick_recycle(name, now);
         self.reconcile(name);
     }
 

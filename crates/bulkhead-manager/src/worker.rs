@@ -6,8 +6,11 @@
 //! worker's serving socket (a unix socket bound by the manager at
 //! `<state_dir>/sockets/<pool>.<id>.sock`, mode 0600, handed over as fd 3 — or a free loopback
 //! port in `PORT`), its control channel (a socketpair, fd 4, `BULKHEAD_CONTROL_FD=4`), its
-//! environment and credentials, then calls [`crate::spawn`]. It never waits for the worker: readiness
-//! and exits come back to the supervisor as events.
+//! environment and credentials ([`crate::identity`]), then calls [`crate::spawn`], hands the
+//! socket file to the listener's user and moves the process into its pool's cgroup. It never
+//! waits for the worker: readiness and exits come back to the supervisor as events. The
+//! health, recycling and resource fields of [`Worker`] are kept by the supervisor
+//! (`supervisor/recycling.rs`, `supervisor/health_checks.rs`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -24,7 +27,13 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::spawn::{self, Credentials, SpawnError, SpawnSpec};
+use crate::cgroup::Cgroups;
+use crate::cpu::CpuWindow;
+use crate::health::PingState;
+use crate::identity::{self, ListenerIdentity};
+use crate::procfs::Usage;
+use crate::recycle;
+use crate::spawn::{self, SpawnError, SpawnSpec};
 use crate::supervisor::{Event, EventSender};
 
 /// Why a worker could not be launched.
@@ -55,6 +64,9 @@ pub enum WorkerState {
     Ready,
     /// Asked to stop: SIGTERM at `term_at` (if not sent yet), SIGKILL at `kill_at`.
     Stopping { term_at: Option<Instant>, kill_at: Instant },
+    /// Failed its ping and was left alive for debugging (`orphan.enabled`): not routed, not
+    /// pinged, not counted as one of the pool's workers; killed when the pool or server stops.
+    Orphaned,
 }
 
 /// A live worker process.
@@ -83,6 +95,28 @@ pub struct Worker {
     pub kill_reason: Option<String>,
     /// It was stopping and got SIGKILL because it outlived `shutdown_time_limit`.
     pub forced: bool,
+    /// Being recycled: still serving while its replacement starts (overlapped recycle).
+    pub retiring: Option<recycle::Reason>,
+    /// An operator, a config change or the schedule asked for a recycle that waits its turn
+    /// (a web garden recycles one worker at a time).
+    pub recycle_requested: Option<recycle::Reason>,
+    /// It was stopped to be replaced (its exit is not a crash; `overlapped = false` waits for it).
+    pub recycled: bool,
+    /// Its age and request limits (staggered in a web garden).
+    pub limits: recycle::Limits,
+    /// When it became ready.
+    pub ready_at: Option<Instant>,
+    /// Requests it served: its own count from `Pong`, else its share of the listener's
+    /// `Activity` reports.
+    pub requests: u64,
+    /// Health pings, once ready.
+    pub ping: Option<PingState>,
+    /// The listener was told it is gone.
+    pub gone_sent: bool,
+    /// Last resource sample of its process group.
+    pub usage: Option<Usage>,
+    /// CPU limit window.
+    pub cpu: CpuWindow,
 }
 
 impl Worker {
@@ -99,6 +133,15 @@ impl Worker {
     pub fn is_stopping(&self) -> bool {
         matches!(self.state, WorkerState::Stopping { .. })
     }
+
+    /// Counts as one of the pool's `processes`: starting or ready, and not being replaced.
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, WorkerState::Starting { .. } | WorkerState::Ready) && self.retiring.is_none()
+    }
+
+    pub fn is_orphaned(&self) -> bool {
+        self.state == WorkerState::Orphaned
+    }
 }
 
 /// What every launch needs from the manager.
@@ -109,6 +152,14 @@ pub struct LaunchContext<'a> {
     pub socket_path: PathBuf,
     pub log_path: PathBuf,
     pub events: &'a EventSender,
+    /// The binary allows pools without `user` to run as root (see [`identity::check_pool`]).
+    pub allow_root: bool,
+    /// The listener's identity when it runs as another user: the socket file is given to it.
+    pub listener: Option<&'a ListenerIdentity>,
+    /// The pool's cgroup, when cgroups are in use.
+    pub cgroup: Option<&'a Path>,
+    /// The worker's recycling limits.
+    pub limits: recycle::Limits,
 }
 
 /// How the manager decides that a pool's worker is ready (besides a `Ready` on its control
@@ -175,6 +226,9 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
             let err = |source| LaunchError::Socket { path: path.clone(), source };
             let listener = std::os::unix::net::UnixListener::bind(&path).map_err(err)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+            if let Some(l) = ctx.listener {
+                l.chown(&path).map_err(LaunchError::Credentials)?;
+            }
             socket_fd = Some(OwnedFd::from(listener));
             socket_path = Some(path.clone());
             WorkerAddress::Unix(path)
@@ -214,13 +268,18 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         listen_pid: socket_fd.is_some() && !fastcgi,
         directory: Some(pool.directory.clone()),
         fds,
-        credentials: credentials(pool)?,
+        credentials: identity::pool_credentials(pool, ctx.allow_root).map_err(LaunchError::Credentials)?,
     };
     let events = ctx.events.clone();
     let spawned = spawn::spawn(&spec, move |pid| {
         let _ = events.send(Event::Exited { pid });
     })?;
     drop((socket_fd, theirs, log, stdin));
+    if let Some(dir) = ctx.cgroup {
+        if let Err(e) = Cgroups::add(dir, spawned.pid.as_raw()) {
+            pool_log(&ctx.log_path, &format!("worker {} ({id}) runs outside its cgroup: {e}", spawned.pid));
+        }
+    }
 
     let (control, tasks) = control_channel(mine, &pool.name, id, ctx.events).map_err(LaunchError::Control)?;
     Ok(Worker {
@@ -238,39 +297,17 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         was_ready: false,
         kill_reason: None,
         forced: false,
+        retiring: None,
+        recycle_requested: None,
+        recycled: false,
+        limits: ctx.limits,
+        ready_at: None,
+        requests: 0,
+        ping: None,
+        gone_sent: false,
+        usage: None,
+        cpu: CpuWindow::default(),
     })
-}
-
-/// Resolves `user`/`group` when running as root; `None` otherwise (DESIGN §5: only as root).
-fn credentials(pool: &bulkhead_config::Pool) -> Result<Option<Credentials>, LaunchError> {
-    use nix::unistd::{Group, Uid, User};
-    if !Uid::effective().is_root() || (pool.user.is_none() && pool.group.is_none()) {
-        return Ok(None);
-    }
-    let (uid, mut gid, user_name) = match &pool.user {
-        Some(name) => {
-            let u = User::from_name(name)
-                .map_err(|e| LaunchError::Credentials(format!("cannot look up user {name:?}: {e}")))?
-                .ok_or_else(|| LaunchError::Credentials(format!("user {name:?} does not exist")))?;
-            (u.uid, u.gid, Some(u.name))
-        }
-        None => (Uid::effective(), nix::unistd::Gid::effective(), None),
-    };
-    if let Some(name) = &pool.group {
-        gid = Group::from_name(name)
-            .map_err(|e| LaunchError::Credentials(format!("cannot look up group {name:?}: {e}")))?
-            .ok_or_else(|| LaunchError::Credentials(format!("group {name:?} does not exist")))?
-            .gid;
-    }
-    let groups = match user_name.and_then(|n| std::ffi::CString::new(n).ok()) {
-        Some(n) => nix::unistd::getgrouplist(&n, gid).unwrap_or_else(|_| vec![gid]),
-        None => vec![gid],
-    };
-    Ok(Some(Credentials {
-        uid: uid.as_raw(),
-        gid: gid.as_raw(),
-        groups: groups.into_iter().map(|g| g.as_raw()).collect(),
-    }))
 }
 
 /// Wires the manager's end of a worker's control socketpair: a writer task fed by the returned
@@ -359,6 +396,10 @@ mod tests {
             socket_path: dir.join("p.w7.sock"),
             log_path: dir.join("p.log"),
             events: &tx,
+            allow_root: true,
+            listener: None,
+            cgroup: None,
+            limits: recycle::Limits::default(),
         };
         let mut w = launch(&p, WorkerId(7), &ctx).unwrap();
         assert_eq!(w.address, WorkerAddress::Unix(dir.join("p.w7.sock")));

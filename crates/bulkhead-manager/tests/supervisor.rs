@@ -95,7 +95,7 @@ async fn demand_start_crash_restart_and_graceful_shutdown() {
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let log = dir.join("listener-messages.jsonl");
     let config = format!(
-        "[server]\nstate_dir = \"state\"\n\n[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\n\
+        "[server]\nstate_dir = \"state\"\nlistener_user = \"root\"\n\n[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\n\
          routes = [ {{ path = \"/\", pool = \"p\" }} ]\n\n[pools.p]\ncommand = [\"python3\", \"-c\", {WORKER:?}]\n\
          shutdown_time_limit = \"5s\"\n"
     );
@@ -109,6 +109,8 @@ async fn demand_start_crash_restart_and_graceful_shutdown() {
         base_dir: dir.clone(),
         self_exe: fake,
         env,
+        local_offset: None,
+        allow_root_workers: true,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let manager = tokio::spawn(run(options, async {

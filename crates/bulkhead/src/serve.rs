@@ -15,6 +15,10 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::default_config;
 
+/// `BULKHEAD_ALLOW_ROOT_WORKERS=1`: started as root, run pools that set no `user` as root
+/// instead of refusing them — for containers and test harnesses where everything is root.
+pub const ALLOW_ROOT_WORKERS: &str = "BULKHEAD_ALLOW_ROOT_WORKERS";
+
 /// The directory relative paths in `file` are anchored at.
 pub fn config_dir(file: &Path) -> anyhow::Result<PathBuf> {
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
@@ -42,6 +46,9 @@ pub fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         base_dir,
         self_exe: std::env::current_exe().context("cannot find this executable's path")?,
         env: std::env::vars_os().collect(),
+        // Read while this process is still single-threaded: the `time` crate refuses later.
+        local_offset: time::UtcOffset::current_local_offset().ok(),
+        allow_root_workers: std::env::var_os(ALLOW_ROOT_WORKERS).is_some_and(|v| v == "1"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {

@@ -34,6 +34,7 @@ impl Supervisor {
             self.listener_generation,
             configure,
             &self.tx,
+            self.upkeep.listener.as_ref().map(|l| l.credentials.clone()),
         )?;
         self.children.insert(listener.pid, Child::Listener);
         if let Err(e) = self.state_dir.write_listener_pid(listener.pid.as_raw() as u32) {
@@ -69,6 +70,7 @@ impl Supervisor {
                     p.last_activity = Instant::now();
                     p.requests += requests;
                 }
+                self.count_requests(&pool, requests);
             }
             // Counted by the admin service (issue #5).
             ListenerToManager::Stats { .. } => {}

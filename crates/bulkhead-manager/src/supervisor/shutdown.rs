@@ -127,6 +127,9 @@ impl Supervisor {
         if let Some(mut l) = self.listener.take() {
             l.release();
         }
+        if let Some(c) = &self.upkeep.cgroups {
+            c.remove_all();
+        }
         self.state_dir.cleanup();
     }
 }
