@@ -8,6 +8,10 @@
 //! ([`listener_process`]) and the pools' workers ([`pool`], [`worker`], [`spawn`]), decides
 //! readiness ([`readiness`]), restarts what crashes within the limits of rapid-fail protection
 //! ([`rapid_fail`]), stops idle pools, and records every lifecycle event ([`events`]).
+//! The metabase side (issue #5): the [`admin`] service (HTTP/JSON on the admin socket, the
+//! dashboard, [`metrics`]), the config history and write-back ([`config_store`]) and the
+//! triggers of a live reload ([`reload`]: file watch, SIGHUP); the supervisor applies a new
+//! config as a diff (`supervisor/metabase.rs`).
 //!
 //! The manager never parses client HTTP and never runs application code; it reads no
 //! environment, argv or signals itself — the binary passes them in through
@@ -18,18 +22,22 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
 
+pub mod admin;
 pub mod cgroup;
+pub mod config_store;
 pub mod cpu;
 pub mod events;
 pub mod health;
 pub mod identity;
 mod listener_process;
+pub mod metrics;
 pub mod orphan;
 pub mod pool;
 pub mod procfs;
 pub mod rapid_fail;
 pub mod readiness;
 pub mod recycle;
+pub mod reload;
 pub mod sockets;
 pub mod spawn;
 pub mod state_dir;
@@ -59,6 +67,8 @@ pub struct ManagerOptions {
     /// Started as root, run pools without a `user` as root too instead of refusing them (see
     /// [`identity::check_pool`]). For containers and test harnesses where everything is root.
     pub allow_root_workers: bool,
+    /// Notified by the binary on SIGHUP: re-read and apply the config file (`None`: no signal).
+    pub reload: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// Errors that stop the manager.
@@ -77,6 +87,8 @@ pub enum ManagerError {
     /// The listener's user cannot be resolved or given its directories.
     #[error("{0}")]
     Identity(String),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 /// Runs the server until `shutdown` resolves, then drains and stops everything.

@@ -9,6 +9,11 @@
 //! message it receives is `Configure`. Messages to it go through an unbounded queue drained by a writer task, so the supervisor never waits on
 //! the socket; messages from it come back as supervisor events tagged with a generation
 //! number, so a dead listener's late messages are ignored.
+//!
+//! The listener also inherits an *fd channel* (a second socketpair, at the fd after the public
+//! sockets): sockets bound for a config change while it runs are passed there with
+//! `SCM_RIGHTS` ([`ListenerProcess::pass_sockets`], then `AddSockets`), so it is never
+//! restarted for a new binding.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -45,6 +50,11 @@ pub struct ListenerProcess {
     pub started: Instant,
     outbox: Option<mpsc::UnboundedSender<ManagerToListener>>,
     tasks: Vec<AbortHandle>,
+    /// Our end of the fd channel, and the fd number of its other end in the listener.
+    fd_channel: Option<std::os::unix::net::UnixStream>,
+    fd_channel_fd: i32,
+    /// The sockets it inherited at start, with their fd numbers there.
+    initial: Vec<ListenSocket>,
 }
 
 impl ListenerProcess {
@@ -60,6 +70,37 @@ impl ListenerProcess {
     /// sees the channel close.
     pub fn close(&mut self) {
         self.outbox = None;
+    }
+
+    /// Writes `sockets` on the fd channel, in order, and returns the fd number the listener
+    /// knows that channel by (for `AddSockets`). Call before queueing `AddSockets`.
+    pub fn pass_sockets<'a>(&self, sockets: impl Iterator<Item = std::os::fd::BorrowedFd<'a>>) -> io::Result<i32> {
+        let channel = self.fd_channel.as_ref().ok_or_else(|| io::Error::other("the listener has no fd channel"))?;
+        for fd in sockets {
+            bulkhead_proto::fdpass::send_fd(channel, &fd)?;
+        }
+        Ok(self.fd_channel_fd)
+    }
+
+    /// The `sockets` list of a `Configure` for this listener: the inherited fd for a socket it
+    /// got at start, `-1` (meaning "the one received for this address") otherwise.
+    pub fn socket_list(&self, public: &PublicSockets) -> Vec<ListenSocket> {
+        public
+            .sockets
+            .iter()
+            .map(|s| ListenSocket {
+                fd: self.initial.iter().find(|i| i.local_addr == s.local_addr).map_or(-1, |i| i.fd),
+                local_addr: s.local_addr,
+                bindings: s.bindings.clone(),
+            })
+            .collect()
+    }
+
+    /// Sockets the manager closed: their inherited fd numbers no longer mean them.
+    pub fn forget_sockets(&mut self, addrs: impl Iterator<Item = std::net::SocketAddr>) {
+        for a in addrs {
+            self.initial.retain(|i| i.local_addr != a);
+        }
     }
 
     /// Stops the helper tasks (after the process exited).
@@ -98,9 +139,13 @@ pub fn start(
     let (mine, theirs) = std::os::unix::net::UnixStream::pair().map_err(ListenerStartError::Control)?;
     let stdin = File::open("/dev/null").map_err(ListenerStartError::Control)?;
     let mut fds = vec![(stdin.as_raw_fd(), 0), (theirs.as_raw_fd(), env::LISTENER_CONTROL_FD)];
-    for (s, ls) in public.sockets.iter().zip(listen_sockets(public)) {
+    let initial = listen_sockets(public);
+    for (s, ls) in public.sockets.iter().zip(&initial) {
         fds.push((s.socket.as_raw_fd(), ls.fd));
     }
+    let (fd_mine, fd_theirs) = std::os::unix::net::UnixStream::pair().map_err(ListenerStartError::Control)?;
+    let fd_channel_fd = env::LISTENER_CONTROL_FD + 1 + public.sockets.len() as i32;
+    fds.push((fd_theirs.as_raw_fd(), fd_channel_fd));
     let spec = SpawnSpec {
         program: self_exe.to_path_buf(),
         argv: vec![self_exe.as_os_str().to_os_string(), "listener".into()],
@@ -114,7 +159,7 @@ pub fn start(
     let spawned = spawn::spawn(&spec, move |pid| {
         let _ = exit_events.send(Event::Exited { pid });
     })?;
-    drop((theirs, stdin));
+    drop((theirs, stdin, fd_theirs));
     // The exec report is not needed: a listener that cannot exec exits before `Ready`, which
     // the supervisor reports with its exit status.
     drop(spawned.exec_report);
@@ -155,5 +200,8 @@ pub fn start(
         started: Instant::now(),
         outbox: Some(outbox),
         tasks: vec![writer.abort_handle(), reader.abort_handle()],
+        fd_channel: Some(fd_mine),
+        fd_channel_fd,
+        initial,
     })
 }

@@ -36,8 +36,10 @@ use crate::state_dir::StateDir;
 use crate::worker::{self, pool_log, LaunchContext, Readiness, WorkerState};
 use crate::{ManagerError, ManagerOptions};
 
+mod admin_ops;
 mod health_checks;
 mod listener;
+mod metabase;
 mod recycling;
 mod shutdown;
 
@@ -71,6 +73,8 @@ pub(crate) enum Event {
     HealthAnswered { pool: String, worker: WorkerId, seq: u64 },
     /// Resource use of the workers' process groups, by leader pid.
     Usage { samples: HashMap<i32, Usage> },
+    /// The admin service, the config file watch or SIGHUP (issue #5; `supervisor/admin_ops.rs`).
+    Admin(crate::admin::Command),
 }
 
 pub(crate) type EventSender = mpsc::UnboundedSender<Event>;
@@ -119,6 +123,8 @@ pub(crate) struct Supervisor {
     phase: Phase,
     fatal: Option<ManagerError>,
     upkeep: Upkeep,
+    /// The running config, its history, the admin service and metrics (`supervisor/metabase.rs`).
+    admin: metabase::AdminState,
 }
 
 impl Supervisor {
@@ -132,6 +138,7 @@ impl Supervisor {
     ) -> Self {
         let now = Instant::now();
         let pools = config.pools.iter().map(|(name, p)| (name.clone(), Pool::new(p.clone(), now))).collect();
+        let admin = metabase::AdminState::new(&config, &options.config_text, &state_dir.root);
         Supervisor {
             options,
             state_dir,
@@ -150,6 +157,7 @@ impl Supervisor {
             phase: Phase::Serving,
             fatal: None,
             upkeep,
+            admin,
         }
     }
 
@@ -160,6 +168,10 @@ impl Supervisor {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ManagerError> {
         tokio::pin!(shutdown);
+        if let Err(e) = self.start_admin() {
+            self.finish();
+            return Err(ManagerError::Admin(e));
+        }
         if let Err(e) = self.start_listener() {
             self.finish();
             return Err(e.into());
@@ -233,6 +245,7 @@ impl Supervisor {
             }
             Event::HealthAnswered { pool, worker, seq } => self.on_health_answer(&pool, worker, seq),
             Event::Usage { samples } => self.on_usage(samples),
+            Event::Admin(command) => self.on_admin(command),
         }
     }
 
@@ -460,6 +473,7 @@ impl Supervisor {
     fn disable(&mut self, name: &str, why: String) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         pool.mode = Mode::Disabled;
+        self.admin.metrics.rapid_fail_trip(name);
         let line = format!(
             "{why}; rapid-fail protection disabled the pool: requests get 503 until an operator starts it again (`bulkhead pool start {name}`)"
         );
@@ -521,6 +535,7 @@ impl Supervisor {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let verdict = pool.rapid_fail.record(Instant::now());
         let count = pool.rapid_fail.describe(verdict, "crash");
+        self.admin.metrics.crash(name);
         let restarting = self.phase == Phase::Serving && pool.mode == Mode::Active;
         if verdict.tripped {
             self.disable(name, format!("{line} ({count})"));
@@ -628,6 +643,7 @@ impl Supervisor {
             self.tick_pool(&name, now);
         }
         self.tick_sampling(now);
+        self.sweep_retired_pools();
         self.tick_shutdown(now);
     }
 

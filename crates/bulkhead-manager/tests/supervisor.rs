@@ -111,6 +111,7 @@ async fn demand_start_crash_restart_and_graceful_shutdown() {
         env,
         local_offset: None,
         allow_root_workers: true,
+        reload: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let manager = tokio::spawn(run(options, async {

@@ -1,17 +1,20 @@
 //! `bulkhead serve [--config FILE]`: reads the config file (or takes the embedded default),
 //! turns SIGTERM/SIGINT into the manager's shutdown future, and runs the manager.
 //!
-//! SIGHUP is reserved for reloading the config (not implemented yet: it is logged). A second
+//! SIGHUP re-reads and applies the config file (a `Notify` the manager's reload watches;
+//! the manager also watches the file itself). A second
 //! SIGTERM/SIGINT during a graceful shutdown exits at once; the children follow through their
 //! parent-death signal.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use bulkhead_manager::{ManagerError, ManagerOptions};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
 
 use crate::default_config;
 
@@ -40,6 +43,7 @@ pub fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             (None, default_config::TEXT.to_string(), cwd)
         }
     };
+    let reload = Arc::new(Notify::new());
     let options = ManagerOptions {
         config_path,
         config_text,
@@ -49,11 +53,12 @@ pub fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         // Read while this process is still single-threaded: the `time` crate refuses later.
         local_offset: time::UtcOffset::current_local_offset().ok(),
         allow_root_workers: std::env::var_os(ALLOW_ROOT_WORKERS).is_some_and(|v| v == "1"),
+        reload: Some(reload.clone()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        tokio::spawn(reload_signal()?);
+        tokio::spawn(reload_signal(reload)?);
         anyhow::Ok(bulkhead_manager::run(options, shutdown).await)
     })?;
     match result {
@@ -90,12 +95,13 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     })
 }
 
-/// SIGHUP will reload the configuration; for now it is only logged.
-fn reload_signal() -> std::io::Result<impl Future<Output = ()>> {
+/// Notifies `reload` on every SIGHUP: the manager re-reads and applies the config file.
+fn reload_signal(reload: Arc<Notify>) -> std::io::Result<impl Future<Output = ()>> {
     let mut hup = signal(SignalKind::hangup())?;
     Ok(async move {
         while hup.recv().await.is_some() {
-            tracing::warn!("SIGHUP received: configuration reload is not implemented yet; nothing changed");
+            tracing::info!("SIGHUP received: re-reading the configuration file");
+            reload.notify_one();
         }
     })
 }

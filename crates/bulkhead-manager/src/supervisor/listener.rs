@@ -72,8 +72,7 @@ impl Supervisor {
                 }
                 self.count_requests(&pool, requests);
             }
-            // Counted by the admin service (issue #5).
-            ListenerToManager::Stats { .. } => {}
+            ListenerToManager::Stats { sites, pools } => self.on_listener_stats(sites, pools),
             ListenerToManager::Drained => {
                 if let Phase::DrainingListener { .. } = self.phase {
                     self.events.info(None, "listener drained its requests".into());

@@ -177,6 +177,7 @@ impl Supervisor {
         let Some(w) = pool.workers.get_mut(&id) else { return };
         w.recycle_requested = None;
         let pid = w.pid;
+        self.admin.note_recycle(name, &reason);
         let line = if overlapped {
             w.retiring = Some(reason.clone());
             format!(

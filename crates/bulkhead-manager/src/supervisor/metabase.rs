@@ -1,0 +1,463 @@
+//! The supervisor's side of the metabase (issue #5): the running configuration, its history,
+//! and applying a new one while serving — validate, diff, apply the list of changes — plus the
+//! admin service, the file watch and the metrics that live beside it ([`AdminState`]).
+//!
+//! Every way a configuration arrives (the watched file, SIGHUP, `PUT /config`,
+//! `POST /config/reload`, a rollback) ends in [`Supervisor::apply_config`]:
+//! 1. validate the whole text; any error refuses it whole — nothing changes, the error is
+//!    logged, counted and shown by `bulkhead status` until a good file arrives;
+//! 2. `bulkhead_config::diff(running, new)`; an identical text is a no-op;
+//! 3. bind the listening sockets the new config needs (a bind failure refuses it too), hand
+//!    them to the running listener over its fd channel (`AddSockets`), then send `Configure`:
+//!    the listener swaps its route table atomically (requests in flight finish on the old one)
+//!    and stops accepting on sockets no binding needs, which the manager then closes;
+//! 4. pools: added ones are set up (started if `start = "always"`), changed ones take their new
+//!    settings (workers recycled, overlapped, when something a worker sees changed), removed
+//!    ones are drained and stopped and forgotten when their last worker is gone; untouched
+//!    pools and their workers are left alone;
+//! 5. record the version in `<state_dir>/history` and say what changed.
+//!
+//! Start-up keeps its own path in [`crate::run`] (bind, then spawn the listener with every
+//! socket); its configuration is recorded here as the first version.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+
+use bulkhead_config::{Change, Config, ConfigErrors, StartMode};
+use bulkhead_proto::{ListenSocket, ManagerToListener, PoolStats, SiteStats};
+
+use super::{Phase, Supervisor};
+use crate::admin::{describe_change, AdminService, Reply};
+use crate::config_store::{self, ConfigStore, Source};
+use crate::metrics::Metrics;
+use crate::pool::{Mode, Pool};
+use crate::rapid_fail::RapidFail;
+use crate::recycle::Reason;
+use crate::reload::FileWatch;
+use crate::sockets::{self, PublicSocket};
+
+/// A configuration the manager refused; shown by `bulkhead status` until a good one arrives.
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    pub at: SystemTime,
+    pub source: Source,
+    pub errors: Vec<String>,
+    pub structured: serde_json::Value,
+}
+
+/// The admin service's state inside the supervisor.
+pub(crate) struct AdminState {
+    /// The running configuration and its exact text.
+    pub config: Config,
+    pub version: Option<u64>,
+    pub store: ConfigStore,
+    pub refused: Option<Refused>,
+    pub metrics: Metrics,
+    /// Pools removed from the config whose workers are still stopping.
+    pub retiring: BTreeSet<String>,
+    /// Per pool: the last recycle's reason and time.
+    pub last_recycle: BTreeMap<String, (String, SystemTime)>,
+    /// The listener's latest queue figures, per pool.
+    pub pool_stats: BTreeMap<String, PoolStats>,
+    /// Per site: requests since start and the latest rate per second.
+    pub site_requests: BTreeMap<String, (u64, f64)>,
+    pub last_stats: Option<Instant>,
+    /// Per worker pid: the CPU ticks and time of the previous status, for CPU%.
+    pub cpu_seen: HashMap<i32, (u64, Instant)>,
+    pub started: SystemTime,
+    pub service: Option<AdminService>,
+    pub watch: Option<FileWatch>,
+    pub signal_task: Option<tokio::task::AbortHandle>,
+}
+
+impl AdminState {
+    pub(crate) fn new(config: &Config, text: &str, state_root: &Path) -> AdminState {
+        let store = ConfigStore::new(state_root, config.server.max_history);
+        let version = match store.record(text, Source::Start, None) {
+            Ok(v) => Some(v.version),
+            Err(e) => {
+                tracing::warn!(target: "bulkhead::manager", "config history: {e}");
+                None
+            }
+        };
+        AdminState {
+            config: config.clone(),
+            version,
+            store,
+            refused: None,
+            metrics: Metrics::new(),
+            retiring: BTreeSet::new(),
+            last_recycle: BTreeMap::new(),
+            pool_stats: BTreeMap::new(),
+            site_requests: BTreeMap::new(),
+            last_stats: None,
+            cpu_seen: HashMap::new(),
+            started: SystemTime::now(),
+            service: None,
+            watch: None,
+            signal_task: None,
+        }
+    }
+
+    /// One worker's recycle began (called by `supervisor/recycling.rs` for every reason).
+    pub(crate) fn note_recycle(&mut self, pool: &str, reason: &Reason) {
+        let label = match reason {
+            Reason::Age { .. } => "age",
+            Reason::Requests { .. } => "requests",
+            Reason::Schedule(_) => "schedule",
+            Reason::Memory { .. } => "memory",
+            Reason::VirtualMemory { .. } => "virtual_memory",
+            Reason::Cpu(_) => "cpu",
+            Reason::ConfigChange => "config",
+            Reason::Operator => "operator",
+            Reason::WorkerAsked(_) => "worker",
+        };
+        self.metrics.recycle(pool, label);
+        self.last_recycle.insert(pool.to_string(), (reason.to_string(), SystemTime::now()));
+    }
+}
+
+/// The outcome of applying a configuration, as the API answers it.
+pub(crate) fn applied_reply(version: Option<u64>, changes: &[String]) -> Reply {
+    Reply::json(200, serde_json::json!({ "applied": true, "version": version, "changes": changes }))
+}
+
+impl Supervisor {
+    /// Starts the admin service, the file watch and the SIGHUP bridge (at the start of `run`).
+    pub(super) fn start_admin(&mut self) -> Result<(), crate::admin::AdminError> {
+        let service = crate::admin::start(&self.admin.config.server, self.admin.store.clone(), self.tx.clone())?;
+        if let Some(addr) = service.tcp_addr {
+            self.events.info(None, format!("admin API and dashboard on http://{addr}/ (token required)"));
+        }
+        self.admin.service = Some(service);
+        if let Some(path) = self.options.config_path.clone() {
+            match crate::reload::watch_file(&path, self.tx.clone()) {
+                Ok(w) => self.admin.watch = Some(w),
+                Err(e) => self.events.warn(None, format!("{e}; edits are applied on SIGHUP or `bulkhead config` only")),
+            }
+        }
+        if let Some(signal) = self.options.reload.clone() {
+            self.admin.signal_task = Some(crate::reload::on_signal(signal, self.tx.clone()));
+        }
+        Ok(())
+    }
+
+    /// Validates `text` and, if it is valid and differs from the running text, applies it.
+    /// `write_back`: replace the config file with `text` first (API and rollback).
+    pub(super) fn apply_config(
+        &mut self,
+        text: String,
+        source: Source,
+        note: Option<String>,
+        write_back: bool,
+    ) -> Reply {
+        if self.phase != Phase::Serving {
+            return Reply::error(503, "the server is shutting down; no configuration is applied");
+        }
+        let file =
+            self.options.config_path.as_ref().map_or("<embedded default>".to_string(), |p| p.display().to_string());
+        let checked = match bulkhead_config::check(&text, &file, &self.options.base_dir) {
+            Ok(c) => c,
+            Err(errors) => return self.refuse(source, errors),
+        };
+        for w in &checked.warnings {
+            self.events.warn(None, format!("config: {w}"));
+        }
+        if write_back {
+            if let Some(path) = self.options.config_path.clone() {
+                if let Err(e) = config_store::write_back(&path, &text) {
+                    return Reply::error(500, format!("{e}; nothing was applied"));
+                }
+            }
+        }
+        if text == self.options.config_text && source != Source::Rollback {
+            self.admin.refused = None;
+            return applied_reply(self.admin.version, &[]);
+        }
+        let new = checked.config;
+        let changes = bulkhead_config::diff(&self.admin.config, &new);
+        let added = match self.plan_sockets(&new) {
+            Ok(a) => a,
+            Err(e) => {
+                let errors = ConfigErrors(vec![bulkhead_config::ConfigError {
+                    file,
+                    line: None,
+                    column: None,
+                    key: "sites.bindings".into(),
+                    message: e.to_string(),
+                }]);
+                return self.refuse(source, errors);
+            }
+        };
+        self.options.config_text = text.clone();
+        self.admin.config = new.clone();
+        self.admin.store.set_max(new.server.max_history);
+        self.reconfigure_listener(added);
+        for change in &changes {
+            self.apply_change(change, &new);
+        }
+        let version = match self.admin.store.record(&text, source, note) {
+            Ok(v) => Some(v.version),
+            Err(e) => {
+                self.events.warn(None, format!("config history: {e}"));
+                None
+            }
+        };
+        self.admin.version = version.or(self.admin.version);
+        self.admin.refused = None;
+        self.admin.metrics.config_applied(source.as_str());
+        let described: Vec<String> = changes.iter().map(describe_change).collect();
+        let what =
+            if described.is_empty() { "no change to the running server".to_string() } else { described.join("; ") };
+        let v = version.map_or(String::new(), |v| format!(" as version {v}"));
+        self.events.info(None, format!("configuration applied ({}){v}: {what}", source.as_str()));
+        applied_reply(self.admin.version, &described)
+    }
+
+    fn refuse(&mut self, source: Source, errors: ConfigErrors) -> Reply {
+        let lines: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+        let structured: Vec<serde_json::Value> = errors
+            .0
+            .iter()
+            .map(|e| {
+                serde_json::json!({ "file": e.file, "line": e.line, "column": e.column, "key": e.key, "message": e.message })
+            })
+            .collect();
+        self.events.error(
+            None,
+            format!(
+                "configuration refused ({}): {} error(s); the running configuration stays:\n{}",
+                source.as_str(),
+                lines.len(),
+                lines.join("\n")
+            ),
+        );
+        self.admin.metrics.config_refused(source.as_str());
+        let structured = serde_json::Value::Array(structured);
+        self.admin.refused =
+            Some(Refused { at: SystemTime::now(), source, errors: lines, structured: structured.clone() });
+        Reply::json(400, serde_json::json!({ "applied": false, "errors": structured }))
+    }
+
+    /// Matches the new config's sockets to the open ones; binds the missing ones (nothing is
+    /// changed if one cannot be bound). Returns the newly bound sockets; the open ones keep or
+    /// lose their bindings only when [`Supervisor::reconfigure_listener`] commits.
+    fn plan_sockets(&mut self, new: &Config) -> Result<Vec<PublicSocket>, sockets::BindError> {
+        let mut added = Vec::new();
+        for (addr, bindings) in sockets::plan(new) {
+            if self.public.sockets.iter().any(|s| serves(s, addr, &bindings)) {
+                continue;
+            }
+            let err = |source| sockets::BindError::Bind { addr, bindings: bindings.join(", "), source };
+            let socket = bind_one(addr).map_err(err)?;
+            let local_addr = socket.local_addr().map_err(err)?;
+            added.push(PublicSocket { socket, local_addr, bindings });
+        }
+        Ok(added)
+    }
+
+    /// Commits the socket plan for `self.admin.config` and tells the listener: new sockets over
+    /// its fd channel, then the new `Configure`; sockets no binding needs are closed afterwards.
+    fn reconfigure_listener(&mut self, added: Vec<PublicSocket>) {
+        let plan = sockets::plan(&self.admin.config);
+        let mut old = std::mem::take(&mut self.public.sockets);
+        let mut kept = Vec::new();
+        for (addr, bindings) in &plan {
+            if let Some(i) = old.iter().position(|s| serves(s, *addr, bindings)) {
+                let mut s = old.swap_remove(i);
+                s.bindings = bindings.clone();
+                kept.push(s);
+            }
+        }
+        let added_list: Vec<ListenSocket> = added
+            .iter()
+            .map(|s| ListenSocket { fd: -1, local_addr: s.local_addr, bindings: s.bindings.clone() })
+            .collect();
+        kept.extend(added);
+        self.public.sockets = kept;
+        self.public.bindings = binding_addresses(&self.admin.config, &self.public.sockets);
+        for s in &old {
+            self.events.info(None, format!("no longer listening on {} ({})", s.local_addr, s.bindings.join(", ")));
+        }
+        if let Some(listener) = self.listener.as_mut() {
+            listener.forget_sockets(old.iter().map(|s| s.local_addr));
+            if !added_list.is_empty() {
+                let new_sockets =
+                    self.public.sockets.iter().filter(|s| added_list.iter().any(|a| a.local_addr == s.local_addr));
+                match listener.pass_sockets(new_sockets.map(|s| s.socket.as_fd())) {
+                    Ok(fd_channel) => {
+                        listener.send(ManagerToListener::AddSockets { fd_channel, sockets: added_list.clone() })
+                    }
+                    Err(e) => {
+                        self.events.error(None, format!("cannot hand new listening sockets to the listener: {e}"))
+                    }
+                }
+            }
+            let sockets = listener.socket_list(&self.public);
+            listener.send(ManagerToListener::Configure {
+                config_toml: self.options.config_text.clone(),
+                config_path: self.options.config_path.clone(),
+                base_dir: self.options.base_dir.clone(),
+                sockets,
+            });
+        }
+        for s in &added_list {
+            self.events.info(None, format!("listening on {} ({})", s.local_addr, s.bindings.join(", ")));
+        }
+        // The listener closes its copies of `old` when it applies the Configure; ours close here.
+        drop(old);
+        if self.listener_ever_ready {
+            if let Err(e) = self.state_dir.write_bindings(&self.public.bindings) {
+                self.events.warn(None, format!("{e}"));
+            }
+        }
+    }
+
+    fn apply_change(&mut self, change: &Change, new: &Config) {
+        match change {
+            Change::ServerChanged { fields, restart_needed: true } => self.events.warn(
+                None,
+                format!("[server] {} changed: takes effect when the server is restarted", fields.join(", ")),
+            ),
+            Change::PoolAdded { name } => self.add_pool(name, new),
+            Change::PoolChanged { name, recycle_needed, fields } => {
+                self.change_pool(name, new, *recycle_needed, fields)
+            }
+            Change::PoolRemoved { name } => self.remove_pool(name),
+            _ => {}
+        }
+    }
+
+    fn add_pool(&mut self, name: &str, new: &Config) {
+        let Some(cfg) = new.pools.get(name).cloned() else { return };
+        let always = cfg.start == StartMode::Always;
+        if self.admin.retiring.remove(name) {
+            // Removed and added back while its old workers still stop: reuse the entry.
+            if let Some(p) = self.pools.get_mut(name) {
+                p.rapid_fail = RapidFail::new(&cfg.rapid_fail);
+                p.config = cfg;
+                p.mode = Mode::Idle;
+            }
+            self.send_listener(ManagerToListener::PoolAvailable { pool: name.into() });
+        } else {
+            self.pools.insert(name.to_string(), Pool::new(cfg, Instant::now()));
+        }
+        self.events.info(Some(name), format!("pool {name:?} added"));
+        if always {
+            if let Some(p) = self.pools.get_mut(name) {
+                p.mode = Mode::Active;
+                p.last_activity = Instant::now();
+            }
+            self.reconcile(name);
+        }
+    }
+
+    fn change_pool(&mut self, name: &str, new: &Config, recycle_needed: bool, fields: &[&'static str]) {
+        let Some(cfg) = new.pools.get(name).cloned() else { return };
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        if fields.contains(&"rapid_fail") {
+            pool.rapid_fail = RapidFail::new(&cfg.rapid_fail);
+        }
+        let fewer = cfg.processes < pool.config.processes;
+        let now_always = cfg.start == StartMode::Always && pool.mode == Mode::Idle;
+        pool.config = cfg;
+        if now_always {
+            pool.mode = Mode::Active;
+        }
+        if recycle_needed {
+            self.recycle_pool(name, Reason::ConfigChange);
+        } else if fewer {
+            self.trim_pool(name);
+        }
+        self.reconcile(name);
+    }
+
+    /// Stops the newest workers beyond the pool's `processes`.
+    fn trim_pool(&mut self, name: &str) {
+        let Some(pool) = self.pools.get(name) else { return };
+        let live: Vec<_> = pool.workers.values().filter(|w| !w.is_stopping()).map(|w| w.id).collect();
+        let excess = live.len().saturating_sub(pool.config.processes as usize);
+        let now = Instant::now();
+        for id in live.into_iter().rev().take(excess) {
+            self.stop_worker(name, id, now);
+        }
+    }
+
+    fn remove_pool(&mut self, name: &str) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        pool.mode = Mode::Stopped;
+        self.events.info(Some(name), format!("pool {name:?} removed from the configuration; stopping its workers"));
+        self.stop_pool_workers(name);
+        self.admin.retiring.insert(name.to_string());
+        self.admin.pool_stats.remove(name);
+        self.admin.metrics.forget_pool(name);
+        self.sweep_retired_pools();
+    }
+
+    /// Forgets removed pools whose last worker is gone (called on every tick).
+    pub(super) fn sweep_retired_pools(&mut self) {
+        let done: Vec<String> = self
+            .admin
+            .retiring
+            .iter()
+            .filter(|n| self.pools.get(*n).is_none_or(|p| p.workers.is_empty()))
+            .cloned()
+            .collect();
+        for name in done {
+            self.admin.retiring.remove(&name);
+            self.pools.remove(&name);
+        }
+    }
+
+    /// A `Stats` report from the listener.
+    pub(super) fn on_listener_stats(&mut self, sites: Vec<SiteStats>, pools: Vec<PoolStats>) {
+        let now = Instant::now();
+        let elapsed = self.admin.last_stats.map_or(1.0, |t| now.duration_since(t).as_secs_f64().max(0.001));
+        self.admin.last_stats = Some(now);
+        self.admin.metrics.add_stats(&sites, &pools);
+        for entry in self.admin.site_requests.values_mut() {
+            entry.1 = 0.0;
+        }
+        for s in &sites {
+            let n: u64 = s.responses.iter().map(|(_, n)| n).sum();
+            let e = self.admin.site_requests.entry(s.site.clone()).or_default();
+            e.0 += n;
+            e.1 = n as f64 / elapsed;
+        }
+        self.admin.pool_stats = pools.into_iter().map(|p| (p.pool.clone(), p)).collect();
+    }
+}
+
+/// Whether open socket `s` is the one the plan entry `(addr, bindings)` needs: the same
+/// address, or for port 0 (any free port) the same IP and one of the same binding texts.
+fn serves(s: &PublicSocket, addr: SocketAddr, bindings: &[String]) -> bool {
+    if addr.port() == 0 {
+        s.local_addr.ip() == addr.ip() && s.bindings.iter().any(|b| bindings.contains(b))
+    } else {
+        s.local_addr == addr
+    }
+}
+
+/// Each configured binding's real address, in config order (for `bindings.json`).
+fn binding_addresses(config: &Config, open: &[PublicSocket]) -> Vec<(String, SocketAddr)> {
+    let mut out = Vec::new();
+    for b in config.sites.iter().flat_map(|s| &s.bindings) {
+        if let Some(s) = open.iter().find(|s| s.bindings.contains(&b.text)) {
+            if !out.iter().any(|(t, _)| t == &b.text) {
+                out.push((b.text.clone(), s.local_addr));
+            }
+        }
+    }
+    out
+}
+
+/// Binds one public socket the way start-up does (`SO_REUSEADDR`, backlog [`sockets::BACKLOG`]).
+fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(sockets::BACKLOG)?.into_std()
+}
