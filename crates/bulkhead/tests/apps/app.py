@@ -52,9 +52,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for k, v in extra:
             self.send_header(k, v)
-        self.end_headers()
+        # Head and body leave in one write, so a worker killed with SIGKILL has either sent
+        # nothing (the listener may retry) or the whole answer — never a head without its body.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def query(self):
         return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}

@@ -97,14 +97,20 @@ command = {}
             break;
         }
         if !killed.is_empty() {
-            // Wait for the replacement to answer, then kill it too.
+            // Wait for the replacement to answer (a live worker of this server other than the
+            // killed one: a client may still store a stale pid), then kill it too.
             let old = victim;
-            if !crate::support::poll(deadline.saturating_duration_since(Instant::now()), || {
-                latest_pid.load(Ordering::SeqCst) != old
-            }) {
+            let found = crate::support::poll(deadline.saturating_duration_since(Instant::now()), || {
+                let pid = latest_pid.load(Ordering::SeqCst);
+                if pid != old && server.worker_pids().contains(&pid) {
+                    victim = pid;
+                    return true;
+                }
+                false
+            });
+            if !found {
                 break;
             }
-            victim = latest_pid.load(Ordering::SeqCst);
         }
         assert!(server.worker_pids().contains(&victim), "{victim} is not a worker of this server");
         assert!(procs::signal(victim, libc::SIGKILL), "kill -9 {victim}");
