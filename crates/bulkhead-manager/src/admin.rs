@@ -170,6 +170,8 @@ pub(crate) struct Context {
     pub store: ConfigStore,
     /// `Some(token)` on the TCP endpoint: every request must carry it.
     pub token: Option<String>,
+    /// Anchor of the config's relative paths (to compare history versions).
+    pub base_dir: PathBuf,
 }
 
 /// Binds the admin socket (mode 0600; a stale file from a dead manager is replaced — the
@@ -178,12 +180,14 @@ pub(crate) struct Context {
 pub(crate) fn start(
     server: &bulkhead_config::Server,
     store: ConfigStore,
+    base_dir: PathBuf,
     events: EventSender,
 ) -> Result<AdminService, AdminError> {
     let path = server.admin_socket.clone();
     let unix = bind_unix(&path).map_err(|source| AdminError::Socket { path: path.clone(), source })?;
     let mut service = AdminService { socket_path: path, tasks: Vec::new(), tcp_addr: None };
-    let local = Arc::new(Context { events: events.clone(), store: store.clone(), token: None });
+    let local =
+        Arc::new(Context { events: events.clone(), store: store.clone(), token: None, base_dir: base_dir.clone() });
     service.tasks.push(
         tokio::spawn(async move {
             loop {
@@ -203,7 +207,7 @@ pub(crate) fn start(
         std_listener.set_nonblocking(true).map_err(|source| AdminError::Tcp { addr, source })?;
         service.tcp_addr = std_listener.local_addr().ok();
         let tcp = tokio::net::TcpListener::from_std(std_listener).map_err(|source| AdminError::Tcp { addr, source })?;
-        let remote = Arc::new(Context { events, store, token: Some(server.admin_token.clone()) });
+        let remote = Arc::new(Context { events, store, token: Some(server.admin_token.clone()), base_dir });
         service.tasks.push(
             tokio::spawn(async move {
                 loop {

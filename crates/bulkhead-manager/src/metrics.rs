@@ -68,7 +68,7 @@ impl EncodeMetric for SummedHistogram {
         let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
             .iter()
             .copied()
-            .chain([f64::MAX])
+            .chain([f64::INFINITY])
             .enumerate()
             .map(|(i, upper)| (upper, d.buckets.get(i).copied().unwrap_or(0)))
             .collect();

@@ -22,9 +22,12 @@ pub struct Cli {
 /// Options shared by the client commands.
 #[derive(Debug, Args)]
 pub struct ClientOptions {
-    /// The server's config file (to find its admin socket).
+    /// The server's config file (to find its admin socket); default ./bulkhead-state/admin.sock.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The admin socket itself (instead of finding it through --config).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -83,14 +86,14 @@ pub enum ConfigCommand {
         #[command(flatten)]
         client: ClientOptions,
     },
-    /// Show what changed between two versions.
+    /// Show what changed between two versions (default: the previous and the running one).
     Diff {
         from: Option<String>,
         to: Option<String>,
         #[command(flatten)]
         client: ClientOptions,
     },
-    /// Apply an earlier version again.
+    /// Write an earlier version back to the config file and apply it.
     Rollback {
         version: String,
         #[command(flatten)]

@@ -5,7 +5,8 @@
 //! - `serve` runs the manager ([`bulkhead_manager::run`]), which re-executes this same binary as
 //!   the hidden `listener` and, for `command = ["bulkhead", …]` pools, as workers (`demo-app`);
 //! - `config check` validates a file; the admin commands (`status`, `pools`, `pool …`,
-//!   `config history|diff|rollback`) exist but wait for the admin API (issue #5).
+//!   `config history|diff|rollback`) are clients of the running manager's admin API
+//!   ([`client`]).
 //!
 //! Nothing here makes decisions the libraries should make: it parses argv, installs the log
 //! subscriber, turns signals into a shutdown future and fds into sockets, and calls a crate.
@@ -13,6 +14,7 @@
 
 mod child;
 mod cli;
+mod client;
 mod config_cmd;
 mod default_config;
 mod demo;
@@ -22,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, PoolAction};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,10 +32,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve::serve(config),
         Command::Config { command: ConfigCommand::Check { file, json } } => config_cmd::check(&file, json),
-        Command::Config { .. } | Command::Status { .. } | Command::Pools { .. } | Command::Pool { .. } => {
-            eprintln!("bulkhead: the admin API is not implemented yet (issue #5)");
-            return ExitCode::from(2);
+        Command::Config { command: ConfigCommand::History { client } } => client::history(&client),
+        Command::Config { command: ConfigCommand::Diff { from, to, client } } => {
+            client::diff(&client, from.as_deref(), to.as_deref())
         }
+        Command::Config { command: ConfigCommand::Rollback { version, client } } => client::rollback(&client, &version),
+        Command::Status { client } => client::status(&client),
+        Command::Pools { client } => client::pools(&client),
+        Command::Pool { action } => match action {
+            PoolAction::Start { name, client } => client::pool(&client, &name, "start"),
+            PoolAction::Stop { name, client } => client::pool(&client, &name, "stop"),
+            PoolAction::Recycle { name, client } => client::pool(&client, &name, "recycle"),
+        },
         Command::Listener => child::listener(),
         Command::DemoApp => demo::run().map(|()| ExitCode::SUCCESS),
         Command::Worker => {

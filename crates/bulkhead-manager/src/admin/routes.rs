@@ -206,14 +206,13 @@ async fn diff(ctx: &Context, query: &str) -> Reply {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return Reply::error(404, e.to_string()),
     };
-    let changes = semantic_changes(&a, &b);
+    let changes = semantic_changes(&a, &b, &ctx.base_dir);
     Reply::json(200, serde_json::json!({ "from": from, "to": to, "diff": line_diff(&a, &b, 3), "changes": changes }))
 }
 
 /// What applying `b` over `a` would change, or `null` when either no longer validates here
 /// (a directory it names is gone, say).
-fn semantic_changes(a: &str, b: &str) -> serde_json::Value {
-    let base = std::path::Path::new("/");
+fn semantic_changes(a: &str, b: &str, base: &std::path::Path) -> serde_json::Value {
     match (bulkhead_config::parse(a, "from", base), bulkhead_config::parse(b, "to", base)) {
         (Ok(a), Ok(b)) => {
             serde_json::Value::Array(bulkhead_config::diff(&a, &b).iter().map(|c| describe_change(c).into()).collect())

@@ -128,7 +128,12 @@ pub(crate) fn applied_reply(version: Option<u64>, changes: &[String]) -> Reply {
 impl Supervisor {
     /// Starts the admin service, the file watch and the SIGHUP bridge (at the start of `run`).
     pub(super) fn start_admin(&mut self) -> Result<(), crate::admin::AdminError> {
-        let service = crate::admin::start(&self.admin.config.server, self.admin.store.clone(), self.tx.clone())?;
+        let service = crate::admin::start(
+            &self.admin.config.server,
+            self.admin.store.clone(),
+            self.options.base_dir.clone(),
+            self.tx.clone(),
+        )?;
         if let Some(addr) = service.tcp_addr {
             self.events.info(None, format!("admin API and dashboard on http://{addr}/ (token required)"));
         }
