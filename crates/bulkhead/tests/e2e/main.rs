@@ -16,6 +16,7 @@ mod health;
 mod lifecycle;
 mod limits;
 mod logs;
+mod native;
 mod pools;
 mod routing;
 mod static_files;

@@ -1,0 +1,163 @@
+//! The native worker protocol end to end (issue #3): a pool with `protocol = "native"` running
+//! the built-in demo app (`bulkhead demo-app`, built on `bulkhead-worker`), reached through the
+//! real listener. Many clients multiplex onto one connection per worker; slow clients do not
+//! make the listener buffer the responses (credit windows); an upload to a slow-reading worker
+//! streams without piling up in the listener; a worker killed under load fails no GET.
+//! Bounds on memory and counts, never on time.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::http::{self, Conn};
+use crate::support::{procs, Server, TestDir};
+
+const MIB: u64 = 1024 * 1024;
+
+fn config(extra_pool_keys: &str) -> String {
+    format!(
+        r#"
+[limits]
+max_body = "1GiB"
+
+[[sites]]
+name = "app"
+bindings = ["http://127.0.0.1:0"]
+routes = [ {{ path = "/", pool = "native" }} ]
+
+[pools.native]
+command = ["bulkhead", "demo-app"]
+protocol = "native"
+{extra_pool_keys}
+"#
+    )
+}
+
+/// The worker pid the demo page reports.
+fn demo_pid(r: &http::Response) -> u32 {
+    let text = r.text();
+    let after = text.split("worker pid</th><td>").nth(1).unwrap_or_else(|| panic!("no pid in {text:?}"));
+    after.split('<').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no pid in {text:?}"))
+}
+
+#[test]
+fn native_pool_serves_through_the_listener_with_forwarded_headers() {
+    let server = Server::start(TestDir::new("native-basic"), &config(""));
+    let addr = server.addr();
+    let mut conn = Conn::connect(addr).unwrap();
+    for _ in 0..20 {
+        let r = conn.request("GET", "/demo", &[("X-Request-Id", "test-id-1")], b"").unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains("test-id-1"), "X-Request-Id reached the worker: {}", r.text());
+        assert!(r.header("content-length").is_some(), "a known length travels: {:?}", r.headers);
+    }
+    let r = http::send(addr, "POST", "/demo/echo", &[], &vec![b'a'; 300_000]);
+    assert_eq!((r.status, r.text()), (200, "received 300000 bytes\n".to_string()));
+    server.remember(demo_pid(&http::get(addr, "/demo")));
+}
+
+#[test]
+fn slow_readers_do_not_make_the_listener_buffer() {
+    let server = Server::start(TestDir::new("native-slow"), &config("concurrency = 100"));
+    let addr = server.addr();
+    assert_eq!(http::get(addr, "/demo").status, 200);
+    let listener = server.listener_pid();
+
+    // 50 clients each ask for 100 MiB, read the head and a little, then stop reading.
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        let mut conn = Conn::connect(addr).unwrap();
+        conn.send_raw(format!("GET /demo/bytes?n={} HTTP/1.1\r\nHost: x\r\n\r\n", 100 * MIB).as_bytes()).unwrap();
+        let mut first = vec![0u8; 64 * 1024];
+        conn.stream().try_clone().unwrap().read_exact(&mut first).unwrap();
+        stalled.push(conn);
+    }
+    // Let the worker run ahead as far as the windows allow.
+    std::thread::sleep(Duration::from_secs(2));
+    // A stalled stream does not stall the others on the same worker connection.
+    let r = http::get(addr, "/demo");
+    assert_eq!(r.status, 200);
+    server.remember(demo_pid(&r));
+    let peak = procs::vm_hwm_kib(listener).expect("listener VmHWM");
+    eprintln!("listener VmHWM with 50 stalled 100 MiB responses: {peak} KiB");
+    assert!(peak < 150 * 1024, "listener peak RSS {peak} KiB: responses are being buffered");
+    // The clients go away: their streams are cancelled and the pool keeps serving.
+    drop(stalled);
+    for _ in 0..20 {
+        assert_eq!(http::get(addr, "/demo").status, 200);
+    }
+}
+
+#[test]
+fn an_upload_to_a_slow_reader_streams_without_piling_up() {
+    let server = Server::start(TestDir::new("native-upload"), &config(""));
+    let addr = server.addr();
+    let listener = server.listener_pid();
+    let size = 32 * MIB as usize;
+    let r = http::send(addr, "POST", "/demo/echo?slow_ms=1", &[], &vec![b'u'; size]);
+    assert_eq!((r.status, r.text()), (200, format!("received {size} bytes\n")));
+    let peak = procs::vm_hwm_kib(listener).expect("listener VmHWM");
+    eprintln!("listener VmHWM after a 32 MiB upload to a slow reader: {peak} KiB");
+    assert!(peak < 28 * 1024, "listener peak RSS {peak} KiB: the upload was buffered");
+}
+
+#[test]
+fn a_native_worker_killed_under_load_fails_no_get() {
+    let server = Server::start(TestDir::new("native-kill"), &config(""));
+    let addr = server.addr();
+    let first = demo_pid(&http::get(addr, "/demo"));
+    server.remember(first);
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let failures = failures.clone();
+            std::thread::spawn(move || {
+                let mut conn: Option<Conn> = None;
+                for n in 0..300 {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    if conn.is_none() {
+                        conn = Conn::connect(addr).ok();
+                    }
+                    match conn.as_mut().map(|c| c.request("GET", "/demo", &[], b"")) {
+                        Some(Ok(r)) if r.status == 200 => {}
+                        other => {
+                            let what = match other {
+                                Some(Ok(r)) => format!("{} {}", r.status, r.text()),
+                                Some(Err(e)) => e.to_string(),
+                                None => "connect failed".into(),
+                            };
+                            failures.lock().unwrap().push(format!("client {i} request {n}: {what}"));
+                            conn = None;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(procs::signal(first, libc::SIGKILL), "kill -9 {first}");
+    for c in clients {
+        c.join().unwrap();
+    }
+    let second = demo_pid(&http::get(addr, "/demo"));
+    server.remember(second);
+    assert_ne!(first, second, "a replacement worker serves");
+    let failures = failures.lock().unwrap();
+    assert!(failures.is_empty(), "{} failed requests: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+}
+
+#[test]
+fn a_response_slower_than_response_timeout_is_cancelled_and_answered_504() {
+    let server = Server::start(TestDir::new("native-timeout"), &config("response_timeout = \"1s\""));
+    let addr = server.addr();
+    let r = http::get(addr, "/demo/slow?ms=30000");
+    assert_eq!(r.status, 504, "{}", r.text());
+    // The worker is slow, not dead: it keeps serving, and the slow request no longer holds it.
+    let r = http::get(addr, "/demo");
+    assert_eq!(r.status, 200);
+    server.remember(demo_pid(&r));
+    assert!(server.output().contains("response_timeout"), "the manager-side log explains the 504");
+}
