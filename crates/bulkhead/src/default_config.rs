@@ -25,6 +25,8 @@ routes = [
 [pools.demo]
 command = ["bulkhead", "demo-app"]
 protocol = "native"
+# Only used when started as root (a pool never runs as root unless it says user = "root").
+user = "nobody"
 "#;
 
 const SAMPLE: &str = r#"[[sites]]
