@@ -459,7 +459,7 @@ impl Supervisor {
         }
         if self.phase != Phase::Serving || pool.mode != Mode::Active {
             self.events.warn(Some(name), format!("{line} ({count})"));
-        } else if pool.config.start == StartMode::OnDemand && pool.live_workers() == 0 {
+        } else if pool.config.start == StartMode::OnDemand && pool.live_workers() == 0 && !pool.has_ready_worker() {
             pool.mode = Mode::Idle;
             self.events.warn(Some(name), format!("{line} ({count}); the next request will try again"));
         } else {
