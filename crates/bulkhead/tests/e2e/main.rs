@@ -9,15 +9,18 @@
 
 mod support;
 
+mod admin;
 mod architecture;
 mod cli;
 mod crash;
+mod dashboard;
 mod health;
 mod lifecycle;
 mod limits;
 mod logs;
 mod native;
 mod pools;
+mod reload;
 mod routing;
 mod static_files;
 mod streaming;
