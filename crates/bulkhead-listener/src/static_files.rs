@@ -11,8 +11,9 @@
 //! chunks. A file whose extension has a handler (`handlers = { ".php" = "pool" }`) goes to that
 //! pool instead, whatever the method — the caller dispatches it.
 //!
-//! All file-system access goes through `tokio::fs` (the blocking pool), never on a runtime
-//! thread. Called by [`crate::request`].
+//! All file-system work for one request runs in one `spawn_blocking` call (never on a runtime
+//! thread, and one thread hand-off per request, not one per system call); large files then
+//! stream through `tokio::fs`. Called by [`crate::request`].
 
 pub mod mime;
 pub mod path;
@@ -23,7 +24,7 @@ use std::time::UNIX_EPOCH;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
-use tokio::io::AsyncReadExt;
+use std::io::Read;
 
 use self::path::PathRefusal;
 use crate::body::ResponseBody;
@@ -54,7 +55,7 @@ pub struct StaticRequest<'a> {
 }
 
 /// Serves one request from a static root.
-pub async fn serve(root: &StaticRoot, req: &StaticRequest<'_>) -> Outcome {
+pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     let rel = match path::relative_path(req.rest) {
         Ok(rel) => rel,
         Err(PathRefusal::MalformedEncoding) => return status(StatusCode::BAD_REQUEST, 0),
@@ -68,13 +69,17 @@ pub async fn serve(root: &StaticRoot, req: &StaticRequest<'_>) -> Outcome {
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Outcome::Response(resp, 0);
     }
-    let Some(canonical_root) = &root.canonical_root else { return status(StatusCode::NOT_FOUND, 0) };
-    let Some(target) = resolve(canonical_root, &root.root.join(&rel)).await else {
-        return status(StatusCode::NOT_FOUND, 0);
-    };
-    let Ok(meta) = tokio::fs::metadata(&target).await else { return status(StatusCode::NOT_FOUND, 0) };
-    if meta.is_dir() {
-        if !req.path.ends_with('/') {
+    // Every file-system step of one request in one trip to the blocking pool: each trip is a
+    // thread hand-off (two context switches on a busy core), and a static hit used to take six.
+    let read_whole = req.method == Method::GET;
+    let slash = req.path.ends_with('/');
+    let root_for_lookup = Arc::clone(root);
+    let found = tokio::task::spawn_blocking(move || find(&root_for_lookup, &rel, slash, read_whole)).await;
+    match found.unwrap_or(Found::NotFound) {
+        Found::NotFound => status(StatusCode::NOT_FOUND, 0),
+        Found::UnknownType => status(StatusCode::NOT_FOUND, 3),
+        Found::Handler(pool) => Outcome::Handler(pool),
+        Found::Directory if !req.path.ends_with('/') => {
             let mut location = format!("{}/", req.path);
             if let Some(q) = req.query {
                 location.push('?');
@@ -84,28 +89,87 @@ pub async fn serve(root: &StaticRoot, req: &StaticRequest<'_>) -> Outcome {
             if let Ok(v) = HeaderValue::from_str(&location) {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
-            return Outcome::Response(resp, 0);
+            Outcome::Response(resp, 0)
+        }
+        Found::Directory => status(StatusCode::FORBIDDEN, 14),
+        Found::File(file) => respond(file, req),
+    }
+}
+
+/// What the file system said about a request's path.
+enum Found {
+    NotFound,
+    /// A file type the MIME map does not know (IIS's 404.3).
+    UnknownType,
+    /// A default document whose extension has a handler.
+    Handler(Arc<str>),
+    /// A directory with no default document, or one asked for without its trailing `/`.
+    Directory,
+    File(FileFound),
+}
+
+struct FileFound {
+    file: std::fs::File,
+    len: u64,
+    mtime_secs: u64,
+    content_type: &'static str,
+    /// The whole content, for a small file asked for with GET.
+    whole: Option<Vec<u8>>,
+}
+
+/// The blocking half of [`serve`]: resolve, check the root, pick a default document, open, read.
+/// `slash`: the URL ends with `/` (a directory without it is redirected, not served).
+fn find(root: &StaticRoot, rel: &Path, slash: bool, read_whole: bool) -> Found {
+    let Some(canonical_root) = &root.canonical_root else { return Found::NotFound };
+    let Some(target) = resolve(canonical_root, &root.root.join(rel)) else { return Found::NotFound };
+    let Ok(meta) = std::fs::metadata(&target) else { return Found::NotFound };
+    if meta.is_dir() {
+        if !slash {
+            return Found::Directory;
         }
         for doc in &root.default_documents {
             let doc_path = Path::new(doc);
             if let Some(pool) = handler_for(root, doc_path) {
-                if tokio::fs::metadata(target.join(doc_path)).await.is_ok_and(|m| m.is_file()) {
-                    return Outcome::Handler(pool);
+                if std::fs::metadata(target.join(doc_path)).is_ok_and(|m| m.is_file()) {
+                    return Found::Handler(pool);
                 }
                 continue;
             }
-            if let Some(file) = resolve(canonical_root, &target.join(doc_path)).await {
-                if tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file()) {
-                    return serve_file(&file, req).await;
+            if let Some(file) = resolve(canonical_root, &target.join(doc_path)) {
+                if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+                    return open(&file, read_whole);
                 }
             }
         }
-        return status(StatusCode::FORBIDDEN, 14);
+        return Found::Directory;
     }
     if !meta.is_file() {
-        return status(StatusCode::NOT_FOUND, 0);
+        return Found::NotFound;
     }
-    serve_file(&target, req).await
+    open(&target, read_whole)
+}
+
+fn open(path: &Path, read_whole: bool) -> Found {
+    let Some(content_type) = path.extension().and_then(|e| e.to_str()).and_then(mime::content_type) else {
+        return Found::UnknownType;
+    };
+    let Ok(mut file) = std::fs::File::open(path) else { return Found::NotFound };
+    let Ok(meta) = file.metadata() else { return Found::NotFound };
+    if !meta.is_file() {
+        return Found::NotFound;
+    }
+    let len = meta.len();
+    let mtime_secs = meta.modified().unwrap_or(UNIX_EPOCH).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let whole = if read_whole && len <= READ_WHOLE_MAX {
+        let mut buf = Vec::with_capacity(len as usize);
+        if file.read_to_end(&mut buf).is_err() || buf.len() as u64 != len {
+            return Found::NotFound;
+        }
+        Some(buf)
+    } else {
+        None
+    };
+    Found::File(FileFound { file, len, mtime_secs, content_type, whole })
 }
 
 /// The pool handling this file's extension, if any.
@@ -118,23 +182,13 @@ fn handler_for(root: &StaticRoot, rel: &Path) -> Option<Arc<str>> {
 }
 
 /// Canonicalises `path` and checks it stays under `root` (symlinks included).
-async fn resolve(root: &Path, path: &Path) -> Option<std::path::PathBuf> {
-    let canonical = tokio::fs::canonicalize(path).await.ok()?;
+fn resolve(root: &Path, path: &Path) -> Option<std::path::PathBuf> {
+    let canonical = std::fs::canonicalize(path).ok()?;
     canonical.starts_with(root).then_some(canonical)
 }
 
-async fn serve_file(path: &Path, req: &StaticRequest<'_>) -> Outcome {
-    let Some(content_type) = path.extension().and_then(|e| e.to_str()).and_then(mime::content_type) else {
-        return status(StatusCode::NOT_FOUND, 3);
-    };
-    let Ok(mut file) = tokio::fs::File::open(path).await else { return status(StatusCode::NOT_FOUND, 0) };
-    let Ok(meta) = file.metadata().await else { return status(StatusCode::NOT_FOUND, 0) };
-    if !meta.is_file() {
-        return status(StatusCode::NOT_FOUND, 0);
-    }
-    let len = meta.len();
-    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-    let secs = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
+    let FileFound { file, len, mtime_secs: secs, content_type, whole } = found;
     let etag = format!("\"{secs:x}-{len:x}\"");
     let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
 
@@ -147,16 +201,10 @@ async fn serve_file(path: &Path, req: &StaticRequest<'_>) -> Outcome {
         return Outcome::Response(builder.body(ResponseBody::empty()).unwrap_or_else(|_| internal()), 0);
     }
     builder = builder.header(header::CONTENT_LENGTH, len);
-    let body = if req.method == Method::HEAD {
-        ResponseBody::empty()
-    } else if len <= READ_WHOLE_MAX {
-        let mut buf = Vec::with_capacity(len as usize);
-        if file.read_to_end(&mut buf).await.is_err() || buf.len() as u64 != len {
-            return status(StatusCode::INTERNAL_SERVER_ERROR, 0);
-        }
-        ResponseBody::full(buf)
-    } else {
-        ResponseBody::file(file, len)
+    let body = match whole {
+        _ if req.method == Method::HEAD => ResponseBody::empty(),
+        Some(buf) => ResponseBody::full(buf),
+        None => ResponseBody::file(tokio::fs::File::from_std(file), len),
     };
     Outcome::Response(builder.body(body).unwrap_or_else(|_| internal()), 0)
 }
