@@ -75,8 +75,8 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     let slash = req.path.ends_with('/');
     let root_for_lookup = Arc::clone(root);
     let found = tokio::task::spawn_blocking(move || find(&root_for_lookup, &rel, slash, read_whole)).await;
-    match found.unwrap_or(Found::NotFound) {
-        Found::NotFound => status(StatusCode::NOT_FOUND, 0),
+    match found.unwrap_or(Found::Missing) {
+        Found::Missing => status(StatusCode::NOT_FOUND, 0),
         Found::UnknownType => status(StatusCode::NOT_FOUND, 3),
         Found::Handler(pool) => Outcome::Handler(pool),
         Found::Directory if !req.path.ends_with('/') => {
@@ -98,7 +98,7 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
 
 /// What the file system said about a request's path.
 enum Found {
-    NotFound,
+    Missing,
     /// A file type the MIME map does not know (IIS's 404.3).
     UnknownType,
     /// A default document whose extension has a handler.
@@ -120,9 +120,9 @@ struct FileFound {
 /// The blocking half of [`serve`]: resolve, check the root, pick a default document, open, read.
 /// `slash`: the URL ends with `/` (a directory without it is redirected, not served).
 fn find(root: &StaticRoot, rel: &Path, slash: bool, read_whole: bool) -> Found {
-    let Some(canonical_root) = &root.canonical_root else { return Found::NotFound };
-    let Some(target) = resolve(canonical_root, &root.root.join(rel)) else { return Found::NotFound };
-    let Ok(meta) = std::fs::metadata(&target) else { return Found::NotFound };
+    let Some(canonical_root) = &root.canonical_root else { return Found::Missing };
+    let Some(target) = resolve(canonical_root, &root.root.join(rel)) else { return Found::Missing };
+    let Ok(meta) = std::fs::metadata(&target) else { return Found::Missing };
     if meta.is_dir() {
         if !slash {
             return Found::Directory;
@@ -144,7 +144,7 @@ fn find(root: &StaticRoot, rel: &Path, slash: bool, read_whole: bool) -> Found {
         return Found::Directory;
     }
     if !meta.is_file() {
-        return Found::NotFound;
+        return Found::Missing;
     }
     open(&target, read_whole)
 }
@@ -153,17 +153,17 @@ fn open(path: &Path, read_whole: bool) -> Found {
     let Some(content_type) = path.extension().and_then(|e| e.to_str()).and_then(mime::content_type) else {
         return Found::UnknownType;
     };
-    let Ok(mut file) = std::fs::File::open(path) else { return Found::NotFound };
-    let Ok(meta) = file.metadata() else { return Found::NotFound };
+    let Ok(mut file) = std::fs::File::open(path) else { return Found::Missing };
+    let Ok(meta) = file.metadata() else { return Found::Missing };
     if !meta.is_file() {
-        return Found::NotFound;
+        return Found::Missing;
     }
     let len = meta.len();
     let mtime_secs = meta.modified().unwrap_or(UNIX_EPOCH).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let whole = if read_whole && len <= READ_WHOLE_MAX {
         let mut buf = Vec::with_capacity(len as usize);
         if file.read_to_end(&mut buf).is_err() || buf.len() as u64 != len {
-            return Found::NotFound;
+            return Found::Missing;
         }
         Some(buf)
     } else {
