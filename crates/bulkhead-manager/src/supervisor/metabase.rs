@@ -166,11 +166,31 @@ impl Supervisor {
             self.options.config_path.as_ref().map_or("<embedded default>".to_string(), |p| p.display().to_string());
         let checked = match bulkhead_config::check(&text, &file, &self.options.base_dir) {
             Ok(c) => c,
-            Err(errors) => return self.refuse(source, errors),
+            Err(errors) => return self.refuse(source, errors, !write_back),
         };
         for w in &checked.warnings {
             self.events.warn(None, format!("config: {w}"));
         }
+        let unchanged = text == self.options.config_text && source != Source::Rollback;
+        let new = checked.config;
+        // Sockets first: a binding that cannot be bound refuses the file before it is written.
+        let added = if unchanged {
+            Vec::new()
+        } else {
+            match self.plan_sockets(&new) {
+                Ok(a) => a,
+                Err(e) => {
+                    let errors = ConfigErrors(vec![bulkhead_config::ConfigError {
+                        file,
+                        line: None,
+                        column: None,
+                        key: "sites.bindings".into(),
+                        message: e.to_string(),
+                    }]);
+                    return self.refuse(source, errors, !write_back);
+                }
+            }
+        };
         if write_back {
             if let Some(path) = self.options.config_path.clone() {
                 if let Err(e) = config_store::write_back(&path, &text) {
@@ -178,25 +198,11 @@ impl Supervisor {
                 }
             }
         }
-        if text == self.options.config_text && source != Source::Rollback {
+        if unchanged {
             self.admin.refused = None;
             return applied_reply(self.admin.version, &[]);
         }
-        let new = checked.config;
         let changes = bulkhead_config::diff(&self.admin.config, &new);
-        let added = match self.plan_sockets(&new) {
-            Ok(a) => a,
-            Err(e) => {
-                let errors = ConfigErrors(vec![bulkhead_config::ConfigError {
-                    file,
-                    line: None,
-                    column: None,
-                    key: "sites.bindings".into(),
-                    message: e.to_string(),
-                }]);
-                return self.refuse(source, errors);
-            }
-        };
         self.options.config_text = text.clone();
         self.admin.config = new.clone();
         self.admin.store.set_max(new.server.max_history);
@@ -222,7 +228,10 @@ impl Supervisor {
         applied_reply(self.admin.version, &described)
     }
 
-    fn refuse(&mut self, source: Source, errors: ConfigErrors) -> Reply {
+    /// Logs and counts a refused configuration. `from_file`: it is what the config file holds
+    /// now, so `bulkhead status` shows it until a good file arrives (a refused `PUT /config` or
+    /// rollback left the file alone and is only answered to its caller).
+    fn refuse(&mut self, source: Source, errors: ConfigErrors, from_file: bool) -> Reply {
         let lines: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
         let structured: Vec<serde_json::Value> = errors
             .0
@@ -242,8 +251,10 @@ impl Supervisor {
         );
         self.admin.metrics.config_refused(source.as_str());
         let structured = serde_json::Value::Array(structured);
-        self.admin.refused =
-            Some(Refused { at: SystemTime::now(), source, errors: lines, structured: structured.clone() });
+        if from_file {
+            self.admin.refused =
+                Some(Refused { at: SystemTime::now(), source, errors: lines, structured: structured.clone() });
+        }
         Reply::json(400, serde_json::json!({ "applied": false, "errors": structured }))
     }
 
