@@ -59,10 +59,18 @@ pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
     let ManagerToListener::Configure { config_toml, config_path, base_dir, sockets } = first else {
         return Err(ListenerError::UnexpectedMessage { got: format!("{first:?}") });
     };
-    let config = Arc::new(control::parse_config(&config_toml, config_path.as_deref(), &base_dir)?);
+    // Start-up errors are logged here, while the channel is still open: the manager kills the
+    // listener as soon as it closes, which would leave no trace of why it failed (typically a
+    // directory `listener_user` cannot enter).
+    let fatal = |e: ListenerError| {
+        tracing::error!("listener cannot start: {e}");
+        e
+    };
+    let config =
+        Arc::new(control::parse_config(&config_toml, config_path.as_deref(), &base_dir).map_err(|e| fatal(e.into()))?);
     let log_dir = config.server.log_dir.clone();
     let (log, log_thread) = log::start(LogConfig::from_config(&config))
-        .map_err(|source| ListenerError::LogDir { path: log_dir, source })?;
+        .map_err(|source| fatal(ListenerError::LogDir { path: log_dir, source }))?;
 
     let (tx, mut outbox) = mpsc::unbounded_channel::<ListenerToManager>();
     let writer = tokio::spawn(async move {

@@ -154,6 +154,7 @@ pub fn start(
         directory: None,
         fds,
         credentials,
+        exec_via_fd: true,
     };
     let exit_events = events.clone();
     let spawned = spawn::spawn(&spec, move |pid| {

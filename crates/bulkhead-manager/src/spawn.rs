@@ -31,6 +31,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -50,6 +51,8 @@ pub enum SpawnError {
     Pipe(io::Error),
     #[error("fork failed: {0}")]
     Fork(io::Error),
+    #[error("cannot open {path} to exec it: {source}")]
+    Open { path: PathBuf, source: io::Error },
     #[error("cannot start the exit watcher thread: {0}")]
     Watcher(io::Error),
 }
@@ -76,6 +79,12 @@ pub struct SpawnSpec {
     /// borrowed: the caller closes its copies after [`spawn`] returns.
     pub fds: Vec<(RawFd, RawFd)>,
     pub credentials: Option<Credentials>,
+    /// Open `program` in the parent (with the manager's rights) and exec it through that fd
+    /// (`execveat(AT_EMPTY_PATH)`), so a child that drops to another user still starts when the
+    /// program lies under a directory that user cannot search (a checkout under `/root`, mode
+    /// 0700). Only for ELF executables — the Bulkhead binary itself: a script's interpreter
+    /// would have to reopen the file by a path it cannot reach.
+    pub exec_via_fd: bool,
 }
 
 /// A started child: its pid and the read end of its exec report pipe.
@@ -157,6 +166,8 @@ struct ChildPlan {
     /// Lowest fd number above every target, where sources are parked during the first pass.
     park_above: RawFd,
     credentials: Option<Credentials>,
+    /// The program opened with `O_PATH` (see [`SpawnSpec::exec_via_fd`]).
+    program_fd: Option<RawFd>,
     parent: libc::pid_t,
     report: RawFd,
 }
@@ -165,7 +176,18 @@ struct ChildPlan {
 pub fn spawn(spec: &SpawnSpec, on_exit: impl FnOnce(Pid) + Send + 'static) -> Result<Spawned, SpawnError> {
     let (report_read, report_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(io::Error::from(e)))?;
+    let program_file = if spec.exec_via_fd {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(&spec.program)
+            .map_err(|e| SpawnError::Open { path: spec.program.clone(), source: e })?;
+        Some(file)
+    } else {
+        None
+    };
     let mut plan = plan(spec, report_write.as_raw_fd())?;
+    plan.program_fd = program_file.as_ref().map(|f| f.as_raw_fd());
 
     // SAFETY: after fork the child runs only `child_main`, which calls async-signal-safe libc
     // functions on data prepared above and never returns (it execs or `_exit`s).
@@ -178,6 +200,7 @@ pub fn spawn(spec: &SpawnSpec, on_exit: impl FnOnce(Pid) + Send + 'static) -> Re
         unsafe { child_main(&mut plan) }
     }
     drop(report_write);
+    drop(program_file);
     let pid = Pid::from_raw(pid);
     // Also set the group from the parent, so a kill of the group right after spawn cannot miss.
     let _ = nix::unistd::setpgid(pid, pid);
@@ -231,6 +254,7 @@ fn plan(spec: &SpawnSpec, report: RawFd) -> Result<ChildPlan, SpawnError> {
         fds: spec.fds.clone(),
         park_above,
         credentials: spec.credentials.clone(),
+        program_fd: None,
         // SAFETY: getpid has no preconditions.
         parent: unsafe { libc::getpid() },
         report,
@@ -265,6 +289,18 @@ unsafe fn child_main(plan: &mut ChildPlan) -> ! {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 
+        // The program's fd, if any, parked above the targets too (close-on-exec: execveat of an
+        // ELF file does not need it open afterwards).
+        let exe = match plan.program_fd {
+            Some(fd) => {
+                let parked = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, plan.park_above);
+                if parked < 0 {
+                    fail(STAGE_FDS);
+                }
+                parked
+            }
+            None => -1,
+        };
         // Pass 1: park every source above all targets (close-on-exec copies).
         for (src, _) in plan.fds.iter_mut() {
             let parked = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, plan.park_above);
@@ -308,7 +344,18 @@ unsafe fn child_main(plan: &mut ChildPlan) -> ! {
         if let Some(buf) = plan.pid_entry.as_mut() {
             write_pid(&mut buf[b"LISTEN_PID=".len()..], libc::getpid() as u64);
         }
-        libc::execve(plan.program.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr());
+        if exe >= 0 {
+            libc::syscall(
+                libc::SYS_execveat,
+                exe,
+                c"".as_ptr(),
+                plan.argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+        } else {
+            libc::execve(plan.program.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr());
+        }
         fail(STAGE_EXEC)
     }
 }
@@ -430,6 +477,7 @@ mod tests {
             directory: None,
             fds: vec![],
             credentials: None,
+            exec_via_fd: false,
         };
         let (status, failure) = run(&spec);
         assert_eq!(status, ExitStatus::Code(127));
@@ -454,6 +502,7 @@ mod tests {
             // Both on stdout and on fd 3.
             fds: vec![(out.as_raw_fd(), 1), (out.as_raw_fd(), 3)],
             credentials: None,
+            exec_via_fd: false,
         };
         let (status, failure) = run(&spec);
         assert_eq!(status, ExitStatus::Code(0));
@@ -463,6 +512,42 @@ mod tests {
         let (a, b) = (words.next().unwrap(), words.next().unwrap());
         assert_eq!(a, b, "LISTEN_PID must be the child's pid: {text}");
         assert!(text.contains("hi"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// As root: a binary in a directory only root may search (a checkout under `/root`) still
+    /// starts as `nobody` when exec'd through an fd, and fails with EACCES by path.
+    #[test]
+    fn exec_via_fd_reaches_a_binary_the_user_cannot_find_by_path() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to switch to nobody");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("bulkhead-spawn-private-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let program = dir.join("true");
+        let source = resolve_program("true", Some(OsStr::new("/usr/bin:/bin"))).unwrap();
+        std::fs::copy(&source, &program).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let nobody = Credentials { uid: 65534, gid: 65534, groups: vec![] };
+        let spec = |exec_via_fd| SpawnSpec {
+            program: program.clone(),
+            argv: vec!["true".into()],
+            env: env(),
+            listen_pid: false,
+            directory: None,
+            fds: vec![],
+            credentials: Some(nobody.clone()),
+            exec_via_fd,
+        };
+        let (status, failure) = run(&spec(false));
+        assert_eq!(status, ExitStatus::Code(127));
+        assert_eq!(failure.map(|f| f.describe(None)), Some("Permission denied (os error 13)".to_string()));
+        let (status, failure) = run(&spec(true));
+        assert!(failure.is_none(), "{:?}", failure.map(|f| f.describe(None)));
+        assert_eq!(status, ExitStatus::Code(0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -200,6 +200,9 @@ pub fn command_line(pool: &bulkhead_config::Pool, self_exe: &Path) -> Result<(St
 /// Starts one worker of `pool`. Returns at once; the worker is `Starting`.
 pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_>) -> Result<Worker, LaunchError> {
     let (program, argv) = command_line(pool, ctx.self_exe)?;
+    // The Bulkhead binary itself (the demo app, the built-in host): exec'd through an fd so a
+    // pool user that cannot search the checkout's directory still runs it.
+    let is_self = Path::new(&program) == ctx.self_exe;
     let mut envs: BTreeMap<OsString, OsString> = ctx.env.iter().cloned().collect();
     for name in [env::LISTEN_FDS, env::LISTEN_PID, env::LISTEN_FDNAMES, env::PORT, env::CONTROL_FD] {
         envs.remove(&OsString::from(name));
@@ -269,6 +272,7 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         directory: Some(pool.directory.clone()),
         fds,
         credentials: identity::pool_credentials(pool, ctx.allow_root).map_err(LaunchError::Credentials)?,
+        exec_via_fd: is_self,
     };
     let events = ctx.events.clone();
     let spawned = spawn::spawn(&spec, move |pid| {

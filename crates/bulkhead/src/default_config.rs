@@ -13,6 +13,10 @@ use anyhow::Context;
 pub const TEXT: &str = r#"# Bulkhead's embedded default configuration (`bulkhead serve` without --config).
 [server]
 state_dir = "bulkhead-state"
+# The demo's state, logs and welcome page live in the working directory, which may be one only
+# its owner can enter (a checkout under /root): the listener keeps the starting user's identity
+# here. A real config puts state_dir where listener_user (default "nobody") can reach it.
+listener_user = "root"
 
 [[sites]]
 name = "default"
