@@ -66,8 +66,7 @@ pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
         tracing::error!("listener cannot start: {e}");
         e
     };
-    let config =
-        Arc::new(control::parse_config(&config_toml, config_path.as_deref(), &base_dir).map_err(|e| fatal(e.into()))?);
+    let config = Arc::new(control::parse_config(&config_toml, config_path.as_deref(), &base_dir).map_err(fatal)?);
     let log_dir = config.server.log_dir.clone();
     let (log, log_thread) = log::start(LogConfig::from_config(&config))
         .map_err(|source| fatal(ListenerError::LogDir { path: log_dir, source }))?;
