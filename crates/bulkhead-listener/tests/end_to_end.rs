@@ -118,7 +118,7 @@ impl Harness {
                 .await
                 .expect("a message from the listener within 10s")
                 .expect("listener channel open");
-            if !matches!(msg, ListenerToManager::Activity { .. }) {
+            if !matches!(msg, ListenerToManager::Activity { .. } | ListenerToManager::Stats { .. }) {
                 return msg;
             }
         }
