@@ -348,6 +348,9 @@ fn as_root_pools_run_as_their_user_and_a_pool_without_user_is_refused() {
         return;
     }
     let dir = TestDir::new("identity");
+    // A copy in the test's own directory: the clone itself may sit where `nobody` cannot read
+    // (a checkout under /root).
+    let app = dir.write("health_app.py", std::fs::read(health_app()).expect("read the health app"));
     let config = format!(
         r#"[server]
 state_dir = "state"
@@ -366,7 +369,7 @@ user = "nobody"
 command = [{python:?}, "-u", {app:?}]
 "#,
         python = python.display().to_string(),
-        app = health_app().display().to_string()
+        app = app.display().to_string()
     );
     let path = dir.write("bulkhead.toml", config);
     let log_path = dir.join("server.log");
