@@ -8,7 +8,6 @@
 //! generated from the listener's start time and a counter. Towards the client: hop-by-hop
 //! headers are removed from the worker's response. Pure functions on header maps; no I/O.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -49,33 +48,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Where the request came from, for the `X-Forwarded-*` headers.
 pub struct Forwarded<'a> {
-    pub client_ip: IpAddr,
+    /// The client's address as a header value, made once per connection ([`client_ip_value`]).
+    pub client_ip: &'a HeaderValue,
     /// `http` or `https`: the scheme of the binding the request arrived on.
     pub proto: &'static str,
     /// A generator for request ids, used when the client sent none (or an unusable one).
     pub request_id: &'a dyn Fn() -> HeaderValue,
 }
 
+/// A client address as `X-Forwarded-For` writes it (IPv4-mapped IPv6 as plain IPv4).
+pub fn client_ip_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&ip.to_canonical().to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
 /// Rewrites a client's request headers for a worker.
 pub fn to_worker(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
     strip_hop_by_hop(headers);
     headers.remove(header::EXPECT);
-    let ip = fwd.client_ip.to_canonical();
-    let mut xff = String::new();
-    for v in headers.get_all(&X_FORWARDED_FOR) {
-        if let Ok(v) = v.to_str() {
-            if !xff.is_empty() {
-                xff.push_str(", ");
+    if headers.contains_key(&X_FORWARDED_FOR) {
+        let mut xff = String::new();
+        for v in headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(v) = v.to_str() {
+                if !xff.is_empty() {
+                    xff.push_str(", ");
+                }
+                xff.push_str(v.trim());
             }
-            xff.push_str(v.trim());
         }
-    }
-    if !xff.is_empty() {
-        xff.push_str(", ");
-    }
-    let _ = write!(xff, "{ip}");
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+        if !xff.is_empty() {
+            xff.push_str(", ");
+        }
+        xff.push_str(fwd.client_ip.to_str().unwrap_or(""));
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+    } else {
+        // The common case: no proxy in front; the per-connection value, no formatting.
+        headers.insert(X_FORWARDED_FOR.clone(), fwd.client_ip.clone());
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.proto));
     match headers.get(header::HOST).cloned() {
@@ -103,8 +112,10 @@ pub fn to_client(headers: &mut HeaderMap) {
 mod tests {
     use super::*;
 
+    static CLIENT: HeaderValue = HeaderValue::from_static("10.1.2.3");
+
     fn forwarded(f: &dyn Fn() -> HeaderValue) -> Forwarded<'_> {
-        Forwarded { client_ip: "10.1.2.3".parse().unwrap(), proto: "http", request_id: f }
+        Forwarded { client_ip: &CLIENT, proto: "http", request_id: f }
     }
 
     #[test]
@@ -166,7 +177,8 @@ mod tests {
     fn ipv4_mapped_client_is_written_as_ipv4() {
         let id = || HeaderValue::from_static("g");
         let mut h = HeaderMap::new();
-        let f = Forwarded { client_ip: "::ffff:127.0.0.1".parse().unwrap(), proto: "https", request_id: &id };
+        let ip = client_ip_value("::ffff:127.0.0.1".parse().unwrap());
+        let f = Forwarded { client_ip: &ip, proto: "https", request_id: &id };
         to_worker(&mut h, &f);
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");

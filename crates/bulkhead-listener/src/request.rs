@@ -147,7 +147,7 @@ impl Exchange<'_> {
             Scheme::Https => "https",
         };
         let next_id = || shared.next_request_id();
-        proxy::to_worker(&mut parts.headers, &Forwarded { client_ip: self.ctx.peer.ip(), proto, request_id: &next_id });
+        proxy::to_worker(&mut parts.headers, &Forwarded { client_ip: &self.ctx.peer_ip, proto, request_id: &next_id });
         let replay =
             replayable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
         let body = if replayable {

@@ -123,6 +123,8 @@ pub struct ConnCtx {
     pub socket: i32,
     pub local: SocketAddr,
     pub peer: SocketAddr,
+    /// `peer`'s address as an `X-Forwarded-For` value, formatted once per connection.
+    pub peer_ip: http::HeaderValue,
     pub state: Arc<ConnState>,
     /// Accepted past `limits.max_connections`: every request gets 503 `ConnLimit`.
     pub over_limit: bool,
@@ -159,7 +161,9 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, socket: i32, p
     let over_limit = shared.connections() > limits.max_connections;
     let _ = stream.set_nodelay(true);
     let state = Arc::new(ConnState::new());
-    let ctx = Arc::new(ConnCtx { shared: shared.clone(), socket, local, peer, state: state.clone(), over_limit });
+    let peer_ip = crate::proxy::client_ip_value(peer.ip());
+    let ctx =
+        Arc::new(ConnCtx { shared: shared.clone(), socket, local, peer, peer_ip, state: state.clone(), over_limit });
     let io = TokioIo::new(CountingIo { inner: stream, state: state.clone() });
     let mut builder = http1::Builder::new();
     builder

@@ -26,6 +26,12 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, ConfigCommand, PoolAction};
 
+/// mimalloc instead of glibc's allocator: a profile of the listener under load showed an eighth
+/// of its CPU in glibc's malloc and free (hyper, header maps and the native protocol allocate
+/// small objects per request). Every Bulkhead process — manager, listener, demo worker — uses it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     install_logging();

@@ -192,6 +192,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedRece
     let mut out = BytesMut::with_capacity(64 * 1024);
     let mut closing = false;
     while let Some(first) = rx.recv().await {
+        // Let every other task that is ready run first, so the frames they queue in this tick
+        // leave in this write. Without it tokio runs a freshly woken task next (its LIFO slot),
+        // and the writer would send one frame per write — no batching at all.
+        tokio::task::yield_now().await;
         let mut next = Some(first);
         // Take everything queued right now: one write for all of it.
         while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {

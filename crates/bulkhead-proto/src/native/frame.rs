@@ -14,6 +14,8 @@ pub const VERSION: u16 = 1;
 /// `flags` bit: this frame ends the sender's half of the stream.
 pub const END_STREAM: u8 = 0x1;
 const HELLO_LEN: usize = 4 + 2 + 4 * 4;
+/// Payloads up to this size are copied out of the read buffer rather than split from it.
+const SMALL_PAYLOAD: usize = 4096;
 
 /// Frame type codes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,7 +291,16 @@ pub fn decode(buf: &mut BytesMut, limits: &Hello) -> Result<Option<Frame>, Nativ
         return Ok(None);
     }
     buf.advance(FRAME_HEADER_LEN);
-    let mut payload = buf.split_to(len).freeze();
+    // A small payload is copied out, so the read buffer stays uniquely owned and is reused for
+    // the next read instead of a fresh block being allocated behind every request; a large
+    // DATA payload is split off without a copy.
+    let mut payload = if len <= SMALL_PAYLOAD {
+        let small = Bytes::copy_from_slice(&buf[..len]);
+        buf.advance(len);
+        small
+    } else {
+        buf.split_to(len).freeze()
+    };
     let end_stream = flags & END_STREAM != 0;
     Ok(Some(match kind {
         FrameType::Hello => {
