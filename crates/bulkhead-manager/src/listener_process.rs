@@ -152,9 +152,10 @@ pub fn start(
         env: child_env.to_vec(),
         listen_pid: false,
         directory: None,
+        // Only when it changes user: then it may not reach the binary by its path.
+        exec_via_fd: credentials.is_some(),
         fds,
         credentials,
-        exec_via_fd: true,
     };
     let exit_events = events.clone();
     let spawned = spawn::spawn(&spec, move |pid| {

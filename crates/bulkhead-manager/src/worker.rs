@@ -264,6 +264,7 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         }
         None => fds.push((stdin.as_raw_fd(), 0)),
     }
+    let credentials = identity::pool_credentials(pool, ctx.allow_root).map_err(LaunchError::Credentials)?;
     let spec = SpawnSpec {
         program,
         argv: argv.iter().map(OsString::from).collect(),
@@ -271,8 +272,8 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         listen_pid: socket_fd.is_some() && !fastcgi,
         directory: Some(pool.directory.clone()),
         fds,
-        credentials: identity::pool_credentials(pool, ctx.allow_root).map_err(LaunchError::Credentials)?,
-        exec_via_fd: is_self,
+        exec_via_fd: is_self && credentials.is_some(),
+        credentials,
     };
     let events = ctx.events.clone();
     let spawned = spawn::spawn(&spec, move |pid| {
