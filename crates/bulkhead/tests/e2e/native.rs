@@ -93,12 +93,20 @@ fn an_upload_to_a_slow_reader_streams_without_piling_up() {
     let server = Server::start(TestDir::new("native-upload"), &config(""));
     let addr = server.addr();
     let listener = server.listener_pid();
-    let size = 32 * MIB as usize;
+    let before = procs::vm_hwm_kib(listener).unwrap_or(0);
+    eprintln!("listener VmHWM before the upload: {before} KiB");
+    let size = 48 * MIB as usize;
     let r = http::send(addr, "POST", "/demo/echo?slow_ms=1", &[], &vec![b'u'; size]);
     assert_eq!((r.status, r.text()), (200, format!("received {size} bytes\n")));
     let peak = procs::vm_hwm_kib(listener).expect("listener VmHWM");
-    eprintln!("listener VmHWM after a 32 MiB upload to a slow reader: {peak} KiB");
-    assert!(peak < 28 * 1024, "listener peak RSS {peak} KiB: the upload was buffered");
+    eprintln!("listener VmHWM after a 48 MiB upload to a slow reader: {peak} KiB (before: {before} KiB)");
+    // A fixed overhead (allocator pages, hyper's buffers) is fine; growth with the body is not:
+    // the same run with 96 MiB peaks at the same figure.
+    assert!(
+        peak - before < 20 * 1024,
+        "listener peak RSS grew {} KiB during a 48 MiB upload: it was buffered",
+        peak - before
+    );
 }
 
 #[test]
