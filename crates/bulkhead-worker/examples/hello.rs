@@ -8,6 +8,8 @@
 //!   path (no control channel), so nginx can `proxy_pass` to the very same app;
 //! - `hello --tcp ADDR` — a bare in-process hyper server on TCP, the "no proxy at all" limit.
 //!
+//! A path ending in `/1m` answers 1 MiB instead (the benchmarks' large-response case).
+//!
 //! `--threads N` (or `WORKER_THREADS=N`) sets the tokio worker threads; the default is one per
 //! core. The serving path allocates nothing of its own: a static body, a static header value.
 
@@ -20,6 +22,8 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http_body_util::Full;
 
 const BODY: &[u8] = b"Hello, world\n";
+/// The 1 MiB answer to `…/1m`.
+static MIB: [u8; 1 << 20] = [b'x'; 1 << 20];
 
 /// The application: one response for every request. A hand-written service (rather than a
 /// closure) keeps the response future a plain `Ready`, with no boxing.
@@ -35,13 +39,14 @@ impl<B> tower::Service<http::Request<B>> for Hello {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _req: http::Request<B>) -> Self::Future {
-        std::future::ready(Ok(hello()))
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let body = if req.uri().path().ends_with("/1m") { &MIB[..] } else { BODY };
+        std::future::ready(Ok(hello(body)))
     }
 }
 
-fn hello() -> http::Response<Full<Bytes>> {
-    let mut response = http::Response::new(Full::new(Bytes::from_static(BODY)));
+fn hello(body: &'static [u8]) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::from_static(body)));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
@@ -126,7 +131,10 @@ async fn serve_unix(path: &str) -> Result<(), Box<dyn std::error::Error>> {
 async fn bare_hyper(address: &str) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     eprintln!("hello: bare hyper on http://{}", listener.local_addr()?);
-    let service = hyper::service::service_fn(|_req| std::future::ready(Ok::<_, Infallible>(hello())));
+    let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| {
+        let body = if req.uri().path().ends_with("/1m") { &MIB[..] } else { BODY };
+        std::future::ready(Ok::<_, Infallible>(hello(body)))
+    });
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
