@@ -49,7 +49,23 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, path: &str) 
         }
         got += n;
     }
-    Ok(&head[..got] == b"HTTP/")
+    let ready = &head[..got] == b"HTTP/";
+    if ready {
+        // Read the rest of the answer (bounded) before closing: closing on an app still writing
+        // its reply made it log a broken pipe on every start (Python's http.server does).
+        let mut rest = [0u8; 4096];
+        let drain = async {
+            let mut total = 0usize;
+            while total < 1 << 20 {
+                match stream.read(&mut rest).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+    }
+    Ok(ready)
 }
 
 /// `true` when the worker's socket refuses connections (nobody is accepting on it any more),
