@@ -12,7 +12,15 @@ use bulkhead_proto::env::LISTENER_CONTROL_FD;
 use tokio::signal::unix::{signal, SignalKind};
 
 pub fn listener() -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Confined to one CPU (taskset, a cpuset), the work-stealing scheduler only adds cost: every
+    // wake-up pays for cross-thread bookkeeping no other thread will use. Then the listener runs
+    // on a current-thread runtime; with more CPUs, on one worker thread per CPU.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let runtime = if one_cpu {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+    };
     runtime.block_on(async {
         // Catching SIGINT (and never acting on it) keeps a terminal's Ctrl-C from killing us.
         let _sigint = signal(SignalKind::interrupt())?;

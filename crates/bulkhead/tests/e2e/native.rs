@@ -169,3 +169,56 @@ fn a_response_slower_than_response_timeout_is_cancelled_and_answered_504() {
     server.remember(demo_pid(&r));
     assert!(server.output().contains("response_timeout"), "the manager-side log explains the 504");
 }
+
+/// Confined to one CPU (as under `taskset`), the listener runs a current-thread runtime; the
+/// whole request path — static, HTTP/1.1 and native pools, shutdown — must work there too.
+#[test]
+fn a_server_confined_to_one_cpu_serves_and_stops() {
+    // The child inherits this thread's affinity; set it for the spawn only.
+    // SAFETY: plain syscalls on a zeroed cpu_set_t owned by this frame.
+    let (mut saved, mut one): (libc::cpu_set_t, libc::cpu_set_t) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    unsafe {
+        assert_eq!(libc::sched_getaffinity(0, size, &mut saved), 0);
+        libc::CPU_SET(0, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
+    }
+    let dir = TestDir::new("one-cpu");
+    dir.write("www/index.html", "static\n");
+    let config = format!(
+        r#"
+[[sites]]
+name = "app"
+bindings = ["http://127.0.0.1:0"]
+routes = [ {{ path = "/", root = "{www}" }}, {{ path = "/demo", pool = "native" }}, {{ path = "/index.html", pool = "http" }} ]
+
+[pools.native]
+command = ["bulkhead", "demo-app"]
+protocol = "native"
+
+[pools.http]
+command = ["bulkhead", "demo-app"]
+"#,
+        www = dir.join("www").display()
+    );
+    let server = Server::start(dir, &config);
+    unsafe {
+        libc::sched_setaffinity(0, size, &saved);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.listener_pid())).unwrap_or_default();
+    assert!(
+        status.lines().any(|l| l.starts_with("Cpus_allowed_list:") && l.trim_end().ends_with("\t0")),
+        "the listener runs on CPU 0 only: {status}"
+    );
+    let addr = server.addr();
+    let mut conn = Conn::connect(addr).unwrap();
+    for _ in 0..50 {
+        assert_eq!(conn.request("GET", "/", &[], b"").unwrap().text(), "static\n");
+        let r = conn.request("GET", "/demo", &[], b"").unwrap();
+        assert_eq!(r.status, 200);
+        server.remember(demo_pid(&r));
+        assert_eq!(conn.request("GET", "/index.html", &[], b"").unwrap().status, 200);
+    }
+    let r = http::send(addr, "POST", "/demo/echo", &[], &vec![b'e'; 2 * MIB as usize]);
+    assert_eq!((r.status, r.text()), (200, format!("received {} bytes\n", 2 * MIB)));
+}
