@@ -73,24 +73,20 @@ class Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                         pass
                     return total
-                left = size
-                while left:
-                    data = self.rfile.read(min(left, CHUNK))
-                    if not data:
-                        raise ConnectionError("body cut short")
-                    sink(data)
-                    left -= len(data)
-                    total += len(data)
+                total += self.read_exactly(size, sink)
                 self.rfile.readline(16)
-        left = int(self.headers.get("Content-Length", "0") or "0")
+        return self.read_exactly(int(self.headers.get("Content-Length", "0") or "0"), sink)
+
+    def read_exactly(self, left, sink):
+        """Feeds exactly `left` body bytes to sink(bytes) in pieces; returns `left`."""
+        n = left
         while left:
             data = self.rfile.read(min(left, CHUNK))
             if not data:
                 raise ConnectionError("body cut short")
             sink(data)
             left -= len(data)
-            total += len(data)
-        return total
+        return n
 
     def do_HEAD(self):
         self.do_GET()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::pools::pid_in;
 use crate::support::http::{self, Conn};
-use crate::support::server::{python3_available, python_command};
+use crate::support::server::{python3_available, python_command, python_site};
 use crate::support::{procs, wait_for, Server, TestDir};
 
 const CLIENTS: usize = 8;
@@ -22,18 +22,7 @@ fn kill_9_of_a_worker_under_load_fails_no_request() {
     if !python3_available() {
         return;
     }
-    let config = format!(
-        r#"
-[[sites]]
-name = "app"
-bindings = ["http://127.0.0.1:0"]
-routes = [ {{ path = "/", pool = "py" }} ]
-
-[pools.py]
-command = {}
-"#,
-        python_command()
-    );
+    let config = python_site("", "");
     let server = Server::start(TestDir::new("kill9"), &config);
     let addr = server.addr();
     let r = http::get(addr, "/");
@@ -201,19 +190,7 @@ command = ["/nonexistent/bulkhead-test-no-such-binary"]
 }
 
 fn python_only(label: &str) -> Server {
-    let config = format!(
-        r#"
-[[sites]]
-name = "app"
-bindings = ["http://127.0.0.1:0"]
-routes = [ {{ path = "/", pool = "py" }} ]
-
-[pools.py]
-command = {}
-"#,
-        python_command()
-    );
-    Server::start(TestDir::new(label), &config)
+    Server::start(TestDir::new(label), &python_site("", ""))
 }
 
 /// Lines of the manager's log saying a worker of pool `py` exited.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::pools::pid_in;
 use crate::support::http;
-use crate::support::server::{python3_available, python_command};
+use crate::support::server::{python3_available, python_command, python_site};
 use crate::support::{procs, wait_for, Server, TestDir};
 
 #[test]
@@ -17,19 +17,7 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_0_with_no_worker_left() {
     if !python3_available() {
         return;
     }
-    let config = format!(
-        r#"
-[[sites]]
-name = "app"
-bindings = ["http://127.0.0.1:0"]
-routes = [ {{ path = "/", pool = "py" }} ]
-
-[pools.py]
-command = {}
-shutdown_time_limit = "20s"
-"#,
-        python_command()
-    );
+    let config = python_site("", "shutdown_time_limit = \"20s\"\n");
     let mut server = Server::start(TestDir::new("sigterm"), &config);
     let addr = server.addr();
     let r = http::get(addr, "/");

@@ -8,24 +8,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::support::http::{self, Response};
-use crate::support::server::{python3_available, python_command};
+use crate::support::server::{python3_available, python_site};
 use crate::support::{procs, wait_for, Server, TestDir};
 
 fn python_server(label: &str, pool_extra: &str) -> Server {
-    let config = format!(
-        r#"
-[[sites]]
-name = "app"
-bindings = ["http://127.0.0.1:0"]
-routes = [ {{ path = "/", pool = "py" }} ]
-
-[pools.py]
-command = {}
-{pool_extra}
-"#,
-        python_command()
-    );
-    Server::start(TestDir::new(label), &config)
+    Server::start(TestDir::new(label), &python_site("", pool_extra))
 }
 
 /// The pid in `hello from python pid=N`.

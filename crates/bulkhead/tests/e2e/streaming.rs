@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use crate::support::http::{self, Conn};
-use crate::support::server::{python3_available, python_command};
+use crate::support::server::{python3_available, python_site};
 use crate::support::{procs, Server, TestDir};
 
 const MIB: u64 = 1024 * 1024;
@@ -19,21 +19,7 @@ fn hundred_mib_each_way_through_a_worker_with_small_listener_memory() {
     if !python3_available() {
         return;
     }
-    let config = format!(
-        r#"
-[limits]
-max_body = "1GiB"
-
-[[sites]]
-name = "app"
-bindings = ["http://127.0.0.1:0"]
-routes = [ {{ path = "/", pool = "py" }} ]
-
-[pools.py]
-command = {}
-"#,
-        python_command()
-    );
+    let config = python_site("[limits]\nmax_body = \"1GiB\"\n", "");
     let server = Server::start(TestDir::new("stream"), &config);
     let addr = server.addr();
     let listener = server.listener_pid();

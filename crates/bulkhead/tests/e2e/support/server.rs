@@ -53,6 +53,25 @@ pub fn python_command() -> String {
     format!("[\"python3\", \"-u\", {:?}]", python_app().display().to_string())
 }
 
+/// The common Python-app config: `before` (e.g. a `[limits]` table), then a site "app" on an
+/// ephemeral loopback port routing "/" to the pool "py", which runs the Python app; `pool_extra`
+/// holds more keys of `[pools.py]`.
+pub fn python_site(before: &str, pool_extra: &str) -> String {
+    format!(
+        r#"{before}
+[[sites]]
+name = "app"
+bindings = ["http://127.0.0.1:0"]
+routes = [ {{ path = "/", pool = "py" }} ]
+
+[pools.py]
+command = {}
+{pool_extra}
+"#,
+        python_command()
+    )
+}
+
 /// A running `bulkhead serve`.
 pub struct Server {
     child: Option<Child>,
