@@ -15,6 +15,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod health;
+mod layering;
 mod lifecycle;
 mod limits;
 mod logs;
