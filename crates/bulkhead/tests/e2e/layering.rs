@@ -83,14 +83,16 @@ fn collect(src: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<PathBuf>>) {
 
 /// Drops `#[cfg(test)] mod x { … }` blocks (brace-matched) and `//` comments.
 fn strip_tests_and_comments(text: &str) -> String {
-    let without_comments: String = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    let without_comments: String =
+        text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
     let mut out = String::new();
     let mut rest = without_comments.as_str();
     while let Some(at) = rest.find("#[cfg(test)]") {
         out.push_str(&rest[..at]);
         let after = &rest[at + "#[cfg(test)]".len()..];
         let trimmed = after.trim_start();
-        let is_inline_mod = trimmed.starts_with("mod ") && trimmed.find('{').is_some_and(|b| !trimmed[..b].contains(';'));
+        let is_inline_mod =
+            trimmed.starts_with("mod ") && trimmed.find('{').is_some_and(|b| !trimmed[..b].contains(';'));
         if !is_inline_mod {
             rest = after;
             continue;
