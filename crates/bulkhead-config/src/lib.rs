@@ -82,24 +82,62 @@ impl fmt::Display for ConfigErrors {
 
 /// Parses and validates config text. `file` names it in errors; `base_dir` anchors relative
 /// paths (the config file's directory, or the working directory for the embedded default).
+///
+/// Unlike [`check`], it takes a file with no site: it is for text already checked whole (the
+/// listener's copy of the manager's config) and for tests of one part. Anything that decides
+/// whether a file may be served — start-up, reload, `config check` — calls [`check`].
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    check(text, file, base_dir).map(|c| c.config)
+    validated(text, file, base_dir).map(|c| c.config)
 }
 
 /// A valid configuration and the warnings about it: things that work but are probably not
-/// what the operator meant (an `orphan.action` while orphaning is off, a `tls` table with no
-/// https binding). `bulkhead config check` prints them; the manager logs them.
+/// what the operator meant (an `orphan.action` while orphaning is off), and every key written
+/// in the file that this version parses but does not act on yet (`min_bytes_per_sec`,
+/// `max_bandwidth`, `log.format = "ncsa"`, `[cache]`, …), each naming its key and position.
+/// `bulkhead config check` prints them; the manager logs them at start-up and on each reload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     pub config: Config,
     pub warnings: Vec<ConfigError>,
 }
 
-/// [`parse`], keeping the warnings. Errors come in the order they appear in the file: TOML
-/// syntax errors alone (nothing else can be trusted then), else every unknown key, wrong
+impl Checked {
+    /// The warnings, in file order (the same text `bulkhead config check` prints after
+    /// `warning: `).
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+}
+
+/// Validates a whole config file, keeping the warnings: [`parse`], and a file must define at
+/// least one site (an empty file, as an editor leaves it for a moment, would otherwise be
+/// applied live as "remove every site"). Errors come in the order they appear in the file:
+/// TOML syntax errors alone (nothing else can be trusted then), else every unknown key, wrong
 /// type and missing key together with every semantic error that does not follow from one of
 /// those.
 pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigErrors> {
+    let checked = validated(text, file, base_dir);
+    let no_site = match &checked {
+        Ok(c) => c.config.sites.is_empty(),
+        Err(_) => false,
+    };
+    if !no_site {
+        return checked;
+    }
+    let blank = text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    let what = if blank { "the file is empty" } else { "the file defines no site" };
+    Err(ConfigErrors(vec![ConfigError {
+        file: file.into(),
+        line: None,
+        column: None,
+        key: "sites".into(),
+        message: format!(
+            "{what}; a configuration needs at least one [[sites]] table with a name and bindings (name = \"main\", bindings = [\"http://*:8080\"]); a server already running keeps its configuration"
+        ),
+    }]))
+}
+
+fn validated(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigErrors> {
     let at = |span: Option<Range<usize>>, key: String, message: String| {
         let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
         ConfigError { file: file.into(), line, column, key, message }
@@ -131,7 +169,13 @@ pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigE
         }
     }
     if errors.is_empty() {
-        let warnings = checker.warnings.into_iter().map(|w| locate(w).0).collect();
+        let warnings = checker
+            .warnings
+            .into_iter()
+            .filter(|w| !w.only_if_written || keypath::exists(tree, &KeyPath::parse(&w.key)))
+            .map(|w| locate(w).0)
+            .collect();
+        let warnings = sorted(warnings).0;
         Ok(Checked { config, warnings })
     } else {
         Err(sorted(errors))
