@@ -182,6 +182,24 @@ fn validated(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigE
     }
 }
 
+/// Where a server started with this text keeps its state and admin socket, read leniently:
+/// `[server] state_dir` and `admin_socket` when they are written as strings, whatever else in
+/// the file is wrong (a syntax error elsewhere, an unknown key, no site), else their defaults,
+/// resolved as [`check`] resolves them. For the CLI, which must still find a running server
+/// while its file does not validate. Returns `(state_dir, admin_socket)`.
+pub fn server_paths_leniently(text: &str, base_dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (doc, _) = DeTable::parse_recoverable(text);
+    let server = doc.get_ref().get("server").and_then(|v| v.get_ref().as_table());
+    let string = |key: &str, default: &str| {
+        let value = server.and_then(|t| t.get(key)).and_then(|v| v.get_ref().as_str());
+        value.filter(|v| !v.is_empty()).unwrap_or(default).to_string()
+    };
+    let defaults = raw::RawServer::default();
+    let state_dir = absolute(base_dir, &string("state_dir", &defaults.state_dir));
+    let admin_socket = absolute(&state_dir, &string("admin_socket", &defaults.admin_socket));
+    (state_dir, admin_socket)
+}
+
 /// toml's message for a syntax error, with what to do where it is terse.
 fn syntax_message(e: &toml::de::Error) -> String {
     match e.message().trim() {

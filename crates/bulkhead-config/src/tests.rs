@@ -467,3 +467,16 @@ fn admin_listen_must_be_loopback_with_a_token() {
     let e = errors("[server]\nadmin_listen = \"nine\"\nadmin_token = \"0123456789abcdef\"\n");
     assert!(e[0].contains("expected a loopback address and port"), "{e:?}");
 }
+
+#[test]
+fn server_paths_are_read_leniently_from_a_broken_file() {
+    let base = Path::new("/etc/bh");
+    let at = |text: &str| server_paths_leniently(text, base);
+    let broken = "[server]\nstate_dir = 'st' # here\nadmin_socket = \"a.sock\"\n[pools.x\ncommand = \n";
+    assert_eq!(at(broken), (PathBuf::from("/etc/bh/st"), PathBuf::from("/etc/bh/st/a.sock")));
+    assert_eq!(at(""), (PathBuf::from("/etc/bh/bulkhead-state"), PathBuf::from("/etc/bh/bulkhead-state/admin.sock")));
+    let odd = "[server]\nstate_dir = 3\nadmin_socket = \"/run/bh.sock\"\nnot_a_key = 1\n";
+    assert_eq!(at(odd), (PathBuf::from("/etc/bh/bulkhead-state"), PathBuf::from("/run/bh.sock")));
+    // A state_dir under another table is not the server's.
+    assert_eq!(at("[pools.a]\nstate_dir = \"x\"\n").0, PathBuf::from("/etc/bh/bulkhead-state"));
+}
