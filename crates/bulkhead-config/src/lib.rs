@@ -9,9 +9,11 @@
 //! - [`diff`]: old config → new config as a list of [`Change`]s the manager applies (start-up
 //!   is `diff(&Config::empty(), &new)`, so there is one path).
 //!
-//! [`parse`] takes text (the manager reads the file; this crate only touches the filesystem to
-//! check that referenced directories and files exist). A file with any error is refused whole,
-//! every error reported. This crate never reads the environment or argv.
+//! [`check`] takes the text of a whole file (the manager reads the file; this crate only
+//! touches the filesystem to check that referenced directories and files exist) and returns
+//! the config with its warnings; [`parse`] does the same for text that need not define a site.
+//! A file with any error is refused whole, every error reported. This crate never reads the
+//! environment or argv.
 #![forbid(unsafe_code)]
 
 use std::fmt;
