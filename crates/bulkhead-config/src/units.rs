@@ -81,7 +81,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     match n.times(ms_per_unit) {
         Ok(ms) => Ok(Duration::from_millis(ms)),
-        Err(true) => Err(format!("{text:?} is not a whole number of milliseconds; write it in ms, like \"1500ms\"")),
+        Err(true) => Err(format!(
+            "{text:?} is not a whole number of milliseconds, the finest a duration takes (\"1.5s\" and \"1500ms\" are)"
+        )),
         Err(false) => Err(format!("{text:?} is too long a duration")),
     }
 }

@@ -34,7 +34,7 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         PoolKind::Process => {}
         PoolKind::Fastcgi => c.err(
             k("kind"),
-            "\"fastcgi\" is not built yet: the listener does not speak FastCGI, so a FastCGI responder (php-cgi) would never answer; run an app that speaks HTTP (e.g. php-fpm behind a FastCGI-to-HTTP bridge) as kind = \"process\"",
+            "\"fastcgi\" is not built yet: the listener does not speak FastCGI, so a FastCGI responder (php-cgi) would never answer; run a program that speaks HTTP as kind = \"process\" instead",
         ),
         PoolKind::Host => c.err(
             k("kind"),
