@@ -137,6 +137,26 @@ pub(crate) fn locate(root: &DeTable<'_>, path: &KeyPath) -> Option<Range<usize>>
     found
 }
 
+/// Whether the whole path is written in the tree (not just a table that would hold it).
+pub(crate) fn exists(root: &DeTable<'_>, path: &KeyPath) -> bool {
+    let mut table = Some(root);
+    let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
+    for seg in &path.0 {
+        let next = match (seg, table, array) {
+            (Seg::Key(k), Some(t), _) => t.get(k.as_str()),
+            (Seg::Index(i), _, Some(a)) => a.get(*i),
+            _ => None,
+        };
+        let Some(value) = next else { return false };
+        (table, array) = match value.get_ref() {
+            DeValue::Table(t) => (Some(t), None),
+            DeValue::Array(a) => (None, Some(&a[..])),
+            _ => (None, None),
+        };
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +192,8 @@ mod tests {
         assert_eq!(at("sites[0].routes[0].pool"), Some("{ path = \"/\" }"));
         assert_eq!(at("sites[1].name"), Some("[[sites]]"));
         assert_eq!(at("cache.enabled"), None);
+        let written = |p: &str| exists(doc.get_ref(), &KeyPath::parse(p));
+        assert!(written("pools.api.kind") && written("sites[0].routes[0].path") && written("pools"));
+        assert!(!written("pools.api.command") && !written("sites[1]") && !written("cache"));
     }
 }

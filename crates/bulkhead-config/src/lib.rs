@@ -9,9 +9,11 @@
 //! - [`diff`]: old config → new config as a list of [`Change`]s the manager applies (start-up
 //!   is `diff(&Config::empty(), &new)`, so there is one path).
 //!
-//! [`parse`] takes text (the manager reads the file; this crate only touches the filesystem to
-//! check that referenced directories and files exist). A file with any error is refused whole,
-//! every error reported. This crate never reads the environment or argv.
+//! [`check`] takes the text of a whole file (the manager reads the file; this crate only
+//! touches the filesystem to check that referenced directories and files exist) and returns
+//! the config with its warnings; [`parse`] does the same for text that need not define a site.
+//! A file with any error is refused whole, every error reported. This crate never reads the
+//! environment or argv.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -82,24 +84,62 @@ impl fmt::Display for ConfigErrors {
 
 /// Parses and validates config text. `file` names it in errors; `base_dir` anchors relative
 /// paths (the config file's directory, or the working directory for the embedded default).
+///
+/// Unlike [`check`], it takes a file with no site: it is for text already checked whole (the
+/// listener's copy of the manager's config) and for tests of one part. Anything that decides
+/// whether a file may be served — start-up, reload, `config check` — calls [`check`].
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    check(text, file, base_dir).map(|c| c.config)
+    validated(text, file, base_dir).map(|c| c.config)
 }
 
 /// A valid configuration and the warnings about it: things that work but are probably not
-/// what the operator meant (an `orphan.action` while orphaning is off, a `tls` table with no
-/// https binding). `bulkhead config check` prints them; the manager logs them.
+/// what the operator meant (an `orphan.action` while orphaning is off), and every key written
+/// in the file that this version parses but does not act on yet (`min_bytes_per_sec`,
+/// `max_bandwidth`, `log.format = "ncsa"`, `[cache]`, …), each naming its key and position.
+/// `bulkhead config check` prints them; the manager logs them at start-up and on each reload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     pub config: Config,
     pub warnings: Vec<ConfigError>,
 }
 
-/// [`parse`], keeping the warnings. Errors come in the order they appear in the file: TOML
-/// syntax errors alone (nothing else can be trusted then), else every unknown key, wrong
+impl Checked {
+    /// The warnings, in file order (the same text `bulkhead config check` prints after
+    /// `warning: `).
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+}
+
+/// Validates a whole config file, keeping the warnings: [`parse`], and a file must define at
+/// least one site (an empty file, as an editor leaves it for a moment, would otherwise be
+/// applied live as "remove every site"). Errors come in the order they appear in the file:
+/// TOML syntax errors alone (nothing else can be trusted then), else every unknown key, wrong
 /// type and missing key together with every semantic error that does not follow from one of
 /// those.
 pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigErrors> {
+    let checked = validated(text, file, base_dir);
+    let no_site = match &checked {
+        Ok(c) => c.config.sites.is_empty(),
+        Err(_) => false,
+    };
+    if !no_site {
+        return checked;
+    }
+    let blank = text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    let what = if blank { "the file is empty" } else { "the file defines no site" };
+    Err(ConfigErrors(vec![ConfigError {
+        file: file.into(),
+        line: None,
+        column: None,
+        key: "sites".into(),
+        message: format!(
+            "{what}; a configuration needs at least one [[sites]] table with a name and bindings (name = \"main\", bindings = [\"http://*:8080\"]); a server already running keeps its configuration"
+        ),
+    }]))
+}
+
+fn validated(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigErrors> {
     let at = |span: Option<Range<usize>>, key: String, message: String| {
         let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
         ConfigError { file: file.into(), line, column, key, message }
@@ -131,11 +171,35 @@ pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigE
         }
     }
     if errors.is_empty() {
-        let warnings = checker.warnings.into_iter().map(|w| locate(w).0).collect();
+        let warnings = checker
+            .warnings
+            .into_iter()
+            .filter(|w| !w.only_if_written || keypath::exists(tree, &KeyPath::parse(&w.key)))
+            .map(|w| locate(w).0)
+            .collect();
+        let warnings = sorted(warnings).0;
         Ok(Checked { config, warnings })
     } else {
         Err(sorted(errors))
     }
+}
+
+/// Where a server started with this text keeps its state and admin socket, read leniently:
+/// `[server] state_dir` and `admin_socket` when they are written as strings, whatever else in
+/// the file is wrong (a syntax error elsewhere, an unknown key, no site), else their defaults,
+/// resolved as [`check`] resolves them. For the CLI, which must still find a running server
+/// while its file does not validate. Returns `(state_dir, admin_socket)`.
+pub fn server_paths_leniently(text: &str, base_dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (doc, _) = DeTable::parse_recoverable(text);
+    let server = doc.get_ref().get("server").and_then(|v| v.get_ref().as_table());
+    let string = |key: &str, default: &str| {
+        let value = server.and_then(|t| t.get(key)).and_then(|v| v.get_ref().as_str());
+        value.filter(|v| !v.is_empty()).unwrap_or(default).to_string()
+    };
+    let defaults = raw::RawServer::default();
+    let state_dir = absolute(base_dir, &string("state_dir", &defaults.state_dir));
+    let admin_socket = absolute(&state_dir, &string("admin_socket", &defaults.admin_socket));
+    (state_dir, admin_socket)
 }
 
 /// toml's message for a syntax error, with what to do where it is terse.

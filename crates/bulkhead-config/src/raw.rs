@@ -3,8 +3,9 @@
 //! Nothing here is checked beyond TOML types and unknown keys (by the schema walk, which must
 //! list these fields exactly — a unit test holds the two together); validation turns a
 //! [`RawConfig`] into a [`crate::Config`]. Every field's doc comment states its default.
-//! Durations and sizes are strings here; the file may also write them as integers (`0`,
-//! `4096`), which the schema walk turns into text before serde sees them.
+//! Durations and sizes are strings here; the file may also write them as integers, which the
+//! schema walk turns into text before serde sees them, so that `max_body = 30` is refused by
+//! the unit parser ("has no unit") at its position; only `0` may be written bare.
 
 use std::collections::BTreeMap;
 

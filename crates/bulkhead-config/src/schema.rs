@@ -49,7 +49,7 @@ const fn req(name: &'static str, shape: Shape) -> Field {
 }
 
 const DURATION: Shape = Shape::Text("a duration like \"90s\", \"20m\" or \"29h\"");
-const SIZE: Shape = Shape::Text("a size like \"256KiB\", \"30MiB\" or 4096");
+const SIZE: Shape = Shape::Text("a size with a unit, like \"256KiB\", \"30MiB\" or \"1GiB\" (0 may be written bare)");
 const U16: Shape = Shape::Uint(u16::MAX as u64);
 const U32: Shape = Shape::Uint(u32::MAX as u64);
 const U64: Shape = Shape::Uint(u64::MAX);
@@ -181,6 +181,14 @@ const TABLES: &[(&str, &[Field])] = &[
     ("a pool's orphan", ORPHAN),
     ("a pool's cpu", CPU),
     ("a pool's limits", CGROUP_LIMITS),
+];
+
+/// Keys of DESIGN §5 that this version does not build, refused by name with why: each would
+/// promise security (https) that plain-HTTP serving cannot give.
+const NOT_BUILT: &[(&str, &str)] = &[
+    ("acme", "ACME certificates are not built yet, and neither is TLS: every binding is served as plain http; remove it"),
+    ("redirect_http", "is not built yet: TLS is not served, so there is no https to redirect to; remove it"),
+    ("hsts", "is not built yet: TLS is not served, and a Strict-Transport-Security header over plain http does nothing; remove it"),
 ];
 
 /// One unknown key, wrong type or missing key.
@@ -369,6 +377,9 @@ fn found(value: &DeValue<'_>) -> String {
 /// The message for an unknown key: the closest known key of this table, or the table the
 /// key belongs to, or else the list of known keys.
 fn unknown_key(name: &str, fields: &[Field]) -> String {
+    if let Some((_, why)) = NOT_BUILT.iter().find(|(k, _)| *k == name) {
+        return (*why).to_string();
+    }
     if let Some(best) = closest(name, fields.iter().map(|f| f.name)) {
         return format!("unknown key; did you mean `{best}`?");
     }

@@ -3,7 +3,11 @@
 //! Called by [`crate::check`] once the file has the right shape (see `schema`). Collects every
 //! error instead of stopping at the first, so `bulkhead config check` can print them all;
 //! each names its key path, and [`crate::check`] turns that into a line and column. Errors
-//! are for what cannot work; what works but is probably a mistake is a warning. Paths are
+//! are for what cannot work; what works but is probably a mistake is a warning. Keys this
+//! version parses but does not build are never taken silently: refused when they would
+//! promise security or could never work (https bindings, `tls`, `fastcgi` and `host` pools,
+//! `execute`), warned about when written but without effect (`min_bytes_per_sec`,
+//! `max_bandwidth`, `log.format`, `rollover = "size"`, `directory_browsing`, `[cache]`). Paths are
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to
 //! see that referenced directories and files exist and can be read; never creates anything.
 //!
@@ -33,6 +37,9 @@ const MAX_SOCKET_PATH: usize = 107;
 pub(crate) struct Found {
     pub key: String,
     pub message: String,
+    /// A warning that only applies when the key is written in the file (a default that the
+    /// server does not act on is documented, not warned about).
+    pub only_if_written: bool,
 }
 
 /// Collects errors and warnings with their key paths while values are converted.
@@ -48,11 +55,17 @@ impl<'a> Checker<'a> {
     }
 
     fn err(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(Found { key: key.into(), message: message.into() });
+        self.errors.push(Found { key: key.into(), message: message.into(), only_if_written: false });
     }
 
     fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Found { key: key.into(), message: message.into() });
+        self.warnings.push(Found { key: key.into(), message: message.into(), only_if_written: false });
+    }
+
+    /// A warning about a key that is parsed but not acted on yet, given only when the file
+    /// writes that key (see [`Found::only_if_written`]).
+    fn not_acted_on(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Found { key: key.into(), message: message.into(), only_if_written: true });
     }
 
     fn duration(&mut self, key: &str, text: &str) -> Duration {
@@ -240,6 +253,12 @@ fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
         max_body: c.size("limits.max_body", &l.max_body),
         queue_timeout: c.duration("limits.queue_timeout", &l.queue_timeout),
     };
+    if limits.min_bytes_per_sec != 0 {
+        c.not_acted_on(
+            "limits.min_bytes_per_sec",
+            "is not enforced yet: slow clients are not cut off by their rate (connection_timeout and header_wait_timeout still apply)",
+        );
+    }
     c.at_least_one("limits.max_connections", limits.max_connections);
     c.at_least_one("limits.max_field_length", limits.max_field_length);
     c.at_least_one("limits.max_url_segment_length", limits.max_url_segment_length);
@@ -257,6 +276,12 @@ fn cache(c: &mut Checker<'_>, raw: &RawCache) -> Cache {
         max_item: c.size("cache.max_item", &raw.max_item),
         scavenge_after: c.duration("cache.scavenge_after", &raw.scavenge_after),
     };
+    if cache.enabled {
+        c.not_acted_on(
+            "cache",
+            "the response cache is not built yet: nothing is cached, and these settings have no effect",
+        );
+    }
     if cache.enabled && cache.max_item > cache.max_memory {
         c.warn(
             "cache.max_item",

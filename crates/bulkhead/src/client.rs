@@ -3,9 +3,9 @@
 //! its admin unix socket; see `bulkhead_manager::admin` for the endpoints and shapes).
 //!
 //! The socket is found from `--socket PATH`, else from `--config FILE` (its `server.state_dir`
-//! and `server.admin_socket`; a file too broken to parse is scanned for those two lines, so
-//! `bulkhead status` still works while the running server refuses that file), else
-//! `./bulkhead-state/admin.sock` (the embedded default's). Output is a human table, or the
+//! and `server.admin_socket`; for a file that does not validate — broken, empty, no site — see
+//! [`admin_socket`], so `bulkhead status` still works while the running server refuses that
+//! file), else `./bulkhead-state/admin.sock` (the embedded default's). Output is a human table, or the
 //! API's JSON with `--json`.
 //!
 //! Exit codes: 0 done; 1 the server refused (unknown pool, invalid config, …); 3 no server is
@@ -40,7 +40,11 @@ enum Outcome {
     Unreachable(String, u8),
 }
 
-/// Where the admin socket is, and a name for messages.
+/// Where the admin socket is. With `--config FILE` that does not validate (broken, empty, no
+/// site — the running server refuses it and goes on), says so on stderr and still finds the
+/// server: from the file's `[server]` keys read leniently, else from a running
+/// `bulkhead serve --config FILE` for this very file (its state directory is the one whose
+/// `lock` it holds), else the default place next to the file.
 pub fn admin_socket(opts: &ClientOptions) -> anyhow::Result<PathBuf> {
     if let Some(s) = &opts.socket {
         return Ok(s.clone());
@@ -50,20 +54,64 @@ pub fn admin_socket(opts: &ClientOptions) -> anyhow::Result<PathBuf> {
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let base = crate::serve::config_dir(file)?;
-    if let Ok(c) = bulkhead_config::parse(&text, &file.display().to_string(), &base) {
-        return Ok(c.server.admin_socket);
-    }
-    let state_dir = scan(&text, "state_dir").unwrap_or_else(|| "bulkhead-state".into());
-    let socket = scan(&text, "admin_socket").unwrap_or_else(|| "admin.sock".into());
-    Ok(bulkhead_config::absolute(&bulkhead_config::absolute(&base, &state_dir), &socket))
+    let errors = match bulkhead_config::check(&text, &file.display().to_string(), &base) {
+        Ok(c) => return Ok(c.config.server.admin_socket),
+        Err(errors) => errors.0.len(),
+    };
+    let (state_dir, written) = bulkhead_config::server_paths_leniently(&text, &base);
+    let socket = if written.exists() {
+        written
+    } else if let Some(dir) = running_state_dir(file) {
+        dir.join(written.strip_prefix(&state_dir).unwrap_or(Path::new("admin.sock")))
+    } else {
+        written
+    };
+    eprintln!(
+        "bulkhead: note: {} does not validate ({errors} error{}; `bulkhead config check {}` lists them); using the admin socket {}",
+        file.display(),
+        if errors == 1 { "" } else { "s" },
+        file.display(),
+        socket.display()
+    );
+    Ok(socket)
 }
 
-/// The string value of the first `key = "value"` line (for files that do not parse).
-fn scan(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        (k.trim() == key).then(|| v.trim().trim_matches('"').to_string()).filter(|v| !v.is_empty())
+/// The state directory of a running `bulkhead serve --config FILE` serving this very file
+/// (same file after resolving each one's working directory), read from `/proc`: the directory
+/// of the `lock` file it holds open, whose `bulkhead.pid` names it. `None` when there is none
+/// this user may inspect.
+fn running_state_dir(file: &Path) -> Option<PathBuf> {
+    let want = std::fs::canonicalize(file).ok()?;
+    let pids = std::fs::read_dir("/proc").ok()?.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    pids.into_iter().find_map(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let config = serve_config_arg(&cmdline)?;
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        if std::fs::canonicalize(cwd.join(config)).ok()? != want {
+            return None;
+        }
+        std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten().find_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            let dir = target.parent().filter(|_| target.file_name() == Some("lock".as_ref()))?;
+            let owner = std::fs::read_to_string(dir.join("bulkhead.pid")).ok()?;
+            (owner.trim() == pid.to_string()).then(|| dir.to_path_buf())
+        })
     })
+}
+
+/// The FILE of a `… serve --config FILE` (or `--config=FILE`) command line, NUL-separated as
+/// in `/proc/PID/cmdline`.
+fn serve_config_arg(cmdline: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let serve = args.iter().skip(1).position(|a| *a == b"serve")? + 1;
+    let rest = &args[serve + 1..];
+    let value = rest.iter().enumerate().find_map(|(i, a)| match a.strip_prefix(b"--config") {
+        Some(b"") => rest.get(i + 1).copied(),
+        Some(v) => v.strip_prefix(b"="),
+        None => None,
+    })?;
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(value)))
 }
 
 fn call(socket: &Path, method: &str, path: &str, body: Option<String>) -> anyhow::Result<Outcome> {
@@ -371,10 +419,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scans_a_broken_file_for_the_socket() {
-        let text = "[server]\nstate_dir = \"st\"\nbroken [[\n";
-        assert_eq!(scan(text, "state_dir").as_deref(), Some("st"));
-        assert_eq!(scan(text, "admin_socket"), None);
+    fn finds_the_config_of_a_serve_command_line() {
+        let at = |args: &[&str]| serve_config_arg(args.join("\0").as_bytes());
+        assert_eq!(at(&["/usr/bin/bulkhead", "serve", "--config", "b.toml"]), Some(PathBuf::from("b.toml")));
+        assert_eq!(at(&["bulkhead", "serve", "--config=/etc/b.toml", ""]), Some(PathBuf::from("/etc/b.toml")));
+        assert_eq!(at(&["bulkhead", "status", "--config", "b.toml"]), None);
+        assert_eq!(at(&["bulkhead", "serve"]), None);
+        assert_eq!(at(&["bulkhead", "serve", "--config"]), None);
     }
 
     #[test]

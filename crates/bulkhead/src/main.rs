@@ -34,6 +34,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. } | Command::Listener | Command::DemoApp | Command::Worker) {
+        die_quietly_on_a_closed_pipe();
+    }
     install_logging();
     let result = match cli.command {
         Command::Serve { config } => serve::serve(config),
@@ -63,6 +66,21 @@ fn main() -> ExitCode {
             eprintln!("bulkhead: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The CLI's commands print to a terminal or a pipe (`bulkhead status | head`). Rust starts
+/// every program with SIGPIPE ignored, so a reader that stops early made `println!` panic
+/// ("failed printing to stdout: Broken pipe", with a backtrace); with the default action
+/// restored, a closed pipe ends the command quietly, as it ends `ls` or `cat` (exit status
+/// 128 + 13). Never for `serve`, the listener or a worker: they write to client and worker
+/// sockets, where a peer that went away must be an error to handle, not the end of the process.
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: called at the top of `main`, before this process starts a thread; SIG_DFL is a
+    // valid disposition for SIGPIPE and no handler of ours is replaced.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

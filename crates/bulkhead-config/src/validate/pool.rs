@@ -30,6 +30,17 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
             &[("process", PoolKind::Process), ("fastcgi", PoolKind::Fastcgi), ("host", PoolKind::Host)],
         )
         .unwrap_or(PoolKind::Process);
+    match kind {
+        PoolKind::Process => {}
+        PoolKind::Fastcgi => c.err(
+            k("kind"),
+            "\"fastcgi\" is not built yet: the listener does not speak FastCGI, so a FastCGI responder (php-cgi) would never answer; run a program that speaks HTTP as kind = \"process\" instead",
+        ),
+        PoolKind::Host => c.err(
+            k("kind"),
+            "\"host\" is not built yet: the built-in host for CGI programs and extensions does not exist, so its workers could never start; use kind = \"process\" with a program that speaks HTTP",
+        ),
+    }
     if kind != PoolKind::Host && p.command.is_empty() {
         c.err(
             k("command"),

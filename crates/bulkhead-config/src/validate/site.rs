@@ -112,10 +112,11 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
     let mut bindings = Vec::new();
     for (j, text) in s.bindings.iter().enumerate() {
         match parse_binding(text) {
-            Ok(b) if b.scheme == Scheme::Https && s.tls.is_none() => {
+            Ok(b) if b.scheme == Scheme::Https => {
+                let http = format!("http://{}", text.split_once("://").map_or("", |(_, rest)| rest));
                 c.err(
                     format!("{key}.bindings[{j}]"),
-                    format!("{text:?} is https, and this site has no certificate; add tls = {{ cert = \"site.pem\", key = \"site.key\" }}"),
+                    format!("{text:?}: TLS is not built yet, so this binding would be served as plain HTTP; use {http:?} (with a TLS proxy in front for https)"),
                 );
                 bindings.push(b);
             }
@@ -123,13 +124,16 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
             Err(e) => c.err(format!("{key}.bindings[{j}]"), e),
         }
     }
-    let tls = s.tls.as_ref().map(|t| Tls {
-        cert: c.readable_file(&format!("{key}.tls.cert"), &t.cert, "a readable PEM certificate file"),
-        key: c.readable_file(&format!("{key}.tls.key"), &t.key, "a readable PEM private key file"),
+    let tls = s.tls.as_ref().map(|t| {
+        c.err(
+            format!("{key}.tls"),
+            "TLS is not built yet: this certificate would never be used and every binding is served as plain HTTP; remove tls",
+        );
+        Tls {
+            cert: c.readable_file(&format!("{key}.tls.cert"), &t.cert, "a readable PEM certificate file"),
+            key: c.readable_file(&format!("{key}.tls.key"), &t.key, "a readable PEM private key file"),
+        }
     });
-    if tls.is_some() && !bindings.is_empty() && bindings.iter().all(|b| b.scheme == Scheme::Http) {
-        c.warn(format!("{key}.tls"), "is never used: this site has no https binding");
-    }
     if s.max_connections == 0 {
         c.err(format!("{key}.max_connections"), "must be at least 1");
     }
@@ -144,6 +148,19 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
         &[("daily", Rollover::Daily), ("hourly", Rollover::Hourly), ("size", Rollover::Size)],
     );
     let max_bandwidth = c.size(&format!("{key}.max_bandwidth"), s.max_bandwidth.trim_end_matches("/s"));
+    if max_bandwidth != 0 {
+        c.not_acted_on(format!("{key}.max_bandwidth"), "is not enforced yet: responses are sent at full speed");
+    }
+    if let Some(f @ (LogFormat::Ncsa | LogFormat::Json)) = format {
+        let name = if f == LogFormat::Ncsa { "ncsa" } else { "json" };
+        c.not_acted_on(
+            format!("{key}.log.format"),
+            format!("{name:?} is not written yet: the access log is written in W3C format"),
+        );
+    }
+    if rollover == Some(Rollover::Size) {
+        c.not_acted_on(format!("{key}.log.rollover"), "\"size\" is not built yet: the access log rolls over daily");
+    }
     let mut routes = Vec::new();
     for (j, r) in s.routes.iter().enumerate() {
         if let Some(r) = route(c, &format!("{key}.routes[{j}]"), r, pools) {
@@ -206,6 +223,12 @@ fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, 
         }
         (Some(root), None, None) => {
             let root = c.directory(&k("root"), root);
+            if r.directory_browsing {
+                c.not_acted_on(
+                    k("directory_browsing"),
+                    "is not built yet: a directory without a default document answers 403.14",
+                );
+            }
             let mut handlers = BTreeMap::new();
             for (ext, pool) in &r.handlers {
                 check_pool(c, &format!("handlers.{}", quote_key(ext)), pool);
@@ -223,15 +246,15 @@ fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, 
             })
         }
         (root, Some(pool), None) => {
-            let kind = check_pool(c, "pool", pool);
+            check_pool(c, "pool", pool);
             let execute = r
                 .execute
                 .as_deref()
                 .and_then(|e| c.one_of(&k("execute"), e, &[("cgi", Execute::Cgi), ("extension", Execute::Extension)]));
-            if execute.is_some() && kind.is_some_and(|kind| kind != PoolKind::Host) {
+            if execute.is_some() {
                 c.err(
                     k("execute"),
-                    format!("needs a pool of kind \"host\" (the built-in worker); pool {pool:?} is not"),
+                    "is not built yet: CGI programs and extensions run in the built-in host (kind = \"host\"), which is not built; serve them from a pool of kind \"process\"",
                 );
             }
             let root = match (root, execute) {
