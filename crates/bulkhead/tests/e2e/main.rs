@@ -20,6 +20,7 @@ mod limits;
 mod logs;
 mod native;
 mod pools;
+mod preflight;
 mod reload;
 mod routing;
 mod static_files;
