@@ -9,6 +9,9 @@
 //! handed to the listener's user ([`ListenerIdentity`]) so it can reach and write them after it
 //! drops its privileges. Switching happens in the forked child before `exec`
 //! ([`crate::spawn`]); this module only resolves names and changes file ownership.
+//! [`Account`] names who a pool's workers run as, for the access checks of [`crate::command`];
+//! [`crate::preflight`] runs [`check_pool`] and the name lookups when a config is validated,
+//! so a pool that could never start is refused before it is applied.
 
 use std::path::Path;
 

@@ -6,7 +6,8 @@
 //! worker's serving socket (a unix socket bound by the manager at
 //! `<state_dir>/sockets/<pool>.<id>.sock`, mode 0600, handed over as fd 3 — or a free loopback
 //! port in `PORT`), its control channel (a socketpair, fd 4, `BULKHEAD_CONTROL_FD=4`), its
-//! environment and credentials ([`crate::identity`]), then calls [`crate::spawn`], hands the
+//! environment and credentials ([`crate::identity`]), finds its program on its `PATH` as its
+//! user would ([`crate::command`]), then calls [`crate::spawn`], hands the
 //! socket file to the listener's user and moves the process into its pool's cgroup. It never
 //! waits for the worker: readiness and exits come back to the supervisor as events. The
 //! health, recycling and resource fields of [`Worker`] are kept by the supervisor

@@ -292,3 +292,51 @@ fn wait_bound(state: &Path) -> std::net::SocketAddr {
     });
     addr.expect("an address")
 }
+
+/// Root only, the pyenv case: a bare command whose first match on the pool's PATH lies in a
+/// directory only root can search is found further down the PATH, as the pool's user would
+/// find it, and the worker runs (before, root's access check picked the private one and the
+/// worker failed with only `Permission denied`).
+#[test]
+fn as_root_a_bare_command_is_found_on_the_pools_path_as_the_pools_user() {
+    if !root_with_nobody() {
+        return;
+    }
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        eprintln!("SKIPPED: /usr/bin/python3 (runnable by user nobody) is not installed");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("preflight-path");
+    let app_source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/health_app.py");
+    let app = dir.write("health_app.py", std::fs::read(app_source).expect("read the health app"));
+    let private = dir.mkdir("root-home");
+    let shims = dir.mkdir("root-home/shims");
+    let shim = dir.write("root-home/shims/tool", "#!/bin/sh\necho the-private-shim-ran; exit 7\n");
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod 0700");
+    let bin = dir.mkdir("bin");
+    let tool = dir.write("bin/tool", format!("#!/bin/sh\nexec {} -u {}\n", python.display(), app.display()));
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = format!(
+        r#"
+[[sites]]
+name = "app"
+bindings = ["http://127.0.0.1:0"]
+routes = [ {{ path = "/", pool = "app" }} ]
+
+[pools.app]
+command = ["tool"]
+env = {{ PATH = "{}:{}:/usr/bin:/bin" }}
+user = "nobody"
+"#,
+        shims.display(),
+        bin.display()
+    );
+    let server = Server::start(dir, &config);
+    let r = get(server.addr(), "/whoami");
+    assert_eq!((r.status, r.text()), (200, "uid=65534 gid=65534".to_string()), "{}", server.pool_log("app"));
+    assert!(!server.pool_log("app").contains("the-private-shim-ran"), "{}", server.pool_log("app"));
+    server.worker_pids();
+}
