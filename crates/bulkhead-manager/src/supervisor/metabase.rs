@@ -4,8 +4,9 @@
 //!
 //! Every way a configuration arrives (the watched file, SIGHUP, `PUT /config`,
 //! `POST /config/reload`, a rollback) ends in [`Supervisor::apply_config`]:
-//! 1. validate the whole text, [`crate::preflight`] included (users, commands); any error refuses it whole — nothing changes, the error is
-//!    logged, counted and shown by `bulkhead status` until a good file arrives;
+//! 1. validate the whole text, [`crate::preflight`] included (users, commands); any error
+//!    refuses it whole — nothing changes, the error is logged, counted and shown by
+//!    `bulkhead status` until a good file arrives;
 //! 2. `bulkhead_config::diff(running, new)`; an identical text is a no-op;
 //! 3. bind the listening sockets the new config needs (a bind failure refuses it too), hand
 //!    them to the running listener over its fd channel (`AddSockets`), then send `Configure`:
