@@ -202,6 +202,17 @@ pub fn server_paths_leniently(text: &str, base_dir: &Path) -> (std::path::PathBu
     (state_dir, admin_socket)
 }
 
+/// A [`ConfigError`] about the key `path` (e.g. `["pools", "api", "command"]`) of a valid
+/// `text`, located the way this crate locates its own errors (the deepest part of the path the
+/// file spells out). For checks made outside this crate, on facts this crate does not read:
+/// the manager's preflight (users, groups, commands as the pool's user).
+pub fn error_at(text: &str, file: &str, path: &[&str], message: String) -> ConfigError {
+    let path = KeyPath(path.iter().map(|k| keypath::Seg::Key((*k).to_string())).collect());
+    let span = DeTable::parse(text).ok().and_then(|doc| keypath::locate(doc.get_ref(), &path));
+    let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
+    ConfigError { file: file.into(), line, column, key: path.to_string(), message }
+}
+
 /// toml's message for a syntax error, with what to do where it is terse.
 fn syntax_message(e: &toml::de::Error) -> String {
     match e.message().trim() {

@@ -9,6 +9,9 @@
 //! handed to the listener's user ([`ListenerIdentity`]) so it can reach and write them after it
 //! drops its privileges. Switching happens in the forked child before `exec`
 //! ([`crate::spawn`]); this module only resolves names and changes file ownership.
+//! [`Account`] names who a pool's workers run as, for the access checks of [`crate::command`];
+//! [`crate::preflight`] runs [`check_pool`] and the name lookups when a config is validated,
+//! so a pool that could never start is refused before it is applied.
 
 use std::path::Path;
 
@@ -38,7 +41,8 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Credentials, String> {
     Ok(Credentials { uid: u.uid.as_raw(), gid: gid.as_raw(), groups: groups.into_iter().map(|g| g.as_raw()).collect() })
 }
 
-fn resolve_group(name: &str) -> Result<Gid, String> {
+/// Resolves a group name.
+pub fn resolve_group(name: &str) -> Result<Gid, String> {
     Ok(Group::from_name(name)
         .map_err(|e| format!("cannot look up group {name:?}: {e}"))?
         .ok_or_else(|| format!("group {name:?} does not exist"))?
@@ -70,6 +74,52 @@ pub fn check_pool(pool: &bulkhead_config::Pool, as_root: bool, allow_root: bool)
         ));
     }
     Ok(())
+}
+
+/// Who a pool's workers run as, by name and ids: what [`crate::command`] computes file access
+/// for (a manager running as root checks as the pool's user, never with its own rights).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The user name as the operator wrote it (or as the password database has it).
+    pub name: String,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    /// Supplementary groups.
+    pub groups: Vec<libc::gid_t>,
+}
+
+impl Account {
+    /// Root: may search every directory and run every file with an execute bit.
+    pub fn root() -> Account {
+        Account { name: "root".into(), uid: 0, gid: 0, groups: Vec::new() }
+    }
+
+    /// This process's own identity: a manager not running as root runs every worker as itself.
+    pub fn current() -> Account {
+        let (uid, gid) = (Uid::effective(), Gid::effective());
+        let name = User::from_uid(uid).ok().flatten().map_or_else(|| format!("uid {uid}"), |u| u.name);
+        let groups = nix::unistd::getgroups().unwrap_or_default().into_iter().map(|g| g.as_raw()).collect();
+        Account { name, uid: uid.as_raw(), gid: gid.as_raw(), groups }
+    }
+
+    /// The account `pool`'s workers get with `credentials` (from [`pool_credentials`]; `None`
+    /// means they keep the manager's own identity).
+    pub fn of_worker(pool: &bulkhead_config::Pool, credentials: Option<&Credentials>) -> Account {
+        match credentials {
+            Some(c) => Account {
+                name: pool.user.clone().unwrap_or_else(|| "root".into()),
+                uid: c.uid,
+                gid: c.gid,
+                groups: c.groups.clone(),
+            },
+            None => Account::current(),
+        }
+    }
+
+    /// The account from resolved credentials of user `name`.
+    pub fn from_credentials(name: &str, c: Credentials) -> Account {
+        Account { name: name.to_string(), uid: c.uid, gid: c.gid, groups: c.groups }
+    }
 }
 
 /// The user the listener runs as, and what it must be able to reach.

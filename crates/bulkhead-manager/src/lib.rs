@@ -24,6 +24,7 @@ use std::path::PathBuf;
 
 pub mod admin;
 pub mod cgroup;
+pub mod command;
 pub mod config_store;
 pub mod cpu;
 pub mod events;
@@ -33,6 +34,7 @@ mod listener_process;
 pub mod metrics;
 pub mod orphan;
 pub mod pool;
+pub mod preflight;
 pub mod procfs;
 pub mod rapid_fail;
 pub mod readiness;
@@ -97,7 +99,8 @@ pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) ->
         Some(p) => p.display().to_string(),
         None => "<embedded default>".to_string(),
     };
-    let checked = bulkhead_config::check(&options.config_text, &file, &options.base_dir)?;
+    // The machine-dependent checks too (users, commands): a pool that can never start stops us.
+    let checked = preflight::validate(&options.config_text, &file, &options.base_dir, &preflight::Host::of(&options))?;
     for warning in &checked.warnings {
         tracing::warn!(target: "bulkhead::manager", "config: {warning}");
     }

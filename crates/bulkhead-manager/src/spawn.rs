@@ -27,7 +27,7 @@
 //! so never call [`spawn`] from `spawn_blocking`.
 #![allow(unsafe_code)]
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -43,8 +43,6 @@ use nix::unistd::Pid;
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("{0}")]
-    NotFound(io::Error),
     #[error("{what} contains a NUL byte")]
     Nul { what: String },
     #[error("cannot create the exec report pipe: {0}")]
@@ -131,21 +129,6 @@ impl ExecFailure {
             _ => err.to_string(),
         }
     }
-}
-
-/// Finds `program` the way `execvp` would, using `path` (the child's `PATH`).
-pub fn resolve_program(program: &str, path: Option<&OsStr>) -> Result<PathBuf, SpawnError> {
-    if program.contains('/') {
-        return Ok(PathBuf::from(program));
-    }
-    let default = OsStr::new("/usr/local/bin:/usr/bin:/bin");
-    for dir in std::env::split_paths(path.unwrap_or(default)) {
-        let candidate = dir.join(program);
-        if candidate.is_file() && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
-            return Ok(candidate);
-        }
-    }
-    Err(SpawnError::NotFound(io::Error::from_raw_os_error(libc::ENOENT)))
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString, SpawnError> {
@@ -445,10 +428,17 @@ pub fn signal_group(pid: Pid, signal: Signal) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
     use std::sync::mpsc;
 
     fn env() -> Vec<(OsString, OsString)> {
         vec![("PATH".into(), "/usr/bin:/bin".into())]
+    }
+
+    /// `program` on `/usr/bin:/bin`, as this process finds it ([`crate::command`]).
+    fn which(program: &str) -> PathBuf {
+        let who = crate::identity::Account::current();
+        crate::command::resolve(program, OsStr::new("/usr/bin:/bin"), Path::new("/"), &who).unwrap()
     }
 
     fn run(spec: &SpawnSpec) -> (ExitStatus, Option<ExecFailure>) {
@@ -483,7 +473,6 @@ mod tests {
         assert_eq!(status, ExitStatus::Code(127));
         let failure = failure.unwrap();
         assert_eq!(failure.describe(None), "No such file or directory (os error 2)");
-        assert!(resolve_program("no-such-program-xyz", Some(OsStr::new("/usr/bin"))).is_err());
     }
 
     #[test]
@@ -492,7 +481,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let out_path = dir.join("out");
         let out = std::fs::File::create(&out_path).unwrap();
-        let sh = resolve_program("sh", Some(OsStr::new("/usr/bin:/bin"))).unwrap();
+        let sh = which("sh");
         let spec = SpawnSpec {
             program: sh,
             argv: vec!["sh".into(), "-c".into(), "echo \"$LISTEN_PID $$ $(pwd)\"; echo hi >&3".into()],
@@ -528,7 +517,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let program = dir.join("true");
-        let source = resolve_program("true", Some(OsStr::new("/usr/bin:/bin"))).unwrap();
+        let source = which("true");
         std::fs::copy(&source, &program).unwrap();
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
         let nobody = Credentials { uid: 65534, gid: 65534, groups: vec![] };

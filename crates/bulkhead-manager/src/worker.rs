@@ -6,14 +6,15 @@
 //! worker's serving socket (a unix socket bound by the manager at
 //! `<state_dir>/sockets/<pool>.<id>.sock`, mode 0600, handed over as fd 3 — or a free loopback
 //! port in `PORT`), its control channel (a socketpair, fd 4, `BULKHEAD_CONTROL_FD=4`), its
-//! environment and credentials ([`crate::identity`]), then calls [`crate::spawn`], hands the
+//! environment and credentials ([`crate::identity`]), finds its program on its `PATH` as its
+//! user would ([`crate::command`]), then calls [`crate::spawn`], hands the
 //! socket file to the listener's user and moves the process into its pool's cgroup. It never
 //! waits for the worker: readiness and exits come back to the supervisor as events. The
 //! health, recycling and resource fields of [`Worker`] are kept by the supervisor
 //! (`supervisor/recycling.rs`, `supervisor/health_checks.rs`).
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -28,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::cgroup::Cgroups;
+use crate::command;
 use crate::cpu::CpuWindow;
 use crate::health::PingState;
 use crate::identity::{self, ListenerIdentity};
@@ -41,6 +43,8 @@ use crate::supervisor::{Event, EventSender};
 pub enum LaunchError {
     #[error("{0}")]
     Spawn(#[from] SpawnError),
+    #[error("{0}")]
+    Command(#[from] command::CommandError),
     #[error("cannot create its socket {path}: {source}")]
     Socket { path: PathBuf, source: io::Error },
     #[error("cannot find a free loopback port: {0}")]
@@ -188,13 +192,7 @@ pub fn readiness(pool: &bulkhead_config::Pool) -> Readiness {
 /// `argv` of a pool's worker: a bare `bulkhead` program is this executable; a `host` pool
 /// without a command runs `bulkhead worker`.
 pub fn command_line(pool: &bulkhead_config::Pool, self_exe: &Path) -> Result<(String, Vec<String>), LaunchError> {
-    let mut command = pool.command.clone();
-    if command.is_empty() && pool.kind == PoolKind::Host {
-        command = vec!["bulkhead".into(), "worker".into()];
-    }
-    let (program, _) = command.split_first().ok_or(LaunchError::NoCommand)?;
-    let program = if program == "bulkhead" { self_exe.display().to_string() } else { program.clone() };
-    Ok((program, command))
+    command::command_line(pool, self_exe).ok_or(LaunchError::NoCommand)
 }
 
 /// Starts one worker of `pool`. Returns at once; the worker is `Starting`.
@@ -210,7 +208,15 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
     for (k, v) in &pool.env {
         envs.insert(k.into(), v.into());
     }
-    let program = spawn::resolve_program(&program, envs.get(&OsString::from("PATH")).map(|p| p.as_os_str()))?;
+    // Found as the worker's user on the worker's PATH (the Bulkhead binary is exec'd by fd).
+    let credentials = identity::pool_credentials(pool, ctx.allow_root).map_err(LaunchError::Credentials)?;
+    let program = if is_self {
+        PathBuf::from(program)
+    } else {
+        let path = envs.get(&OsString::from("PATH")).map_or(OsStr::new(command::DEFAULT_PATH), |p| p.as_os_str());
+        let who = identity::Account::of_worker(pool, credentials.as_ref());
+        command::resolve(&program, path, &pool.directory, &who)?
+    };
 
     let log = OpenOptions::new()
         .create(true)
@@ -264,7 +270,6 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         }
         None => fds.push((stdin.as_raw_fd(), 0)),
     }
-    let credentials = identity::pool_credentials(pool, ctx.allow_root).map_err(LaunchError::Credentials)?;
     let spec = SpawnSpec {
         program,
         argv: argv.iter().map(OsString::from).collect(),
@@ -367,17 +372,6 @@ mod tests {
         p.command = command.iter().map(|s| s.to_string()).collect();
         p.kind = kind;
         p
-    }
-
-    #[test]
-    fn bare_bulkhead_is_this_executable() {
-        let exe = Path::new("/opt/bulkhead/bin/bulkhead");
-        let (prog, argv) = command_line(&pool(&["bulkhead", "demo-app"], PoolKind::Process), exe).unwrap();
-        assert_eq!(prog, "/opt/bulkhead/bin/bulkhead");
-        assert_eq!(argv, ["bulkhead", "demo-app"]);
-        let (prog, argv) = command_line(&pool(&[], PoolKind::Host), exe).unwrap();
-        assert_eq!((prog.as_str(), argv.len()), ("/opt/bulkhead/bin/bulkhead", 2));
-        assert!(matches!(command_line(&pool(&[], PoolKind::Process), exe), Err(LaunchError::NoCommand)));
     }
 
     /// Launches a real `sh` worker and checks the whole contract it sees: fd 3 a listening

@@ -43,6 +43,7 @@ routes = [
 
 [pools.api]
 command = ["gunicorn", "--bind", "fd://3", "shop:app"]
+user = "shop"            # who runs it when the server is started as root
 processes = 2
 idle_timeout = "20m"
 rapid_fail = { max_crashes = 5, interval = "5m" }"#;
@@ -112,6 +113,24 @@ mod tests {
         let config = bulkhead_config::parse(super::TEXT, "<embedded default>", &dir).unwrap();
         assert_eq!(config.sites[0].bindings[0].text, "http://127.0.0.1:8080");
         assert!(config.pools.contains_key("demo"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Started as root without BULKHEAD_ALLOW_ROOT_WORKERS, the default still starts: its pool
+    /// names a user and runs this executable (the preflight that refuses what cannot start).
+    #[test]
+    fn default_config_passes_the_preflight_as_root() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-default-preflight-{}", std::process::id()));
+        super::write_welcome(&dir).unwrap();
+        let config = bulkhead_config::parse(super::TEXT, "<embedded default>", &dir).unwrap();
+        let host = bulkhead_manager::preflight::Host {
+            as_root: true,
+            allow_root_workers: false,
+            inherited_path: None,
+            self_exe: std::path::Path::new("/opt/bulkhead/bulkhead"),
+        };
+        let found = bulkhead_manager::preflight::check(&config, super::TEXT, "<embedded default>", &host);
+        assert!(found.errors.is_empty() && found.warnings.is_empty(), "{:?}", found);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

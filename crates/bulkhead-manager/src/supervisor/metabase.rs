@@ -4,8 +4,9 @@
 //!
 //! Every way a configuration arrives (the watched file, SIGHUP, `PUT /config`,
 //! `POST /config/reload`, a rollback) ends in [`Supervisor::apply_config`]:
-//! 1. validate the whole text; any error refuses it whole — nothing changes, the error is
-//!    logged, counted and shown by `bulkhead status` until a good file arrives;
+//! 1. validate the whole text, [`crate::preflight`] included (users, commands); any error
+//!    refuses it whole — nothing changes, the error is logged, counted and shown by
+//!    `bulkhead status` until a good file arrives;
 //! 2. `bulkhead_config::diff(running, new)`; an identical text is a no-op;
 //! 3. bind the listening sockets the new config needs (a bind failure refuses it too), hand
 //!    them to the running listener over its fd channel (`AddSockets`), then send `Configure`:
@@ -164,7 +165,8 @@ impl Supervisor {
         }
         let file =
             self.options.config_path.as_ref().map_or("<embedded default>".to_string(), |p| p.display().to_string());
-        let checked = match bulkhead_config::check(&text, &file, &self.options.base_dir) {
+        let host = crate::preflight::Host::of(&self.options);
+        let checked = match crate::preflight::validate(&text, &file, &self.options.base_dir, &host) {
             Ok(c) => c,
             Err(errors) => return self.refuse(source, errors, !write_back),
         };

@@ -8,7 +8,14 @@ use crate::support::TestDir;
 
 fn check(file: &std::path::Path) -> (Option<i32>, String) {
     let Output { status, stdout, stderr } =
-        Command::new(bulkhead_exe()).args(["config", "check"]).arg(file).output().expect("run bulkhead config check");
+        // As the server harness does: run as root in CI, these pools set no `user` (the
+        // preflight tests cover that refusal).
+        Command::new(bulkhead_exe())
+            .args(["config", "check"])
+            .arg(file)
+            .env("BULKHEAD_ALLOW_ROOT_WORKERS", "1")
+            .output()
+            .expect("run bulkhead config check");
     let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
     (status.code(), text)
 }

@@ -1,6 +1,6 @@
 //! Crash isolation (issue #2 items 5–6): a worker killed with SIGKILL under concurrent load
 //! costs no client a failed request (replayable GETs are retried on the replacement), and a
-//! pool that cannot start (exits at once, or its binary is missing) answers 503 with the reason
+//! pool that cannot start (exits at once, or its binary went missing after the config was applied) answers 503 with the reason
 //! in its pool log and the manager's log, while a healthy pool on the same server answers
 //! every request.
 
@@ -135,6 +135,7 @@ fn crash_looping_and_missing_pools_answer_503_while_a_healthy_pool_serves() {
     if !python3_available() {
         return;
     }
+    let dir = TestDir::new("crashloop");
     let config = format!(
         r#"
 [[sites]]
@@ -153,11 +154,17 @@ command = {}
 command = ["sh", "-c", "echo broken-app-says-goodbye; exit 3"]
 
 [pools.missing]
-command = ["/nonexistent/bulkhead-test-no-such-binary"]
+command = [{app:?}]
 "#,
-        python_command()
+        python_command(),
+        app = dir.join("removed-after-start").display().to_string()
     );
-    let server = Server::start(TestDir::new("crashloop"), &config);
+    // A program that is there when the config is applied (a missing one is refused up front,
+    // see preflight.rs) and is gone when the pool starts, as during a botched deploy.
+    let app = dir.write("removed-after-start", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let server = Server::start(dir, &config);
+    std::fs::remove_file(&app).expect("remove the program");
     let addr = server.addr();
     let mut statuses = Vec::new();
     for round in 0..12 {
@@ -177,10 +184,13 @@ command = ["/nonexistent/bulkhead-test-no-such-binary"]
     );
     assert!(broken_log.to_ascii_lowercase().contains("exit"), "no exit reason in the pool log:\n{broken_log}");
     let missing_log = server.pool_log("missing");
-    assert!(missing_log.contains("No such file"), "no exec error in the pool log:\n{missing_log}");
+    assert!(
+        missing_log.contains("removed-after-start does not exist"),
+        "no exec error in the pool log:\n{missing_log}"
+    );
     wait_for("the reasons in the manager's log", Duration::from_secs(10), || {
         let out = server.output();
-        out.contains("broken") && out.contains("No such file")
+        out.contains("broken") && out.contains("removed-after-start does not exist")
     });
     let httperr = server.httperr_log();
     assert!(

@@ -67,7 +67,7 @@ routes = [
 ]
 
 [pools.down]
-command = ["/nonexistent/bulkhead-test-no-such-binary"]
+command = ["sh", "-c", "exit 3"]
 "#,
         dir.join("www").display()
     );

@@ -21,6 +21,7 @@ mod limits;
 mod logs;
 mod native;
 mod pools;
+mod preflight;
 mod refusals;
 mod reload;
 mod routing;
