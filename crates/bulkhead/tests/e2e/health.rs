@@ -476,3 +476,109 @@ fn nix_is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Where the manager looks for cgroup v2 (`bulkhead_manager::cgroup::CGROUP_FS`).
+const CGROUP_FS: &str = "/sys/fs/cgroup";
+
+/// Why cgroup v2 limits cannot be exercised on this machine, if they cannot: the manager needs
+/// root and a cgroup v2 root at `/sys/fs/cgroup` offering the memory and pids controllers. (A
+/// hybrid cgroup v1 host binds those controllers to v1, so a cgroup2 mounted anywhere else
+/// would offer them no more.)
+fn cgroup_v2_unusable() -> Option<String> {
+    if !nix_is_root() {
+        return Some("not root: the manager can only create cgroups as root".into());
+    }
+    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !filesystems.lines().any(|l| l.split_whitespace().last() == Some("cgroup2")) {
+        return Some("the kernel has no cgroup2 filesystem (/proc/filesystems)".into());
+    }
+    let Ok(controllers) = std::fs::read_to_string(Path::new(CGROUP_FS).join("cgroup.controllers")) else {
+        return Some(format!("{CGROUP_FS} is not a cgroup v2 root (cgroup v1 or hybrid host)"));
+    };
+    let have = |c: &str| controllers.split_whitespace().any(|x| x == c);
+    if !have("memory") || !have("pids") {
+        return Some(format!("{CGROUP_FS} offers the controllers {controllers:?}, not memory and pids"));
+    }
+    None
+}
+
+/// cgroup v2 limits bite for real: a pool's worker runs in `<cgroupfs>/bulkhead/<pool>` with
+/// `pids.max` and `memory.max` written; forking past `pids.max` fails inside the worker; growing
+/// past `memory.max` gets the worker OOM-killed, which the manager reports as a crash and
+/// replaces; the pool's cgroup is removed when the server stops.
+#[test]
+fn cgroup_v2_pids_and_memory_limits_bite_and_the_manager_reports_the_kill() {
+    if let Some(why) = cgroup_v2_unusable() {
+        skip!(Reason::Machine(format!("cgroup v2 limits cannot be exercised: {why}")));
+    }
+    if !python3_available() {
+        return;
+    }
+    // A pool name of this run only: concurrent servers share `<cgroupfs>/bulkhead/`.
+    let pool = format!("cg{}", std::process::id());
+    let config = format!(
+        r#"
+[[sites]]
+name = "app"
+bindings = ["http://127.0.0.1:0"]
+routes = [ {{ path = "/", pool = "{pool}" }} ]
+
+[pools.{pool}]
+command = ["python3", "-u", {app:?}]
+shutdown_time_limit = "5s"
+limits = {{ pids = 24, memory = "64MiB" }}
+"#,
+        app = health_app().display().to_string()
+    );
+    let mut s = Server::start(TestDir::new("cgroup"), &config);
+    let addr = s.addr();
+    let first = pid(addr);
+    s.worker_pids();
+    let output = s.output();
+    if let Some(line) = output.lines().find(|l| l.contains("cgroups not used:") || l.contains("runs without a cgroup"))
+    {
+        let line = line.to_string();
+        drop(s);
+        skip!(Reason::Machine(format!("the manager could not use cgroup v2 here: {line}")));
+    }
+    let dir = Path::new(CGROUP_FS).join("bulkhead").join(&pool);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default().trim().to_string();
+    assert_eq!((read("pids.max"), read("memory.max")), ("24".to_string(), (64u64 << 20).to_string()));
+    let own = std::fs::read_to_string(format!("/proc/{first}/cgroup")).unwrap_or_default();
+    assert!(own.lines().any(|l| l == format!("0::/bulkhead/{pool}")), "worker {first} is in {own:?}");
+
+    // pids.max: 100 forks at once cannot all succeed.
+    let r = http::get(addr, "/spawn?n=100");
+    assert_eq!(r.status, 200, "{:?}", r.text());
+    let spawned: u32 = r.text().split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(100);
+    assert!(spawned < 100, "pids.max = 24 did not stop the forks: {:?}", r.text());
+    assert!(read("pids.events").contains("max ") && !read("pids.events").contains("max 0"), "{}", read("pids.events"));
+
+    // memory.max: growing by 200 MiB gets the worker OOM-killed; the manager says so and
+    // replaces it (the GET is replayed once onto the replacement, which dies the same way).
+    let _ = http::try_send(addr, "GET", "/grow?mb=200", &[], b"");
+    let log = wait_log_of(&s, &pool, &format!("worker {first} (w1) exited with signal SIGKILL"));
+    assert!(log.contains("(crash 1 of 5 within 5m)"), "the OOM kill counts as a crash:\n{log}");
+    let oom: u64 = read("memory.events")
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0);
+    assert!(oom >= 1, "memory.events: {}", read("memory.events"));
+    wait_new_worker(addr, first);
+
+    // Stopping the server removes the pool's cgroup.
+    let status = s.terminate();
+    assert!(status.success(), "manager exit status {status}");
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+}
+
+/// Waits until the log of `pool` contains `needle`; returns the log.
+fn wait_log_of(server: &Server, pool: &str, needle: &str) -> String {
+    let mut log = String::new();
+    let found = poll(LIMIT, || {
+        log = server.pool_log(pool);
+        log.contains(needle)
+    });
+    assert!(found, "no {needle:?} in the log of pool {pool} within {LIMIT:?}:\n{log}");
+    log
+}
