@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::admin::{api, demo_config, ready_pid, write_replacing};
 use crate::support::http::{get, try_send, Conn};
-use crate::support::{free_port, wait_for, Server, TestDir};
+use crate::support::{free_port, poll, wait_for, Server, TestDir};
 
 /// Requests one load thread may send at most, and for how long.
 const MAX_REQUESTS: u64 = 200_000;
@@ -129,8 +129,13 @@ fn bindings_are_added_and_removed_without_restarting_the_listener() {
         try_send(new_addr, "GET", "/", &[], b"").is_ok_and(|r| r.status == 200)
     });
     assert_eq!(get(new_addr, "/").text(), "home v1\n");
-    let bindings = std::fs::read_to_string(server.state_dir.join("bindings.json")).expect("bindings.json");
-    assert!(bindings.contains(&extra), "{bindings}");
+    // The listener serves a passed socket at once; the manager rewrites bindings.json just after.
+    let mut bindings = String::new();
+    let listed = poll(Duration::from_secs(10), || {
+        bindings = std::fs::read_to_string(server.state_dir.join("bindings.json")).unwrap_or_default();
+        bindings.contains(&extra)
+    });
+    assert!(listed, "{extra} not in bindings.json: {bindings}");
     assert_eq!(server.listener_pid(), listener, "the listener was not restarted");
 
     write_replacing(&path, &format!("{base}\n# without the extra binding\n"));
