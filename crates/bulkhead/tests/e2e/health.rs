@@ -556,6 +556,11 @@ limits = {{ pids = 24, memory = "64MiB" }}
 
     // memory.max: growing by 200 MiB gets the worker OOM-killed; the manager says so and
     // replaces it (the GET is replayed once onto the replacement, which dies the same way).
+    // With swap on, going past memory.max pages out instead of killing (the manager leaves
+    // memory.swap.max alone): no swap for this pool, so the limit is a hard one.
+    if dir.join("memory.swap.max").exists() {
+        std::fs::write(dir.join("memory.swap.max"), "0").expect("write memory.swap.max");
+    }
     let _ = http::try_send(addr, "GET", "/grow?mb=200", &[], b"");
     let log = wait_log_of(&s, &pool, &format!("worker {first} (w1) exited with signal SIGKILL"));
     assert!(log.contains("(crash 1 of 5 within 5m)"), "the OOM kill counts as a crash:\n{log}");
