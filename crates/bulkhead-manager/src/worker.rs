@@ -316,7 +316,7 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         ping: None,
         gone_sent: false,
         usage: None,
-        cpu: CpuWindow::default(),
+        cpu: CpuWindow::opened_at(Instant::now()),
     })
 }
 

@@ -15,6 +15,8 @@ Endpoints:
   GET /grow?mb=N        -> allocates and touches N MiB, kept until exit (resident memory)
   GET /reserve?mb=N     -> maps N MiB without touching it (virtual memory only)
   GET /burn?ms=N        -> spins the CPU for N ms
+  GET /spawn?n=N        -> forks up to N children at once, then lets them exit and reaps them:
+                           "spawned K of N" plus the error that stopped it (a pids limit)
   GET /ask-recycle      -> sends request_recycle on the control channel
   GET /whoami           -> "uid=U gid=G"
   GET|POST /crash       -> exits at once (status 1); POST is never replayed on another worker
@@ -72,6 +74,28 @@ def control_loop(sock):
             os._exit(0)
 
 
+def spawn_children(n):
+    """Forks up to n children that wait for the parent to close a pipe, then ends them all."""
+    r, w = os.pipe()
+    children, error = [], ""
+    for _ in range(n):
+        try:
+            pid = os.fork()
+        except OSError as e:
+            error = str(e)
+            break
+        if pid == 0:
+            os.close(w)
+            os.read(r, 1)
+            os._exit(0)
+        children.append(pid)
+    os.close(w)
+    os.close(r)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return "spawned %d of %d%s" % (len(children), n, (": " + error) if error else "")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "bulkhead-health-app"
@@ -116,6 +140,8 @@ class Handler(BaseHTTPRequestHandler):
             n = int(q.get("mb", "0")) * 1024 * 1024
             KEPT.append(mmap.mmap(-1, n))
             return self.reply(200, "reserved %d" % n)
+        if path == "/spawn":
+            return self.reply(200, spawn_children(int(q.get("n", "0"))))
         if path == "/burn":
             end = time.process_time() + int(q.get("ms", "0")) / 1000.0
             while time.process_time() < end:

@@ -242,7 +242,11 @@ fn rollback_restores_the_previous_routes() {
 
     let out = cli(&["config", "rollback", "1", "--config", &file]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(get(addr, "/x/page.html").text(), "from a\n", "rollback applied before the CLI returned");
+    // The manager answers once it has applied the config and sent it to the listener, which
+    // applies it a moment later (no acknowledgement yet): wait, bounded, for requests to see it.
+    wait_for("the rollback to reach the listener", Duration::from_secs(10), || {
+        get(addr, "/x/page.html").text() == "from a\n"
+    });
     assert_eq!(std::fs::read_to_string(&path).expect("read config"), v1, "the file was written back");
     let (_, history) = api(&server, "GET", "/config/history", None);
     let last = history.as_array().and_then(|h| h.last().cloned()).expect("history");
@@ -273,7 +277,10 @@ fn put_config_validates_writes_back_and_applies() {
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["version"], 2);
     assert_eq!(std::fs::read_to_string(&path).expect("read config"), new);
-    assert_eq!(get(addr, "/page.html").text(), "from b\n");
+    // Applied by the manager; the listener gets it a moment later (see the rollback test).
+    wait_for("the new config to reach the listener", Duration::from_secs(10), || {
+        get(addr, "/page.html").text() == "from b\n"
+    });
     // The watcher sees our own write and finds nothing new to apply.
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(api(&server, "GET", "/config", None).1["version"], 2);

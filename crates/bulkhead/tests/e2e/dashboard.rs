@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 use crate::admin::{api, demo_config, ready_pid};
 use crate::support::http::{get, send, try_send};
-use crate::support::{free_port, poll, wait_for, Server, TestDir};
+use crate::support::server::SURVIVOR_LIMIT;
+use crate::support::skip::{skip, Reason};
+use crate::support::{free_port, poll, procs, wait_for, Server, TestDir};
 
 const TOKEN: &str = "dashboard-test-token-0123456789";
 
@@ -100,8 +102,16 @@ impl Drop for Driver {
         if self.session.is_some() {
             self.session("DELETE", "", None);
         }
+        // chromedriver and the browser it started (which deleting the session should end).
+        let started: Vec<procs::ProcId> = procs::descendants_of(self.child.id())
+            .into_iter()
+            .chain([self.child.id()])
+            .filter_map(procs::ProcId::of)
+            .collect();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let survivors = procs::reap_survivors(&started, SURVIVOR_LIMIT);
+        procs::fail_on_survivors("chromedriver", &survivors);
     }
 }
 
@@ -115,8 +125,9 @@ fn chromium_binary() -> &'static str {
 #[test]
 fn dashboard_shows_pools_and_recycles_from_a_browser() {
     if !installed(chromium_binary()) || !installed("chromedriver") {
-        eprintln!("SKIPPED: chromium and chromedriver are needed (apt-get install chromium chromium-driver)");
-        return;
+        skip!(Reason::Missing(
+            "chromium and chromedriver are needed (apt-get install chromium chromium-driver)".into()
+        ));
     }
     let dir = TestDir::new("dashboard");
     let config = format!("admin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n{}", demo_config(&dir, ""));

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::pools::pid_in;
 use crate::support::http;
 use crate::support::server::{python3_available, python_command, python_site};
+use crate::support::skip::{skip, Reason};
 use crate::support::{procs, wait_for, Server, TestDir};
 
 #[test]
@@ -54,16 +55,14 @@ fn embedded_default_serves_welcome_page_and_demo_pool_on_8080() {
     match TcpListener::bind("127.0.0.1:8080") {
         Ok(probe) => drop(probe),
         Err(e) => {
-            eprintln!("SKIPPED: 127.0.0.1:8080 is in use ({e}); the embedded default needs it");
-            return;
+            skip!(Reason::Machine(format!("127.0.0.1:8080 is in use ({e}); the embedded default needs it")));
         }
     }
     let server = match Server::try_start_default(TestDir::new("default")) {
         Ok(server) => server,
         // Taken between the probe and the bind (another run of these tests, the bench…).
         Err(output) if output.contains("in use") => {
-            eprintln!("SKIPPED: 127.0.0.1:8080 was taken while the server started:\n{output}");
-            return;
+            skip!(Reason::Machine(format!("127.0.0.1:8080 was taken while the server started: {output}")));
         }
         Err(output) => panic!("bulkhead serve (embedded default) did not start: {output}"),
     };
@@ -175,4 +174,29 @@ fn a_killed_listener_is_restarted_on_the_same_port_with_the_running_workers() {
     let r = http::get(addr, "/");
     assert_eq!(r.status, 200, "pool route after the listener restart: {:?}", r.text());
     assert_eq!(pid_in(&r), worker, "the running worker was not handed to the new listener");
+}
+
+/// The harness itself: a process the test started that is still running when its server is
+/// dropped fails the test, naming its pid and command line (it is killed, not left behind).
+#[test]
+fn a_process_that_outlives_its_test_fails_the_test() {
+    let dir = TestDir::new("survivor");
+    dir.write("www/index.html", "hi\n");
+    let config =
+        "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [ { path = \"/\", root = \"www\" } ]\n";
+    let server = Server::start(dir, config);
+    let mut stray = std::process::Command::new("sleep").arg("300").spawn().expect("spawn sleep");
+    let pid = stray.id();
+    server.remember(pid);
+    let kept = server.dir.path().to_path_buf();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(server)));
+    let status = stray.wait().expect("reap the stray process");
+    // The guard panicked, so the dir was kept for a post-mortem; this failure was expected.
+    let _ = std::fs::remove_dir_all(&kept);
+    let message = match result {
+        Ok(()) => panic!("the server's guard let pid {pid} (sleep 300) outlive the test"),
+        Err(e) => e.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    assert!(message.contains(&format!("pid {pid} `sleep 300`")), "{message}");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "the guard killed it");
 }

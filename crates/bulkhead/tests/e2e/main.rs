@@ -1,7 +1,10 @@
 //! End-to-end tests of the real `bulkhead` binary (issue #2 item 10): each test starts
 //! `bulkhead serve` on port 0 in a temp dir, talks to it over loopback with a byte-exact client
 //! and real worker processes (the tests' own Python app in `tests/apps/`, or the built-in demo
-//! app), and stops every process it started by pid.
+//! app), and stops every process it started by pid: one still running after a bounded wait
+//! fails the test, naming its pid and command line (`support::procs::fail_on_survivors`). A
+//! test that cannot run here says why with `skip!(Reason::Machine|Missing(…))`
+//! (`support::skip`), which `.ci/run` lists, failing on a `Missing` one.
 //!
 //! One test binary (so the suite links once on a small machine), one module per area. No
 //! test asserts on timing; every loop is bounded in count and time. Run with

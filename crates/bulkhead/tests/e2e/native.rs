@@ -6,11 +6,12 @@
 //! Bounds on memory and counts, never on time.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::http::{self, Conn};
-use crate::support::{procs, Server, TestDir};
+use crate::support::{procs, wait_for, Server, TestDir};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -111,18 +112,21 @@ fn an_upload_to_a_slow_reader_streams_without_piling_up() {
 
 #[test]
 fn a_native_worker_killed_under_load_fails_no_get() {
+    const CLIENTS: u64 = 8;
+    const PER_CLIENT: u64 = 300;
     let server = Server::start(TestDir::new("native-kill"), &config(""));
     let addr = server.addr();
     let first = demo_pid(&http::get(addr, "/demo"));
     server.remember(first);
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(40);
-    let clients: Vec<_> = (0..8)
+    let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            let failures = failures.clone();
+            let (failures, done) = (failures.clone(), done.clone());
             std::thread::spawn(move || {
                 let mut conn: Option<Conn> = None;
-                for n in 0..300 {
+                for n in 0..PER_CLIENT {
                     if Instant::now() >= deadline {
                         break;
                     }
@@ -141,15 +145,24 @@ fn a_native_worker_killed_under_load_fails_no_get() {
                             conn = None;
                         }
                     }
+                    done.fetch_add(1, Ordering::SeqCst);
                 }
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Kill only once load is flowing: every client has had time to send, and requests complete.
+    wait_for("requests to flow before the kill", Duration::from_secs(30), || done.load(Ordering::SeqCst) >= 100);
+    let at_kill = done.load(Ordering::SeqCst);
     assert!(procs::signal(first, libc::SIGKILL), "kill -9 {first}");
     for c in clients {
         c.join().unwrap();
     }
+    let total = done.load(Ordering::SeqCst);
+    eprintln!("{total} requests, kill -9 of {first} after {at_kill}");
+    assert!(
+        total > at_kill + CLIENTS,
+        "the load ended ({total} requests) right at the kill ({at_kill}): not under load"
+    );
     let second = demo_pid(&http::get(addr, "/demo"));
     server.remember(second);
     assert_ne!(first, second, "a replacement worker serves");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::admin::{api, demo_config, ready_pid, write_replacing};
 use crate::support::http::{get, try_send, Conn};
-use crate::support::{free_port, wait_for, Server, TestDir};
+use crate::support::{free_port, poll, wait_for, Server, TestDir};
 
 /// Requests one load thread may send at most, and for how long.
 const MAX_REQUESTS: u64 = 200_000;
@@ -40,7 +40,10 @@ fn edits_every_second_under_load_lose_no_request() {
                 if stop.load(Ordering::Relaxed) || started.elapsed() > LOAD_LIMIT {
                     break;
                 }
-                // Keep-alive like a real client; reconnect only when the server closed.
+                // Keep-alive like a real client; reconnect only when the server said it closes.
+                // Every error counts as a failure, none is resent: a listener that drops a
+                // kept-alive connection during a reload without `Connection: close` loses
+                // the request a client sent on it.
                 let result = match conn.as_mut() {
                     Some(c) => c.request("GET", target, &[], b""),
                     None => Conn::connect(addr).and_then(|mut c| {
@@ -63,23 +66,6 @@ fn edits_every_second_under_load_lose_no_request() {
                             .unwrap_or_else(|e| e.into_inner())
                             .get_or_insert(format!("{target}: {}", r.status));
                         conn = None;
-                    }
-                    Err(e) if conn.is_some() => {
-                        // A keep-alive connection closed between requests is not a lost
-                        // request; retry it once on a new connection.
-                        conn = None;
-                        match try_send(addr, "GET", target, &[], b"") {
-                            Ok(r) if r.status == 200 => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            other => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                first
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .get_or_insert(format!("{target}: {e} then {:?}", other.map(|r| r.status)));
-                            }
-                        }
                     }
                     Err(e) => {
                         failed.fetch_add(1, Ordering::Relaxed);
@@ -143,8 +129,13 @@ fn bindings_are_added_and_removed_without_restarting_the_listener() {
         try_send(new_addr, "GET", "/", &[], b"").is_ok_and(|r| r.status == 200)
     });
     assert_eq!(get(new_addr, "/").text(), "home v1\n");
-    let bindings = std::fs::read_to_string(server.state_dir.join("bindings.json")).expect("bindings.json");
-    assert!(bindings.contains(&extra), "{bindings}");
+    // The listener serves a passed socket at once; the manager rewrites bindings.json just after.
+    let mut bindings = String::new();
+    let listed = poll(Duration::from_secs(10), || {
+        bindings = std::fs::read_to_string(server.state_dir.join("bindings.json")).unwrap_or_default();
+        bindings.contains(&extra)
+    });
+    assert!(listed, "{extra} not in bindings.json: {bindings}");
     assert_eq!(server.listener_pid(), listener, "the listener was not restarted");
 
     write_replacing(&path, &format!("{base}\n# without the extra binding\n"));

@@ -1,5 +1,6 @@
 //! The harness shared by every end-to-end test: temp dirs ([`dirs`]), the real server process
-//! ([`server`]), a byte-exact HTTP/1.1 client ([`http`]) and `/proc` helpers ([`procs`]).
+//! ([`server`]), a byte-exact HTTP/1.1 client ([`http`]), `/proc` helpers ([`procs`]) and
+//! visible skips ([`skip`]).
 //!
 //! Nothing here mocks a part of Bulkhead: tests run the binary Cargo built
 //! (`CARGO_BIN_EXE_bulkhead`) with real sockets on loopback and real worker processes.
@@ -9,6 +10,7 @@ pub mod dirs;
 pub mod http;
 pub mod procs;
 pub mod server;
+pub mod skip;
 
 use std::time::{Duration, Instant};
 

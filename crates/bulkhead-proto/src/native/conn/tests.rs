@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use super::*;
+use crate::native::RequestHead;
 
 fn get(target: &str) -> RequestHead {
     RequestHead {

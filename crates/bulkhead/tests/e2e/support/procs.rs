@@ -4,6 +4,10 @@
 //! `/proc/<pid>/stat` parent links, or from what a worker says about itself; a pid is always
 //! remembered with its start time ([`ProcId`]) so a late kill can never hit a recycled pid.
 //! Nothing here signals a process it was not given by pid.
+//!
+//! [`reap_survivors`] and [`fail_on_survivors`] make a process that outlives its test a failure
+//! of that test: the harness waits (bounded) for what it started to exit, kills what is left,
+//! and panics naming each survivor's pid and command line.
 
 use std::fs;
 use std::time::Duration;
@@ -59,7 +63,10 @@ pub fn descendants_of(pid: u32) -> Vec<u32> {
 /// The command line of `pid`, arguments joined by spaces.
 pub fn cmdline(pid: u32) -> String {
     fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| b.split(|c| *c == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>().join(" "))
+        .map(|b| {
+            let args = b.strip_suffix(&[0]).unwrap_or(&b);
+            args.split(|c| *c == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>().join(" ")
+        })
         .unwrap_or_default()
 }
 
@@ -106,5 +113,41 @@ impl ProcId {
     /// Waits (bounded) for it to be gone; true if it went.
     pub fn wait_gone(&self, limit: Duration) -> bool {
         super::poll(limit, || !self.alive())
+    }
+}
+
+/// A process that outlived its test: its pid and command line (read before it was killed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Survivor {
+    pub pid: u32,
+    pub cmdline: String,
+}
+
+/// Waits up to `limit` for every one of `ids` to be gone (a stopped server's children may take
+/// a moment to exit after it), then SIGKILLs each one still running and returns them.
+pub fn reap_survivors(ids: &[ProcId], limit: Duration) -> Vec<Survivor> {
+    super::poll(limit, || ids.iter().all(|p| !p.alive()));
+    let mut out = Vec::new();
+    for p in ids {
+        if p.alive() {
+            out.push(Survivor { pid: p.pid, cmdline: cmdline(p.pid) });
+            p.signal(libc::SIGKILL);
+        }
+    }
+    out
+}
+
+/// Panics with `what` and every survivor's pid and command line, unless there is none or the
+/// thread is already panicking (the test has failed already; the survivors are only printed).
+pub fn fail_on_survivors(what: &str, survivors: &[Survivor]) {
+    if survivors.is_empty() {
+        return;
+    }
+    let list: Vec<String> = survivors.iter().map(|s| format!("pid {} `{}`", s.pid, s.cmdline)).collect();
+    let message = format!("processes outlived {what} (killed now): {}", list.join(", "));
+    if std::thread::panicking() {
+        eprintln!("{message}");
+    } else {
+        panic!("{message}");
     }
 }

@@ -18,11 +18,15 @@ use std::time::{Duration, Instant};
 use super::dirs::TestDir;
 use super::poll;
 use super::procs::{self, ProcId};
+use super::skip;
 
 /// How long the server may take to write `bindings.json`.
 pub const START_LIMIT: Duration = Duration::from_secs(30);
 /// How long a stopped manager may take to exit before it is killed.
 pub const STOP_LIMIT: Duration = Duration::from_secs(30);
+/// How long the processes a stopped manager leaves may take to exit before they count as
+/// having outlived the test.
+pub const SURVIVOR_LIMIT: Duration = Duration::from_secs(10);
 
 /// The binary under test.
 pub fn bulkhead_exe() -> &'static str {
@@ -34,7 +38,8 @@ pub fn python_app() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/app.py")
 }
 
-/// Whether `python3` can be run; tests that need it skip with a message when it cannot.
+/// Whether `python3` can be run; when it cannot, the calling test's skip is recorded
+/// ([`super::skip`], kind `missing`) and the test returns.
 pub fn python3_available() -> bool {
     let ok = Command::new("python3")
         .arg("--version")
@@ -43,7 +48,7 @@ pub fn python3_available() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIPPED: python3 is not installed; this test needs a Python worker");
+        skip::record(&skip::test_name("python3_available"), &skip::Reason::Missing("python3 is not installed".into()));
     }
     ok
 }
@@ -313,19 +318,12 @@ impl Drop for Server {
                 let _ = child.wait();
             }
         }
-        let mut leaked = Vec::new();
-        for p in self.remembered() {
-            if p.alive() {
-                leaked.push((p.pid, procs::cmdline(p.pid)));
-                p.signal(libc::SIGKILL);
-            }
-        }
-        if !leaked.is_empty() {
-            eprintln!("killed processes that outlived the manager: {leaked:?}");
-        }
-        if std::thread::panicking() {
+        let remembered = self.remembered();
+        let survivors = procs::reap_survivors(&remembered, SURVIVOR_LIMIT);
+        if std::thread::panicking() || !survivors.is_empty() {
             self.print_diagnostics();
         }
+        procs::fail_on_survivors(&format!("the test's server (manager {})", self.manager_pid), &survivors);
     }
 }
 
