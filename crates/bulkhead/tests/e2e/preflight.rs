@@ -2,8 +2,8 @@
 //! found on the pool's PATH, one its user cannot execute, a user that does not exist, or —
 //! started as root — a pool without `user` stops `serve` at start-up with the message on the
 //! terminal and a non-zero exit, is reported by `bulkhead config check`, and is refused on a
-//! live reload while the running configuration keeps serving. The root-only cases skip with a
-//! message when the suite does not run as root.
+//! live reload while the running configuration keeps serving. The root-only cases skip
+//! visibly (`skip!`, a machine reason) when the suite does not run as root.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,6 +13,7 @@ use crate::admin::{api, write_replacing};
 use crate::support::http::get;
 use crate::support::procs;
 use crate::support::server::bulkhead_exe;
+use crate::support::skip::{skip, Reason};
 use crate::support::{wait_for, Server, TestDir};
 
 /// How long a refused `serve` may take to exit.
@@ -103,17 +104,15 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Whether the root-only tests can run; prints why not.
-fn root_with_nobody() -> bool {
+/// Why the root-only tests cannot run here, if they cannot.
+fn not_root_with_nobody() -> Option<Reason> {
     if !is_root() {
-        eprintln!("SKIPPED: not root; pool users only apply when the server is started as root");
-        return false;
+        return Some(Reason::Machine("not root; pool users only apply when the server is started as root".into()));
     }
     if nix_user_exists("nobody") {
-        return true;
+        return None;
     }
-    eprintln!("SKIPPED: this machine has no user \"nobody\"");
-    false
+    Some(Reason::Machine("this machine has no user \"nobody\"".into()))
 }
 
 fn nix_user_exists(name: &str) -> bool {
@@ -176,8 +175,8 @@ fn a_reload_adding_a_pool_that_cannot_start_is_refused_and_the_running_config_ke
 
 #[test]
 fn as_root_a_command_in_a_directory_the_pools_user_cannot_search_is_refused() {
-    if !root_with_nobody() {
-        return;
+    if let Some(why) = not_root_with_nobody() {
+        skip!(why);
     }
     let dir = TestDir::new("preflight-private");
     let private = dir.mkdir("private");
@@ -206,8 +205,8 @@ fn as_root_a_command_in_a_directory_the_pools_user_cannot_search_is_refused() {
 
 #[test]
 fn as_root_a_pool_with_a_user_that_does_not_exist_is_refused() {
-    if !root_with_nobody() {
-        return;
+    if let Some(why) = not_root_with_nobody() {
+        skip!(why);
     }
     let dir = TestDir::new("preflight-nouser");
     let config = site_with_pool(&dir, "command = [\"sh\", \"-c\", \"exit 0\"]\nuser = \"no-such-user-bulkhead\"");
@@ -222,8 +221,8 @@ fn as_root_a_pool_with_a_user_that_does_not_exist_is_refused() {
 
 #[test]
 fn as_root_a_pool_without_user_is_refused_at_start_up_and_when_added_live() {
-    if !root_with_nobody() {
-        return;
+    if let Some(why) = not_root_with_nobody() {
+        skip!(why);
     }
     let dir = TestDir::new("preflight-root");
     let config = site_with_pool(&dir, "command = [\"sh\", \"-c\", \"exit 0\"]");
@@ -299,13 +298,12 @@ fn wait_bound(state: &Path) -> std::net::SocketAddr {
 /// worker failed with only `Permission denied`).
 #[test]
 fn as_root_a_bare_command_is_found_on_the_pools_path_as_the_pools_user() {
-    if !root_with_nobody() {
-        return;
+    if let Some(why) = not_root_with_nobody() {
+        skip!(why);
     }
     let python = Path::new("/usr/bin/python3");
     if !python.exists() {
-        eprintln!("SKIPPED: /usr/bin/python3 (runnable by user nobody) is not installed");
-        return;
+        skip!(Reason::Missing("/usr/bin/python3 (runnable by user nobody) is not installed".into()));
     }
     use std::os::unix::fs::PermissionsExt;
     let dir = TestDir::new("preflight-path");
