@@ -16,6 +16,10 @@
 //! sockets by address first (its fd numbers only count for sockets inherited at start), so the
 //! listener is never restarted for a new binding. The ticker also sends `Stats` once a second
 //! (requests by site and status, durations, queue depths) for the manager's admin API.
+//!
+//! Layering: the top of the crate under [`crate::run`]; it starts [`crate::accept`] loops and
+//! feeds [`crate::state`], [`crate::queue`] and [`crate::log`], and is imported by nothing but
+//! `lib.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +28,7 @@ use std::time::Duration;
 
 use bulkhead_config::Config;
 use bulkhead_proto::{ChannelReceiver, ListenSocket, ListenerToManager, ManagerToListener, PoolRefusal};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::dispatch::Worker;
@@ -32,9 +36,6 @@ use crate::error::ListenerError;
 use crate::log::LogConfig;
 use crate::routing::Table;
 use crate::state::{Phase, Shared};
-
-/// The request path's way to the manager.
-pub type ControlTx = mpsc::UnboundedSender<ListenerToManager>;
 
 /// How the control loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -162,7 +163,7 @@ impl Control {
                 Ok(listener) => {
                     let (stop, stopped) = watch::channel(false);
                     let task =
-                        tokio::spawn(crate::server::accept_loop(self.shared.clone(), listener, socket.fd, stopped));
+                        tokio::spawn(crate::accept::accept_loop(self.shared.clone(), listener, socket.fd, stopped));
                     self.sockets.insert(socket.fd, (stop, task));
                     self.held.insert(socket.local_addr, socket.fd);
                 }
