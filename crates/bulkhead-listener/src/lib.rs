@@ -10,22 +10,24 @@
 //!
 //! The crate is a layering: each line below may use the lines under it, never those above, and
 //! no two modules import each other, directly or round a circle
-//! (`python3 shared/tools/module-cycles.py crates/bulkhead-listener/src` shows none, and the
-//! `layering` test guards the direction):
+//! (`python3 shared/tools/module-cycles.py crates/bulkhead-listener/src` shows none, and
+//! `tests/layering.rs` checks every import against these lines):
 //!
 //! ```text
-//! lib         run(control socket)
-//! control     apply Configure, sockets, worker news, Activity/Stats ticker    (+ inherit: fds)
-//! accept      one loop per listening socket, the connection limit; generic over `Listen`
-//! conn        one connection (any AsyncRead+AsyncWrite stream): hyper, timers, in-flight layer
-//! request     limits → site and route → static | redirect | pool (queue, dispatch, retry)
-//! state       what they share: route table, pools' queues, log and control senders, phase
-//! routing | static_files | queue        (the response cache will sit here)
-//! response    the response body and its layers: queue-slot lease, access-log completion
-//! dispatch    the `Transport` trait and the `Worker` handle
-//! dispatch/http1 | dispatch/native      (FastCGI next), each returning its own connections
-//! body        request bodies: limits, stalls, per-request progress and fault
-//! log | stats | proxy | error | to_manager      (leaves)
+//! lib            run(control socket)
+//! control        apply Configure, sockets, worker news; the Activity/Stats ticker
+//! accept         one loop per listening socket, the connection limit; generic over `Listen`
+//! conn           one connection (any AsyncRead+AsyncWrite stream): hyper, timers, in-flight
+//! request        limits → site and route → static | redirect | pool (queue, dispatch, retry)
+//! state          what they share: route table, pools' queues, log and control senders, phase
+//! static_files | queue                  (the response cache will sit here)
+//! routing        the route table: site and route choice
+//! response       the response body and its layers: queue-slot lease, access-log completion
+//! dispatch       the `Transport` trait and the `Worker` handle
+//! dispatch/http1 | dispatch/native      (FastCGI next), each giving back its own connections
+//! body           request bodies: limits, stalls, per-request progress and fault
+//! log | proxy | error | to_manager | inherit                                (leaves)
+//! stats          per-site request counters (fed by log)
 //! ```
 //!
 //! [`control`] talks to the manager; [`accept`] and [`conn`] own client connections;
