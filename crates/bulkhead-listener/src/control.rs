@@ -2,9 +2,10 @@
 //! news, `Shutdown`; sending `Ready`, `DemandStart`, `WorkerUnreachable`, `Activity`, `Drained`.
 //!
 //! Messages to the manager go through one writer task fed by an unbounded channel
-//! ([`ControlTx`]), so the request path can say `DemandStart` or `WorkerUnreachable` without
-//! awaiting socket writes (these are rare: once per pool or per worker). `Activity` is sent by a
-//! ticker at most once a second per pool, and only for pools that dispatched requests.
+//! ([`ControlTx`](crate::to_manager::ControlTx)), so the request path can say `DemandStart` or
+//! `WorkerUnreachable` without awaiting socket writes (these are rare: once per pool or per
+//! worker). `Activity` is sent by a ticker at most once a second per pool, and only for pools
+//! that dispatched requests.
 //!
 //! A `Configure` is applied whole: the new route table is built off the runtime threads and
 //! swapped in (in-flight requests finish on the old one), pools are added/kept/removed (a

@@ -1,10 +1,10 @@
 //! Access and HTTPERR logs: records built on the request path, written by one background thread.
 //!
 //! The request path only fills an [`AccessRecord`] or [`HttpErrRecord`] (cheap clones of the
-//! method, URI and header values it already has) and hands it to [`LogSender::send`], which never
-//! blocks: the channel is bounded and, when it is full, the record is counted and dropped. All
-//! formatting, date arithmetic, file opening and writing happen in the writer thread started by
-//! [`start`]. Formats: [`w3c`] (per site, IIS's W3C extended) and [`httperr`] (IIS's HTTPERR).
+//! method, URI and header values it already has) and hands it to [`LogSender::access`] or
+//! [`LogSender::http_err`], which never block: the channel is bounded and, when it is full, the
+//! record is counted and dropped. All formatting, date arithmetic, file opening and writing
+//! happen in the writer thread started by [`start`]. Formats: [`w3c`] (per site, IIS's W3C extended) and [`httperr`] (IIS's HTTPERR).
 //!
 //! Files (common brief): `<log_dir>/sites/<site>/u_exYYMMDD.log` (`u_exYYMMDDHH.log` with
 //! `rollover = "hourly"`; `size` rolls daily for now) and `<log_dir>/HTTPERR/httperr_YYMMDD.log`,

@@ -178,10 +178,6 @@ impl<B: Body, H: OnEnd> Layered<B, H> {
     pub fn new(inner: B, hook: H) -> Self {
         Layered { inner, sent: 0, ended: false, hook: Some(hook) }
     }
-
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
 }
 
 impl<B, H> Body for Layered<B, H>

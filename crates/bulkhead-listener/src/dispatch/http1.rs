@@ -7,7 +7,8 @@
 //! read to the end, so a half-read connection is never reused and nobody above the transport
 //! handles connections. A connection the worker closed while idle gives the request back unsent
 //! and the next connection is tried; only a failure on a fresh connection is the worker's
-//! fault. Bodies stream both ways (hyper's client connection).
+//! fault. Bodies stream both ways (hyper's client connection). Uses only [`crate::body`] and
+//! [`crate::error`]; reached only through [`crate::dispatch::Worker`].
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -12,7 +12,8 @@
 //! to give back per exchange.
 //!
 //! Failures are reported as [`DispatchError::Native`] with whether the request went out, so the
-//! request path applies the same retry rules as for HTTP/1.1.
+//! request path applies the same retry rules as for HTTP/1.1. Uses only [`crate::body`] and
+//! [`crate::error`]; reached only through [`crate::dispatch::Worker`].
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
