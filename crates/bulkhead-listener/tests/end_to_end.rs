@@ -584,3 +584,69 @@ async fn body_state_is_per_request_on_a_keep_alive_connection() {
     assert!(second > 512, "{second}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The HTTP/1.1 transport gives each connection back to its worker's pool when the response body
+/// has been read to the end (the body does it, nobody above the transport): sequential requests
+/// reuse one worker connection (fails if connections are never given back). A response the
+/// client abandons half-read leaves the pool usable: the next request is answered whole, on a
+/// fresh connection (the half-read one is closed, by hyper as well as by the body's choice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_connections_are_reused_only_when_read_to_the_end() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let mut h = start("reuse", "").await;
+    let path = h.dir.join("api.counted.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let worker = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    // 8 MiB for /api/big, far more than the socket buffers hold; a short body else.
+                    let body = if req.uri().path() == "/api/big" { vec![b'x'; 8 << 20] } else { b"ok".to_vec() };
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    h.manager
+        .send(&ManagerToListener::WorkerUp(WorkerInfo {
+            pool: "api".into(),
+            worker: WorkerId(9),
+            pid: std::process::id(),
+            address: WorkerAddress::Unix(path),
+            protocol: Protocol::Http,
+            concurrency: 4,
+        }))
+        .await
+        .unwrap();
+
+    for i in 0..10 {
+        let (status, _, body) = get(h.addr, &format!("/api/seq{i}")).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "ten sequential requests on one worker connection");
+
+    // Read the head of a big response, then go away.
+    let mut client = TcpStream::connect(h.addr).await.unwrap();
+    client.write_all(b"GET /api/big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf)).await.unwrap().unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    drop(client);
+
+    // The next request is answered whole, and not on the half-read connection.
+    let (status, _, body) = get(h.addr, "/api/after").await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "a fresh connection after the abandoned response");
+
+    let dir = h.shutdown().await;
+    worker.abort();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
