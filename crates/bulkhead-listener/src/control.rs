@@ -2,9 +2,10 @@
 //! news, `Shutdown`; sending `Ready`, `DemandStart`, `WorkerUnreachable`, `Activity`, `Drained`.
 //!
 //! Messages to the manager go through one writer task fed by an unbounded channel
-//! ([`ControlTx`]), so the request path can say `DemandStart` or `WorkerUnreachable` without
-//! awaiting socket writes (these are rare: once per pool or per worker). `Activity` is sent by a
-//! ticker at most once a second per pool, and only for pools that dispatched requests.
+//! ([`ControlTx`](crate::to_manager::ControlTx)), so the request path can say `DemandStart` or
+//! `WorkerUnreachable` without awaiting socket writes (these are rare: once per pool or per
+//! worker). `Activity` is sent by a ticker at most once a second per pool, and only for pools
+//! that dispatched requests.
 //!
 //! A `Configure` is applied whole: the new route table is built off the runtime threads and
 //! swapped in (in-flight requests finish on the old one), pools are added/kept/removed (a
@@ -16,6 +17,10 @@
 //! sockets by address first (its fd numbers only count for sockets inherited at start), so the
 //! listener is never restarted for a new binding. The ticker also sends `Stats` once a second
 //! (requests by site and status, durations, queue depths) for the manager's admin API.
+//!
+//! Layering: the top of the crate under [`crate::run`]; it starts [`crate::accept`] loops and
+//! feeds [`crate::state`], [`crate::queue`] and [`crate::log`], and is imported by nothing but
+//! `lib.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +29,7 @@ use std::time::Duration;
 
 use bulkhead_config::Config;
 use bulkhead_proto::{ChannelReceiver, ListenSocket, ListenerToManager, ManagerToListener, PoolRefusal};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::dispatch::Worker;
@@ -32,9 +37,6 @@ use crate::error::ListenerError;
 use crate::log::LogConfig;
 use crate::routing::Table;
 use crate::state::{Phase, Shared};
-
-/// The request path's way to the manager.
-pub type ControlTx = mpsc::UnboundedSender<ListenerToManager>;
 
 /// How the control loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -162,7 +164,7 @@ impl Control {
                 Ok(listener) => {
                     let (stop, stopped) = watch::channel(false);
                     let task =
-                        tokio::spawn(crate::server::accept_loop(self.shared.clone(), listener, socket.fd, stopped));
+                        tokio::spawn(crate::accept::accept_loop(self.shared.clone(), listener, socket.fd, stopped));
                     self.sockets.insert(socket.fd, (stop, task));
                     self.held.insert(socket.local_addr, socket.fd);
                 }

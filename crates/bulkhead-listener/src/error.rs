@@ -8,7 +8,8 @@
 //!   ([`RetryType`]); the request path uses exactly that to choose between a transparent retry,
 //!   a 502 and a 413.
 //!
-//! Nothing here does I/O or decides policy beyond those two questions.
+//! Nothing here does I/O or decides policy beyond those two questions. A leaf of the crate's
+//! layering: it imports nothing of the listener, so every module may use it.
 
 use bulkhead_proto::{PoolRefusal, WorkerId};
 

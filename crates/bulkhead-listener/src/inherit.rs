@@ -4,6 +4,7 @@
 //! manager binds every public socket and passes them at the fd numbers it names in `Configure`
 //! (DESIGN §1: the manager holds the sockets, so a restarted listener finds the ports still open).
 //! Called by [`crate::control`] when a configuration names a socket the listener does not hold yet.
+//! A leaf of the crate's layering: imports nothing of the listener.
 #![allow(unsafe_code)]
 
 use std::io;

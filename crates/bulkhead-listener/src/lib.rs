@@ -8,19 +8,43 @@
 //! comes from the manager over that channel: the configuration and the listening sockets
 //! (`Configure`), workers appearing, draining and going (`WorkerUp`, ...), and `Shutdown`.
 //!
-//! Map of the crate (the request path, in order):
-//! [`server`] (accept loop, connection limits and timers, hyper settings) →
-//! [`request`] (request limits, the request path) → [`routing`] (site and route) →
-//! [`static_files`] | redirect | [`queue`] (per-pool `RequestQueue`) → [`dispatch`] (to a worker,
-//! HTTP/1.1 in [`dispatch::http1`]) with [`proxy`] (header rewriting) and [`body`] (streaming
-//! bodies, the log-on-completion wrapper) → [`log`] (one writer thread). [`control`] talks to
-//! the manager; [`inherit`] turns inherited fds into listeners; [`state`] is what they share;
-//! [`error`] holds the error types.
+//! The crate is a layering: each line below may use the lines under it, never those above, and
+//! no two modules import each other, directly or round a circle
+//! (`python3 shared/tools/module-cycles.py crates/bulkhead-listener/src` shows none, and
+//! `tests/layering.rs` checks every import against these lines):
+//!
+//! ```text
+//! lib            run(control socket)
+//! control        apply Configure, sockets, worker news; the Activity/Stats ticker
+//! accept         one loop per listening socket, the connection limit; generic over `Listen`
+//! conn           one connection (any AsyncRead+AsyncWrite stream): hyper, timers, in-flight
+//! request        limits → site and route → static | redirect | pool (queue, dispatch, retry)
+//! state          what they share: route table, pools' queues, log and control senders, phase
+//! static_files | queue                  (the response cache will sit here)
+//! routing        the route table: site and route choice
+//! response       the response body and its layers: queue-slot lease, access-log completion
+//! dispatch       the `Transport` trait and the `Worker` handle
+//! dispatch/http1 | dispatch/native      (FastCGI next), each giving back its own connections
+//! body           request bodies: limits, stalls, per-request progress and fault
+//! log | proxy | error | to_manager | inherit                                (leaves)
+//! stats          per-site request counters (fed by log)
+//! ```
+//!
+//! [`control`] talks to the manager; [`accept`] and [`conn`] own client connections;
+//! [`request`] is the request path of DESIGN §2; [`routing`] picks site and route;
+//! [`static_files`] serves files; [`queue`] holds each pool's `RequestQueue`; [`response`]
+//! stacks the response body's layers; [`dispatch`] reaches workers; [`body`] carries request
+//! bodies; [`log`] writes access and HTTPERR logs on one thread; [`stats`] counts requests for
+//! the manager; [`proxy`] rewrites headers; [`error`] holds one error enum per boundary;
+//! [`to_manager`] is the request path's sender to the manager; [`inherit`] turns inherited fds
+//! into sockets.
 //!
 //! Like every library of Bulkhead, it reads no environment, argv or signals.
 #![deny(unsafe_code)]
 
+pub mod accept;
 pub mod body;
+pub mod conn;
 pub mod control;
 pub mod dispatch;
 pub mod error;
@@ -29,10 +53,12 @@ pub mod log;
 pub mod proxy;
 pub mod queue;
 pub mod request;
+pub mod response;
 pub mod routing;
-pub mod server;
 pub mod state;
 pub mod static_files;
+pub mod stats;
+pub mod to_manager;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,14 +1,17 @@
 //! Access and HTTPERR logs: records built on the request path, written by one background thread.
 //!
 //! The request path only fills an [`AccessRecord`] or [`HttpErrRecord`] (cheap clones of the
-//! method, URI and header values it already has) and hands it to [`LogSender::send`], which never
-//! blocks: the channel is bounded and, when it is full, the record is counted and dropped. All
-//! formatting, date arithmetic, file opening and writing happen in the writer thread started by
-//! [`start`]. Formats: [`w3c`] (per site, IIS's W3C extended) and [`httperr`] (IIS's HTTPERR).
+//! method, URI and header values it already has) and hands it to [`LogSender::access`] or
+//! [`LogSender::http_err`], which never block: the channel is bounded and, when it is full, the
+//! record is counted and dropped. All formatting, date arithmetic, file opening and writing
+//! happen in the writer thread started by [`start`]. Formats: [`w3c`] (per site, IIS's W3C extended) and [`httperr`] (IIS's HTTPERR).
 //!
 //! Files (common brief): `<log_dir>/sites/<site>/u_exYYMMDD.log` (`u_exYYMMDDHH.log` with
 //! `rollover = "hourly"`; `size` rolls daily for now) and `<log_dir>/HTTPERR/httperr_YYMMDD.log`,
 //! UTC dates. Only the W3C format is written so far; sites configured `ncsa`/`json` get W3C too.
+//!
+//! A leaf of the crate's layering: it uses only [`crate::stats`] (every access record is also
+//! counted there), and is used by the response layers, the connection and the control task.
 
 pub mod httperr;
 pub mod w3c;
@@ -26,6 +29,8 @@ use std::time::{Duration, SystemTime};
 use bulkhead_config::{Config, Rollover};
 use http::{HeaderValue, Method, Uri, Version};
 use time::OffsetDateTime;
+
+use crate::stats::RequestStats;
 
 /// Records that may wait for the writer before new ones are dropped.
 pub const CHANNEL_CAPACITY: usize = 8192;
@@ -104,7 +109,7 @@ pub struct LogSender {
     tx: SyncSender<LogEvent>,
     dropped: Arc<AtomicU64>,
     /// Every access record is also counted here (requests by site and status, durations).
-    stats: Arc<crate::state::RequestStats>,
+    stats: Arc<RequestStats>,
 }
 
 impl LogSender {
@@ -115,7 +120,7 @@ impl LogSender {
     }
 
     /// The request counters fed by [`LogSender::access`].
-    pub fn stats(&self) -> &Arc<crate::state::RequestStats> {
+    pub fn stats(&self) -> &Arc<RequestStats> {
         &self.stats
     }
 

@@ -7,6 +7,8 @@
 //! set. A client's own `X-Request-Id` is kept when it is short, visible ASCII; otherwise one is
 //! generated from the listener's start time and a counter. Towards the client: hop-by-hop
 //! headers are removed from the worker's response. Pure functions on header maps; no I/O.
+//! A leaf of the crate's layering (imports nothing of the listener); used by [`crate::request`]
+//! and [`crate::conn`].
 
 use std::net::IpAddr;
 

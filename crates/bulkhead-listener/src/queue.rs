@@ -13,7 +13,10 @@
 //! a few integers and a `VecDeque`, and is never held across an `.await`.
 //!
 //! Called by the request path ([`crate::request`]) and by the control task ([`crate::control`])
-//! for `WorkerUp`, `WorkerDraining`, `WorkerGone`, `PoolRefused`, `PoolAvailable`.
+//! for `WorkerUp`, `WorkerDraining`, `WorkerGone`, `PoolRefused`, `PoolAvailable`. Layering: it
+//! sits beside routing and static files, and uses only [`crate::dispatch`] (the [`Worker`]
+//! handle), [`crate::error`] and [`crate::to_manager`] below it; a [`Slot`] is held by the
+//! response body's lease layer ([`crate::response::Leased`]) until the response ends.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +26,9 @@ use std::time::Duration;
 use bulkhead_proto::{ListenerToManager, PoolRefusal, WorkerId};
 use tokio::sync::oneshot;
 
-use crate::control::ControlTx;
 use crate::dispatch::Worker;
 use crate::error::QueueError;
+use crate::to_manager::ControlTx;
 
 /// One pool's queue and worker set.
 pub struct RequestQueue {

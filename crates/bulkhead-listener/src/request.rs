@@ -1,10 +1,15 @@
 //! The request path (DESIGN §2): limits, site and route choice, then a static file, a redirect,
 //! or a pool — queue, dispatch, retry — and the access-log completion on every answer.
 //!
-//! Called by hyper for each request on a client connection ([`crate::server`]). Every answer,
-//! success or refusal, leaves through [`handle`] with a [`Completion`] attached, so each request
-//! gets exactly one access-log line (written when its body finishes or the client goes away),
-//! and every refusal before a worker saw the request also gets an HTTPERR line with IIS's reason.
+//! Called by the connection ([`crate::conn`]) for each request, with the [`ConnInfo`] of the
+//! connection it came on. Everything else a request needs is its own: its route table, its
+//! body's [`BodyProgress`] (bytes read, the fault that stopped it), its queue slot — never state
+//! shared with the other requests of its connection, so concurrent requests on one connection
+//! (HTTP/2 streams) cannot see each other's. Every answer, success or refusal, leaves through
+//! [`handle`] as a layered body ([`Answer`]): the queue-slot lease inside, the access-log
+//! completion outside, so each request gets exactly one access-log line (written when its body
+//! finishes or the client goes away), and every refusal before a worker saw the request also
+//! gets an HTTPERR line with IIS's reason.
 //!
 //! Failure semantics (issue #2 item 6): a request the worker never received (connect refused, a
 //! kept-alive connection found closed) is sent again; a replayable request (GET/HEAD/OPTIONS with
@@ -13,12 +18,16 @@
 //! took down two workers is a poison request: 502, never retried. Anything else → 502. A body
 //! that outgrew `max_body` while streaming → 413; a client that stalled its body → 408.
 //!
-//! Must never run application code or block: file I/O is in [`crate::static_files`], worker I/O
-//! in [`crate::dispatch`].
+//! Layering: below the connection, above everything it composes — [`crate::routing`],
+//! [`crate::static_files`], [`crate::queue`], [`crate::response`], [`crate::dispatch`],
+//! [`crate::body`], [`crate::proxy`], [`crate::log`] and the shared [`crate::state`]. Must never
+//! run application code or block: file I/O is in [`crate::static_files`], worker I/O in
+//! [`crate::dispatch`].
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use bulkhead_config::{Limits, Scheme};
@@ -27,19 +36,42 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use crate::body::{Completion, RequestBody, ResponseBody};
-use crate::dispatch::{Failure, Lease};
+use crate::body::{BodyFault, BodyProgress, RequestBody};
+use crate::dispatch::Failure;
 use crate::error::{ErrorSource, RetryType};
 use crate::log::{AccessRecord, HttpErrRecord};
 use crate::proxy::{self, Forwarded};
+use crate::queue::Slot;
+use crate::response::{self, AccessLog, Hold, Layered, Leased, Logged, ResponseBody};
 use crate::routing::{Action, SiteEntry, Table};
-use crate::server::{BodyFault, ConnCtx};
-use crate::static_files::{self, plain, StaticRequest};
+use crate::state::Shared;
+use crate::static_files::{self, StaticRequest};
 
 /// Sends to a worker per request, counting connects to workers found dead.
 const MAX_SENDS: u32 = 4;
 /// HTTPERR reason of a 502 caused by a worker failing (IIS's word for a crashed w3wp).
 const WORKER_FAILED: &str = "Connection_Abandoned_By_AppPool";
+
+/// A response body as the request path hands it to the connection: the queue-slot lease inside,
+/// the access-log completion outside.
+pub type Answer = Logged<Leased<Slot>>;
+
+/// What a request knows about the connection it came on; made once per connection by
+/// [`crate::conn`], shared by its requests.
+pub struct ConnInfo {
+    pub shared: Arc<Shared>,
+    /// The inherited socket (fd) it was accepted on: the key for site lookup.
+    pub socket: i32,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    /// `peer`'s address as an `X-Forwarded-For` value, formatted once per connection.
+    pub peer_ip: HeaderValue,
+    /// Accepted past `limits.max_connections`: every request gets 503 `ConnLimit`.
+    pub over_limit: bool,
+    /// The site's connection counter, once a request told us the site (the connection gives it
+    /// back when it closes).
+    pub site_connections: OnceLock<Arc<AtomicU64>>,
+}
 
 /// The request as it arrived, kept for the logs (cheap clones: `Uri` and header values share
 /// their bytes).
@@ -54,17 +86,18 @@ struct Meta {
 
 /// One request in progress.
 struct Exchange<'a> {
-    ctx: &'a ConnCtx,
+    ctx: &'a ConnInfo,
     table: Arc<Table>,
     meta: Meta,
     started: Instant,
     /// Site id, name and whether it logs, once known.
     site: Option<(u32, Arc<str>, bool)>,
+    /// This request's body on its way to a worker, if it has one.
+    body: Option<Arc<BodyProgress>>,
 }
 
 /// Answers one request.
-pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
-    ctx.state.request_started();
+pub async fn handle(ctx: &ConnInfo, req: Request<Incoming>) -> Result<Response<Answer>, Infallible> {
     let meta = Meta {
         method: req.method().clone(),
         uri: req.uri().clone(),
@@ -73,13 +106,22 @@ pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Respons
         referer: req.headers().get(header::REFERER).cloned(),
         head_bytes: request_head_bytes(&req),
     };
-    let mut x = Exchange { ctx: &ctx, table: ctx.shared.table(), meta, started: Instant::now(), site: None };
+    let mut x = Exchange { ctx, table: ctx.shared.table(), meta, started: Instant::now(), site: None, body: None };
     let (resp, substatus) = x.route(req).await;
     Ok(x.finish(resp, substatus))
 }
 
+/// An answer no worker made: no slot to hold.
+fn unleased(resp: Response<ResponseBody>) -> Response<Leased<Slot>> {
+    resp.map(|body| Layered::new(body, None))
+}
+
+fn plain(code: StatusCode) -> Response<Leased<Slot>> {
+    unleased(response::plain(code))
+}
+
 impl Exchange<'_> {
-    async fn route(&mut self, req: Request<Incoming>) -> (Response<ResponseBody>, u16) {
+    async fn route(&mut self, req: Request<Incoming>) -> (Response<Leased<Slot>>, u16) {
         if self.ctx.over_limit {
             return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
         }
@@ -98,7 +140,7 @@ impl Exchange<'_> {
         let path = req.uri().path();
         let Some((route, rest)) = site.route(path) else { return (plain(StatusCode::NOT_FOUND), 0) };
         match &route.action {
-            Action::Redirect { to, status } => (redirect(to, rest, req.uri().query(), *status), 0),
+            Action::Redirect { to, status } => (unleased(redirect(to, rest, req.uri().query(), *status)), 0),
             Action::Pool(pool) => self.send_to_pool(req, pool.clone()).await,
             Action::Static(root) => {
                 let sreq = StaticRequest {
@@ -109,7 +151,7 @@ impl Exchange<'_> {
                     query: req.uri().query(),
                 };
                 match static_files::serve(root, &sreq).await {
-                    static_files::Outcome::Response(resp, substatus) => (resp, substatus),
+                    static_files::Outcome::Response(resp, substatus) => (unleased(resp), substatus),
                     static_files::Outcome::Handler(pool) => self.send_to_pool(req, pool).await,
                 }
             }
@@ -118,8 +160,8 @@ impl Exchange<'_> {
 
     /// Counts this connection against its site's `max_connections` (once per connection).
     fn claim_site_connection(&self, site: &SiteEntry) -> bool {
-        let state = &self.ctx.state;
-        if state.site_connections.get().is_some() {
+        let conn = self.ctx;
+        if conn.site_connections.get().is_some() {
             return true;
         }
         let now = site.connections.fetch_add(1, Ordering::Relaxed) + 1;
@@ -127,14 +169,14 @@ impl Exchange<'_> {
             site.connections.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
-        if state.site_connections.set(site.connections.clone()).is_err() {
+        if conn.site_connections.set(site.connections.clone()).is_err() {
             site.connections.fetch_sub(1, Ordering::Relaxed);
         }
         true
     }
 
     /// Queues the request for a pool, dispatches it, retries as the failure semantics allow.
-    async fn send_to_pool(&mut self, req: Request<Incoming>, pool: Arc<str>) -> (Response<ResponseBody>, u16) {
+    async fn send_to_pool(&mut self, req: Request<Incoming>, pool: Arc<str>) -> (Response<Leased<Slot>>, u16) {
         let Some(queue) = self.ctx.shared.pool(&pool) else {
             tracing::error!("route names pool {:?}, which the listener does not know", &*pool);
             return self.refuse(StatusCode::SERVICE_UNAVAILABLE, "AppShutdown", Some(pool));
@@ -154,7 +196,9 @@ impl Exchange<'_> {
             RequestBody::Empty
         } else {
             let limits = &self.table.limits;
-            RequestBody::client(body, limits.max_body, limits.connection_timeout, self.ctx.state.clone())
+            let (body, progress) = RequestBody::client(body, limits.max_body, limits.connection_timeout);
+            self.body = Some(progress);
+            body
         };
         let mut request = Some(Request::from_parts(parts, body));
         let mut exclude = None;
@@ -183,16 +227,16 @@ impl Exchange<'_> {
                 },
             };
             let failure = match answered {
-                Ok(exchange) => {
-                    let (mut parts, incoming) = exchange.response.into_parts();
+                Ok(response) => {
+                    let (mut parts, incoming) = response.into_parts();
                     proxy::to_client(&mut parts.headers);
-                    let body = ResponseBody::worker(incoming, Lease { slot, conn: exchange.conn });
+                    let body = Layered::new(ResponseBody::Worker(incoming), Some(Hold(slot)));
                     return (Response::from_parts(parts, body), 0);
                 }
                 Err(failure) => failure,
             };
             let Failure { error, request: unsent } = failure;
-            match self.ctx.state.body_fault() {
+            match self.body.as_ref().map_or(BodyFault::None, |b| b.fault()) {
                 BodyFault::TooLarge => return self.refuse(StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge", Some(pool)),
                 BodyFault::Stalled => return self.refuse(StatusCode::REQUEST_TIMEOUT, "Timer_EntityBody", Some(pool)),
                 BodyFault::Client => return self.refuse(StatusCode::BAD_REQUEST, "Connection_Dropped", Some(pool)),
@@ -231,7 +275,7 @@ impl Exchange<'_> {
     }
 
     /// A refusal: HTTPERR line, short plain-text answer.
-    fn refuse(&self, code: StatusCode, reason: &'static str, queue: Option<Arc<str>>) -> (Response<ResponseBody>, u16) {
+    fn refuse(&self, code: StatusCode, reason: &'static str, queue: Option<Arc<str>>) -> (Response<Leased<Slot>>, u16) {
         self.ctx.shared.log.http_err(HttpErrRecord {
             when: SystemTime::now(),
             client: self.ctx.peer,
@@ -247,18 +291,20 @@ impl Exchange<'_> {
         (plain(code), 0)
     }
 
-    fn refuse_and_close(&self, code: StatusCode, reason: &'static str) -> (Response<ResponseBody>, u16) {
+    fn refuse_and_close(&self, code: StatusCode, reason: &'static str) -> (Response<Leased<Slot>>, u16) {
         let (mut resp, sub) = self.refuse(code, reason, None);
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         (resp, sub)
     }
 
-    /// Attaches the completion (access-log line, connection bookkeeping) to the answer.
-    fn finish(self, mut resp: Response<ResponseBody>, substatus: u16) -> Response<ResponseBody> {
+    /// Wraps the answer in its access-log completion.
+    fn finish(self, resp: Response<Leased<Slot>>, substatus: u16) -> Response<Answer> {
+        let head_bytes = response_head_bytes(&resp);
+        let status = resp.status().as_u16();
         let log = match self.site {
-            Some((_, site, true)) => Some((
-                self.ctx.shared.log.clone(),
-                AccessRecord {
+            Some((_, site, true)) => Some(Box::new(AccessLog {
+                log: self.ctx.shared.log.clone(),
+                record: AccessRecord {
                     site,
                     when: SystemTime::UNIX_EPOCH,
                     server: self.ctx.local,
@@ -267,25 +313,21 @@ impl Exchange<'_> {
                     uri: self.meta.uri,
                     user_agent: self.meta.user_agent,
                     referer: self.meta.referer,
-                    status: resp.status().as_u16(),
+                    status,
                     substatus,
                     win32_status: 0,
                     time_taken: Default::default(),
                     sc_bytes: 0,
                     cs_bytes: 0,
                 },
-            )),
+                started: self.started,
+                head_bytes,
+                request_head_bytes: self.meta.head_bytes,
+                body: self.body,
+            })),
             _ => None,
         };
-        let head_bytes = response_head_bytes(&resp);
-        resp.body_mut().set_completion(Box::new(Completion {
-            log,
-            started: self.started,
-            head_bytes,
-            request_head_bytes: self.meta.head_bytes,
-            conn: self.ctx.state.clone(),
-        }));
-        resp
+        resp.map(|body| Layered::new(body, log))
     }
 }
 
@@ -337,7 +379,7 @@ fn redirect(to: &str, rest: &str, query: Option<&str>, status: u16) -> Response<
         location.push_str(q);
     }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
-    let mut resp = plain(code);
+    let mut resp = response::plain(code);
     match HeaderValue::from_str(&location) {
         Ok(v) => {
             resp.headers_mut().insert(header::LOCATION, v);

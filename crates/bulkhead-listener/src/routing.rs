@@ -14,7 +14,8 @@
 //! `/api`, `/api/x`, but not `/apix`); routes come sorted longest first from the config crate.
 //!
 //! Must never do I/O on the request path (static roots are canonicalised when the table is
-//! built, off the runtime threads).
+//! built, off the runtime threads). Layering: it imports nothing of the listener; the request
+//! path, static files, the shared state and the control task use it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

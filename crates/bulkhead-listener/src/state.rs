@@ -1,12 +1,15 @@
 //! The listener's shared state: the current route table, the pools' queues, the log sender, the
-//! control sender, the connection count and the shutdown phase; and [`RequestStats`], the
-//! per-site counters reported to the manager for its admin API and metrics.
+//! control sender, the connection count, the shutdown phase and the request-id generator.
 //!
 //! One [`Shared`] lives for the whole process, behind an `Arc` held by every connection. The
 //! route table is an `Arc<Table>` behind a `RwLock` that is only written by a `Configure`; a
 //! request clones the `Arc` once and keeps it, so a configuration swap is atomic for every
 //! request and in-flight requests finish on the table they started with. Queues persist across
 //! configurations (their workers and waiters are not the config's business).
+//!
+//! Layering: used by everything above the request path's services (control, accept, conn,
+//! request); it imports only what it holds — [`crate::routing`], [`crate::queue`],
+//! [`crate::log`] and [`crate::to_manager`] — and never a module above it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,10 +19,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::HeaderValue;
 use tokio::sync::{watch, Notify};
 
-use crate::control::ControlTx;
 use crate::log::LogSender;
 use crate::queue::RequestQueue;
 use crate::routing::Table;
+use crate::to_manager::ControlTx;
 
 /// Where the listener is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,51 +156,6 @@ impl Shared {
     }
 }
 
-/// Requests answered per site since the last report: status counts and a duration histogram
-/// (`bulkhead_proto::DURATION_BUCKETS`). Fed by [`crate::log::LogSender::access`] (one short lock
-/// per request), drained once a second by the control ticker into a `Stats` message.
-#[derive(Default)]
-pub struct RequestStats {
-    sites: std::sync::Mutex<HashMap<Arc<str>, SiteCounts>>,
-}
-
-#[derive(Default)]
-struct SiteCounts {
-    responses: HashMap<u16, u64>,
-    buckets: [u64; bulkhead_proto::DURATION_BUCKETS.len() + 1],
-    sum_us: u64,
-}
-
-impl RequestStats {
-    /// Counts one finished request.
-    pub fn record(&self, site: &Arc<str>, status: u16, took: std::time::Duration) {
-        let secs = took.as_secs_f64();
-        let bucket = bulkhead_proto::DURATION_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(bulkhead_proto::DURATION_BUCKETS.len());
-        let mut sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
-        let c = sites.entry(site.clone()).or_default();
-        *c.responses.entry(status).or_default() += 1;
-        c.buckets[bucket] += 1;
-        c.sum_us = c.sum_us.saturating_add(took.as_micros() as u64);
-    }
-
-    /// Everything counted since the previous call, and resets.
-    pub fn take(&self) -> Vec<bulkhead_proto::SiteStats> {
-        let taken = std::mem::take(&mut *self.sites.lock().unwrap_or_else(|e| e.into_inner()));
-        taken
-            .into_iter()
-            .map(|(site, c)| bulkhead_proto::SiteStats {
-                site: site.to_string(),
-                responses: c.responses.into_iter().collect(),
-                duration_buckets: c.buckets.to_vec(),
-                duration_sum_us: c.sum_us,
-            })
-            .collect()
-    }
-}
-
 /// Writes `prefix-counter` in lowercase hex into `buf`, returning its length.
 fn hex_id(prefix: u64, n: u64, buf: &mut [u8; 29]) -> usize {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -219,24 +177,6 @@ fn hex_id(prefix: u64, n: u64, buf: &mut [u8; 29]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_stats_count_and_reset() {
-        let stats = RequestStats::default();
-        let site: Arc<str> = Arc::from("s");
-        stats.record(&site, 200, std::time::Duration::from_micros(500));
-        stats.record(&site, 200, std::time::Duration::from_secs(10));
-        stats.record(&site, 404, std::time::Duration::from_millis(3));
-        let taken = stats.take();
-        assert_eq!(taken.len(), 1);
-        let mut responses = taken[0].responses.clone();
-        responses.sort();
-        assert_eq!(responses, vec![(200, 2), (404, 1)]);
-        assert_eq!(taken[0].duration_buckets[0], 1);
-        assert_eq!(taken[0].duration_buckets[2], 1);
-        assert_eq!(*taken[0].duration_buckets.last().unwrap(), 1);
-        assert!(stats.take().is_empty());
-    }
 
     #[test]
     fn request_ids_are_hex_and_distinct() {

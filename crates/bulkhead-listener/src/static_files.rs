@@ -13,7 +13,8 @@
 //!
 //! All file-system work for one request runs in one `spawn_blocking` call (never on a runtime
 //! thread, and one thread hand-off per request, not one per system call); large files then
-//! stream through `tokio::fs`. Called by [`crate::request`].
+//! stream through `tokio::fs`. Called by [`crate::request`]; uses only [`crate::routing`] (the
+//! route's [`StaticRoot`]) and [`crate::response`] (the body it answers with) below it.
 
 pub mod mime;
 pub mod path;
@@ -27,7 +28,7 @@ use http::{Method, Response, StatusCode};
 use std::io::Read;
 
 use self::path::PathRefusal;
-use crate::body::ResponseBody;
+use crate::response::{plain, ResponseBody};
 use crate::routing::StaticRoot;
 
 /// Files up to this size are read whole; larger ones are streamed.
@@ -226,15 +227,6 @@ fn not_modified(headers: &HeaderMap, etag: &str, mtime_secs: u64) -> bool {
 
 fn status(code: StatusCode, substatus: u16) -> Outcome {
     Outcome::Response(plain(code), substatus)
-}
-
-/// A short plain-text answer with the status's reason as its body.
-pub fn plain(code: StatusCode) -> Response<ResponseBody> {
-    let text = code.canonical_reason().unwrap_or("Error");
-    let mut resp = Response::new(ResponseBody::full(format!("{} {text}\n", code.as_u16())));
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp
 }
 
 fn internal() -> Response<ResponseBody> {

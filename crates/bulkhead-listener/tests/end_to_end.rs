@@ -535,3 +535,118 @@ async fn reconfigure_swaps_routes_and_shutdown_finishes_in_flight() {
     assert!(TcpStream::connect(a).await.is_err(), "no longer accepting");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Per-request state is the request's own: on one keep-alive connection, a first request whose
+/// body outgrew `max_body` (413) must not colour the second. The second is a POST the worker
+/// fails (`/api/boom` drops the connection), so its answer depends on its own body's state: a
+/// 502 from the failed worker, never the first request's 413; and the access log counts each
+/// request's own body bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_state_is_per_request_on_a_keep_alive_connection() {
+    let mut h = start("per-request", "max_body = \"1KiB\"").await;
+    let _w = h.worker_up(1).await;
+    let stream = TcpStream::connect(h.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let chunked = |n: usize| {
+        let chunks = (0..n).map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![1u8; 512]))));
+        StreamBody::new(futures_util::stream::iter(chunks))
+    };
+    let mut exchange = async |req: Request<StreamBody<_>>| {
+        tokio::time::timeout(Duration::from_secs(10), sender.ready()).await.unwrap().expect("connection kept alive");
+        let resp = tokio::time::timeout(Duration::from_secs(20), sender.send_request(req)).await.unwrap().unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, body)
+    };
+
+    // 1.5 KiB: the third chunk crosses max_body, so only the chunked terminator is left unread
+    // and hyper can drain it and keep the connection alive.
+    let (status, _) = exchange(Request::post("/api/first").header("host", "x").body(chunked(3)).unwrap()).await;
+    assert_eq!(status, 413, "1.5 KiB chunked body over max_body = 1KiB");
+    let (status, body) = exchange(Request::post("/api/boom").header("host", "x").body(chunked(1)).unwrap()).await;
+    assert_eq!(status, 502, "the second request is judged by its own body, not the first's: {body:?}");
+    drop(sender);
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+
+    let dir = h.shutdown().await;
+    let httperr = read_logs(&dir.join("state/logs/HTTPERR"));
+    assert!(httperr.contains("POST /api/first - 413 1 EntityTooLarge api"), "{httperr}");
+    assert!(httperr.contains("POST /api/boom - 502 1 Connection_Abandoned_By_AppPool api"), "{httperr}");
+    let access = read_logs(&dir.join("state/logs/sites/main"));
+    let cs_bytes = |path: &str| -> u64 {
+        let line = access.lines().find(|l| l.contains(path)).unwrap_or_else(|| panic!("{path} in {access}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (first, second) = (cs_bytes(" POST /api/first "), cs_bytes(" POST /api/boom "));
+    assert!(first > 1024, "the first request read past 1 KiB of body: {first}");
+    assert!(second < 1024, "the second request's bytes are its own (512 of body and its head): {second}");
+    assert!(second > 512, "{second}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The HTTP/1.1 transport gives each connection back to its worker's pool when the response body
+/// has been read to the end (the body does it, nobody above the transport): sequential requests
+/// reuse one worker connection (fails if connections are never given back). A response the
+/// client abandons half-read leaves the pool usable: the next request is answered whole, on a
+/// fresh connection (the half-read one is closed, by hyper as well as by the body's choice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_connections_are_reused_only_when_read_to_the_end() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let mut h = start("reuse", "").await;
+    let path = h.dir.join("api.counted.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let worker = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    // 8 MiB for /api/big, far more than the socket buffers hold; a short body else.
+                    let body = if req.uri().path() == "/api/big" { vec![b'x'; 8 << 20] } else { b"ok".to_vec() };
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    h.manager
+        .send(&ManagerToListener::WorkerUp(WorkerInfo {
+            pool: "api".into(),
+            worker: WorkerId(9),
+            pid: std::process::id(),
+            address: WorkerAddress::Unix(path),
+            protocol: Protocol::Http,
+            concurrency: 4,
+        }))
+        .await
+        .unwrap();
+
+    for i in 0..10 {
+        let (status, _, body) = get(h.addr, &format!("/api/seq{i}")).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "ten sequential requests on one worker connection");
+
+    // Read the head of a big response, then go away.
+    let mut client = TcpStream::connect(h.addr).await.unwrap();
+    client.write_all(b"GET /api/big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf)).await.unwrap().unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    drop(client);
+
+    // The next request is answered whole, and not on the half-read connection.
+    let (status, _, body) = get(h.addr, "/api/after").await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "a fresh connection after the abandoned response");
+
+    let dir = h.shutdown().await;
+    worker.abort();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

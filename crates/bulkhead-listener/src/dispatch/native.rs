@@ -1,31 +1,36 @@
-//! The native protocol to a worker (`docs/protocol.md`): requests multiplexed as streams over one
-//! (or, when one is full or closing, a few) connections per worker.
+//! The native protocol to a worker (`docs/protocol.md`), the [`Transport`] for
+//! `protocol = "native"`: requests multiplexed as streams over one (or, when one is full or
+//! closing, a few) connections per worker.
 //!
 //! The framing, flow-control windows and the batching writer are the shared engine in
 //! `bulkhead_proto::native::conn`; this file turns an `http::Request` into a stream and the
 //! worker's answer back into an `http::Response`. A request body is pumped into its stream by a
 //! task of its own, waiting for the worker's credit, so a worker that reads an upload slowly
-//! holds back the client. The response body is the stream itself ([`WorkerBody::Native`]):
-//! credit goes back to the worker only as the client's socket takes the bytes, and dropping it
-//! (client gone) cancels the stream in the worker.
+//! holds back the client. The response body is the stream itself ([`NativeBody`]): credit goes
+//! back to the worker only as the client's socket takes the bytes, and dropping it (client gone)
+//! cancels the stream in the worker. Streams share their connection, so there is no connection
+//! to give back per exchange.
 //!
 //! Failures are reported as [`DispatchError::Native`] with whether the request went out, so the
-//! request path applies the same retry rules as for HTTP/1.1.
+//! request path applies the same retry rules as for HTTP/1.1. Uses only [`crate::body`] and
+//! [`crate::error`]; reached only through [`crate::dispatch::Worker`].
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bulkhead_proto::native::conn::{Client, SendStream, StreamError};
+use bulkhead_proto::native::conn::{Client, RecvStream, SendStream, StreamError};
 use bulkhead_proto::native::{Hello, RequestHead};
 use bulkhead_proto::{WorkerAddress, WorkerId};
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body::Body as _;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use super::{Exchange, Failure, WorkerBody};
-use crate::body::RequestBody;
+use super::{Failure, Transport};
+use crate::body::{BoxError, RequestBody};
 use crate::error::DispatchError;
 
 /// Connections kept to one worker at most.
@@ -43,28 +48,51 @@ pub struct NativeTransport {
     closed: AtomicBool,
 }
 
+/// A worker's response body over the native protocol: its stream (credit is granted back to
+/// the worker as it is read; dropping it cancels the stream), or nothing when the listener made
+/// the response in the worker's place.
+pub enum NativeBody {
+    Stream(RecvStream),
+    Empty,
+}
+
+impl Body for NativeBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            NativeBody::Stream(stream) => {
+                stream.poll_data(cx).map(|chunk| chunk.map(|r| r.map(Frame::data).map_err(BoxError::from)))
+            }
+            NativeBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            NativeBody::Stream(stream) => stream.is_end(),
+            NativeBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            NativeBody::Stream(_) => SizeHint::default(),
+            NativeBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
+
 impl NativeTransport {
-    pub fn new(worker: WorkerId, address: WorkerAddress) -> Arc<Self> {
-        Arc::new(NativeTransport {
+    pub fn new(worker: WorkerId, address: WorkerAddress) -> Self {
+        NativeTransport {
             worker,
             address,
             connections: Mutex::new(Vec::new()),
             connecting: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
-        })
-    }
-
-    /// No new connections; idle ones are closed, busy ones finish their streams.
-    pub fn close_idle(&self) {
-        self.closed.store(true, Ordering::Relaxed);
-        let mut conns = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        conns.retain(|c| {
-            let idle = c.open_streams() == 0;
-            if idle {
-                c.close("worker draining");
-            }
-            !idle
-        });
+        }
     }
 
     /// A connection with room for one more stream, if there is one.
@@ -123,9 +151,26 @@ impl NativeTransport {
             WorkerAddress::Tcp(a) => a.to_string(),
         }
     }
+}
+
+impl Transport for NativeTransport {
+    type Body = NativeBody;
+
+    /// No new connections; idle ones are closed, busy ones finish their streams.
+    fn close_idle(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        let mut conns = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        conns.retain(|c| {
+            let idle = c.open_streams() == 0;
+            if idle {
+                c.close("worker draining");
+            }
+            !idle
+        });
+    }
 
     /// Sends a request as a new stream and waits for the response head.
-    pub async fn send(&self, request: Request<RequestBody>) -> Result<Exchange, Failure> {
+    async fn send(&self, request: Request<RequestBody>) -> Result<Response<NativeBody>, Failure> {
         let client = match self.connection().await {
             Ok(c) => c,
             Err(error) => return Err(Failure { error, request: Some(request) }),
@@ -156,7 +201,7 @@ impl NativeTransport {
         }
         match recv.response().await {
             Ok((head, _end)) => {
-                let mut response = Response::new(WorkerBody::Native(recv));
+                let mut response = Response::new(NativeBody::Stream(recv));
                 *response.status_mut() =
                     http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
                 let headers = response.headers_mut();
@@ -168,14 +213,14 @@ impl NativeTransport {
                         headers.append(n, v);
                     }
                 }
-                Ok(Exchange { response, conn: None })
+                Ok(response)
             }
             // The application failed to answer; the worker itself is fine: 502, no retry.
             Err(StreamError::Failed { message, .. }) => {
                 tracing::warn!("worker {}: the application failed the request: {message}", self.worker);
-                let mut response = Response::new(WorkerBody::Empty);
+                let mut response = Response::new(NativeBody::Empty);
                 *response.status_mut() = http::StatusCode::BAD_GATEWAY;
-                Ok(Exchange { response, conn: None })
+                Ok(response)
             }
             // Never started by the worker (draining, at its stream limit): as good as unsent.
             Err(source @ StreamError::Refused(_)) => Err(Failure {

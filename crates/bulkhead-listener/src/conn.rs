@@ -1,25 +1,30 @@
-//! Accepting and serving client connections: the accept loop of each inherited socket, the
-//! connection limits, hyper's HTTP/1.1 connection settings, and a per-connection watchdog for
-//! the idle and header-wait timers.
+//! One client connection: hyper's HTTP/1.1 connection settings, the connection's timers, and the
+//! in-flight layer on every response — for any stream that reads and writes (plain TCP today; a
+//! TLS stream later is another `S`, wrapped before [`serve`] is called).
 //!
-//! Limits applied here (DESIGN §2.1): `max_connections` (over it, the connection is served one
-//! 503 `ConnLimit` and closed); `max_request_bytes` bounds hyper's read buffer (hyper's minimum
-//! is 8 KiB; too large a head gets 431 from hyper and HTTPERR `RequestLength`); a malformed head
-//! gets 400 from hyper and HTTPERR `BadRequest`. The two timers are kept here rather than with
-//! hyper's `header_read_timeout`, because hyper runs that timer while a keep-alive connection is
-//! idle too, which would cut idle connections at the header-wait time instead of
+//! Limits applied here (DESIGN §2.1): `max_request_bytes` bounds hyper's read buffer (hyper's
+//! minimum is 8 KiB; too large a head gets 431 from hyper and HTTPERR `RequestLength`); a
+//! malformed head gets 400 from hyper and HTTPERR `BadRequest`; a connection accepted past
+//! `max_connections` ([`crate::accept`] decides) is served without keep-alive, its requests
+//! answered 503 `ConnLimit`. The two timers are kept here rather than with hyper's
+//! `header_read_timeout`, because hyper runs that timer while a keep-alive connection is idle
+//! too, which would cut idle connections at the header-wait time instead of
 //! `connection_timeout`: the watchdog closes a connection with no request in flight and no bytes
 //! for `connection_timeout` (`Timer_ConnectionIdle`), or one that began a request head and did
 //! not finish it within `header_wait_timeout` (`Timer_HeaderWait`). Request body stalls are
-//! timed by [`crate::body::RequestBody`].
+//! timed per request by [`crate::body`].
 //!
-//! The connection layer is where TLS and HTTP/2 will plug in (wrap the stream, pick the builder
-//! by ALPN); the request path ([`crate::request`]) does not care. Never runs application code.
+//! [`ConnState`] holds only what belongs to the connection (bytes read, requests in flight,
+//! when it went idle); each request's own state lives with the request ([`crate::request`]).
+//! Layering: called by [`crate::accept`]; uses [`crate::request`], [`crate::response`] (one
+//! more layer), [`crate::state`], [`crate::log`] and [`crate::proxy`]. This is where HTTP/2 will
+//! plug in (pick the builder by ALPN); the request path does not care. Never runs application
+//! code.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -28,23 +33,18 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 use crate::log::HttpErrRecord;
+use crate::request::{Answer, ConnInfo};
+use crate::response::{End, Layered, OnEnd};
+use crate::routing::Table;
 use crate::state::{Phase, Shared};
 
-/// Why a request body stopped early (left for the request path to choose 413 vs 400).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum BodyFault {
-    None = 0,
-    TooLarge = 1,
-    Stalled = 2,
-    Client = 3,
-}
+/// A response body as the connection sends it: the request path's [`Answer`] under the
+/// connection's in-flight layer.
+pub type ConnBody = Layered<Answer, InFlight>;
 
-/// One client connection's counters, shared by its watchdog, its I/O and its requests.
+/// One client connection's counters, shared by its watchdog, its I/O and its in-flight layers.
 pub struct ConnState {
     start: Instant,
     bytes_read: AtomicU64,
@@ -53,10 +53,6 @@ pub struct ConnState {
     idle_bytes: AtomicU64,
     /// Milliseconds since `start` when the connection last had no request in flight.
     idle_since_ms: AtomicU64,
-    body_bytes: AtomicU64,
-    body_fault: AtomicU8,
-    /// The site's connection counter, once a request told us the site.
-    pub site_connections: OnceLock<Arc<AtomicU64>>,
 }
 
 impl ConnState {
@@ -67,45 +63,13 @@ impl ConnState {
             in_flight: AtomicU32::new(0),
             idle_bytes: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
-            body_bytes: AtomicU64::new(0),
-            body_fault: AtomicU8::new(0),
-            site_connections: OnceLock::new(),
         }
     }
 
-    /// A request head arrived.
-    pub fn request_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.body_bytes.store(0, Ordering::Relaxed);
-        self.body_fault.store(BodyFault::None as u8, Ordering::Relaxed);
-    }
-
-    /// A response finished (or was abandoned).
-    pub fn request_done(&self) {
+    fn request_done(&self) {
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.idle_bytes.store(self.bytes_read.load(Ordering::Relaxed), Ordering::Relaxed);
             self.idle_since_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-        }
-    }
-
-    pub fn add_request_body_bytes(&self, n: u64) {
-        self.body_bytes.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn request_body_bytes(&self) -> u64 {
-        self.body_bytes.load(Ordering::Relaxed)
-    }
-
-    pub fn set_body_fault(&self, fault: BodyFault) {
-        self.body_fault.store(fault as u8, Ordering::Relaxed);
-    }
-
-    pub fn body_fault(&self) -> BodyFault {
-        match self.body_fault.load(Ordering::Relaxed) {
-            1 => BodyFault::TooLarge,
-            2 => BodyFault::Stalled,
-            3 => BodyFault::Client,
-            _ => BodyFault::None,
         }
     }
 }
@@ -116,61 +80,72 @@ impl Default for ConnState {
     }
 }
 
-/// What a request handler knows about its connection.
-pub struct ConnCtx {
-    pub shared: Arc<Shared>,
-    /// The inherited socket (fd) it was accepted on: the key for site lookup.
-    pub socket: i32,
-    pub local: SocketAddr,
-    pub peer: SocketAddr,
-    /// `peer`'s address as an `X-Forwarded-For` value, formatted once per connection.
-    pub peer_ip: http::HeaderValue,
-    pub state: Arc<ConnState>,
-    /// Accepted past `limits.max_connections`: every request gets 503 `ConnLimit`.
-    pub over_limit: bool,
-}
+/// One request in flight on the connection, from its head's arrival until its response ends
+/// (or is abandoned): the outermost response layer.
+pub struct InFlight(Arc<ConnState>);
 
-/// Accepts connections on one inherited socket until the listener stops accepting or this
-/// socket is dropped by a new configuration (`stop` turns true).
-pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, socket: i32, mut stop: watch::Receiver<bool>) {
-    let mut phase = shared.phase();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let shared = shared.clone();
-                    tokio::spawn(serve_connection(shared, stream, socket, peer));
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept on fd {socket}: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = stop.changed() => break,
-            changed = phase.changed() => if changed.is_err() || *phase.borrow() != Phase::Running { break },
-        }
+impl InFlight {
+    fn start(state: &Arc<ConnState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(state.clone())
     }
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, socket: i32, peer: SocketAddr) {
-    let _counted = shared.connection_opened();
-    let local = stream.local_addr().unwrap_or(peer);
-    let table = shared.table();
+impl OnEnd for InFlight {
+    fn on_end(self, _: End) {}
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_done();
+    }
+}
+
+/// The two ends of an accepted connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    /// The inherited listening socket (its fd) it was accepted on.
+    pub socket: i32,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+}
+
+/// Serves one accepted connection until it closes, a timer cuts it, or the listener aborts.
+/// `table` is the configuration current at accept (its limits set up the connection; each
+/// request takes the table current when it arrives).
+pub async fn serve<S>(shared: Arc<Shared>, table: Arc<Table>, stream: S, ends: Endpoints, over_limit: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Endpoints { socket, local, peer } = ends;
     let limits = &table.limits;
-    let over_limit = shared.connections() > limits.max_connections;
-    let _ = stream.set_nodelay(true);
     let state = Arc::new(ConnState::new());
     let peer_ip = crate::proxy::client_ip_value(peer.ip());
-    let ctx =
-        Arc::new(ConnCtx { shared: shared.clone(), socket, local, peer, peer_ip, state: state.clone(), over_limit });
+    let info = Arc::new(ConnInfo {
+        shared: shared.clone(),
+        socket,
+        local,
+        peer,
+        peer_ip,
+        over_limit,
+        site_connections: OnceLock::new(),
+    });
     let io = TokioIo::new(CountingIo { inner: stream, state: state.clone() });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .keep_alive(!over_limit)
         .max_buf_size((limits.max_request_bytes as usize).max(8192));
-    let service = service_fn(move |req| crate::request::handle(ctx.clone(), req));
+    let requests = info.clone();
+    let counters = state.clone();
+    let service = service_fn(move |req| {
+        let in_flight = InFlight::start(&counters);
+        let info = requests.clone();
+        async move {
+            let resp = crate::request::handle(&info, req).await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| ConnBody::new(body, in_flight)))
+        }
+    });
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
 
@@ -207,7 +182,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, socket: i32, p
             }
         }
     };
-    if let Some(site) = state.site_connections.get() {
+    if let Some(site) = info.site_connections.get() {
         site.fetch_sub(1, Ordering::Relaxed);
     }
     if let Err(e) = result {
@@ -263,12 +238,12 @@ fn watchdog(
 }
 
 /// The client stream, counting bytes read for the watchdog.
-struct CountingIo {
-    inner: TcpStream,
+struct CountingIo<S> {
+    inner: S,
     state: Arc<ConnState>,
 }
 
-impl AsyncRead for CountingIo {
+impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -280,7 +255,7 @@ impl AsyncRead for CountingIo {
     }
 }
 
-impl AsyncWrite for CountingIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

@@ -1,0 +1,77 @@
+//! Accepting client connections: one loop per listening socket, and the whole server's
+//! connection limit (`limits.max_connections`: past it, a connection is still served, but only
+//! with one 503 `ConnLimit` and no keep-alive — [`crate::conn`] does that).
+//!
+//! The loop is generic over what it accepts from ([`Listen`]): a plain TCP listener today, whose
+//! streams go to [`crate::conn::serve`] with their local and peer addresses. A TLS listener will
+//! be another [`Listen`] (or wrap the stream in the connection's task, so a slow handshake never
+//! holds up the loop). Called by [`crate::control`] when a configuration names a socket; uses
+//! only [`crate::conn`] and [`crate::state`] below it. Never reads from a connection itself.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::conn::Endpoints;
+use crate::state::{Phase, Shared};
+
+/// Something connections are accepted from.
+pub trait Listen: Send + 'static {
+    /// A client connection's byte stream.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection, its local and its peer address.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr, SocketAddr)>> + Send;
+}
+
+impl Listen for TcpListener {
+    type Stream = TcpStream;
+
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
+        Ok((stream, local, peer))
+    }
+}
+
+/// Accepts connections on one inherited socket (`socket` is its fd, the key for site lookup)
+/// until the listener stops accepting or this socket is dropped by a new configuration (`stop`
+/// turns true).
+pub async fn accept_loop<L: Listen>(shared: Arc<Shared>, listener: L, socket: i32, mut stop: watch::Receiver<bool>) {
+    let mut phase = shared.phase();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, local, peer)) => {
+                    let shared = shared.clone();
+                    tokio::spawn(connection(shared, stream, Endpoints { socket, local, peer }));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept on fd {socket}: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => break,
+            changed = phase.changed() => if changed.is_err() || *phase.borrow() != Phase::Running { break },
+        }
+    }
+}
+
+/// Counts one connection for its whole life and serves it, marked when it is over the limit.
+async fn connection<S>(shared: Arc<Shared>, stream: S, ends: Endpoints)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _counted = shared.connection_opened();
+    let table = shared.table();
+    let over_limit = shared.connections() > table.limits.max_connections;
+    crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
+}

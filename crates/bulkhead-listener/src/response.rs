@@ -1,0 +1,323 @@
+//! Response bodies to a client, as a stack of small layers.
+//!
+//! At the bottom, [`ResponseBody`] says where the bytes come from: nothing, a small buffer, a
+//! file streamed in chunks, or a worker's response streamed through (whose transport gives its
+//! own connection back, [`crate::dispatch`]). Each concern that must act when a response ends —
+//! or is dropped early because the client went away — is one [`Layered`] wrapper around it with
+//! one [`OnEnd`] hook, told how many body bytes went out and whether the body was complete:
+//!
+//! - the queue-slot lease ([`Hold`] of the request's slot, [`Leased`]): the worker slot is
+//!   released when the response ends, not when its head is sent;
+//! - the access-log completion ([`AccessLog`], [`Logged`]): one log line with the bytes really
+//!   sent, the request's body bytes, the time taken, and `win32-status` 64 if cut short;
+//! - the connection's in-flight count, added by [`crate::conn`] on top;
+//! - the response cache's tee, later, as one more layer.
+//!
+//! Layers are generic (no `Box<dyn>` per layer, no allocation per layer); the access record is
+//! boxed once per request because it is large and the body is moved through hyper. Built by the
+//! request path ([`crate::request`]) and static files ([`crate::static_files`]); uses only
+//! [`crate::dispatch`], [`crate::body`] and [`crate::log`] below it. Never blocks: a hook only
+//! counts, releases or queues a log record.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::body::{BodyProgress, BoxError};
+use crate::dispatch::WorkerBody;
+use crate::log::{AccessRecord, LogSender};
+
+/// Bytes read from a file per chunk when streaming.
+pub const FILE_CHUNK: usize = 64 * 1024;
+
+/// Where a response's bytes come from.
+pub enum ResponseBody {
+    Empty,
+    Full(Option<Bytes>),
+    File(FileChunks),
+    Worker(WorkerBody),
+}
+
+/// A file read in chunks of [`FILE_CHUNK`] bytes, `remaining` bytes in all.
+pub struct FileChunks {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: BytesMut,
+}
+
+impl ResponseBody {
+    pub fn empty() -> Self {
+        ResponseBody::Empty
+    }
+
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        ResponseBody::Full(Some(bytes.into()))
+    }
+
+    /// Streams `len` bytes of an open file.
+    pub fn file(file: tokio::fs::File, len: u64) -> Self {
+        ResponseBody::File(FileChunks { file, remaining: len, buf: BytesMut::new() })
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ResponseBody::Empty => Poll::Ready(None),
+            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::File(f) => f.poll_chunk(cx).map(|r| r.map(|r| r.map(Frame::data).map_err(BoxError::from))),
+            ResponseBody::Worker(incoming) => Pin::new(incoming).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Empty => true,
+            ResponseBody::Full(b) => b.is_none(),
+            ResponseBody::File(f) => f.remaining == 0,
+            ResponseBody::Worker(incoming) => incoming.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Empty => SizeHint::with_exact(0),
+            ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ResponseBody::File(f) => SizeHint::with_exact(f.remaining),
+            ResponseBody::Worker(incoming) => incoming.size_hint(),
+        }
+    }
+}
+
+impl FileChunks {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = FILE_CHUNK.min(usize::try_from(self.remaining).unwrap_or(FILE_CHUNK));
+        self.buf.resize(want, 0);
+        let mut read_buf = ReadBuf::new(&mut self.buf[..]);
+        match Pin::new(&mut self.file).poll_read(cx, &mut read_buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => {
+                let n = read_buf.filled().len();
+                if n == 0 {
+                    // The file shrank under us: end the body short (the client sees a truncated
+                    // response, which its Content-Length check reports).
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ))));
+                }
+                self.remaining -= n as u64;
+                self.buf.truncate(n);
+                Poll::Ready(Some(Ok(self.buf.split().freeze())))
+            }
+        }
+    }
+}
+
+/// A short plain-text answer with the status's reason as its body.
+pub fn plain(code: StatusCode) -> Response<ResponseBody> {
+    let text = code.canonical_reason().unwrap_or("Error");
+    let mut resp = Response::new(ResponseBody::full(format!("{} {text}\n", code.as_u16())));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// How a response body ended, as told to each layer's hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct End {
+    /// Body bytes that went out.
+    pub sent: u64,
+    /// The body was sent whole (false: the client went away or the response was aborted).
+    pub complete: bool,
+}
+
+/// What one layer does when the response ends or is dropped; runs exactly once.
+pub trait OnEnd: Send {
+    fn on_end(self, end: End);
+}
+
+impl<T: OnEnd> OnEnd for Option<T> {
+    fn on_end(self, end: End) {
+        if let Some(hook) = self {
+            hook.on_end(end);
+        }
+    }
+}
+
+impl<T: OnEnd> OnEnd for Box<T> {
+    fn on_end(self, end: End) {
+        (*self).on_end(end);
+    }
+}
+
+/// One layer: passes `inner`'s frames through, counting data bytes, and runs its hook once
+/// when the body is dropped (after its end, or early).
+pub struct Layered<B: Body, H: OnEnd> {
+    inner: B,
+    sent: u64,
+    ended: bool,
+    hook: Option<H>,
+}
+
+impl<B: Body, H: OnEnd> Layered<B, H> {
+    pub fn new(inner: B, hook: H) -> Self {
+        Layered { inner, sent: 0, ended: false, hook: Some(hook) }
+    }
+}
+
+impl<B, H> Body for Layered<B, H>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Unpin,
+    H: OnEnd + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.ended = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: Body, H: OnEnd> Drop for Layered<B, H> {
+    fn drop(&mut self) {
+        if let Some(hook) = self.hook.take() {
+            let complete = self.ended || self.inner.is_end_stream();
+            hook.on_end(End { sent: self.sent, complete });
+        }
+    }
+}
+
+/// A value held until the response ends, then dropped: the queue-slot lease (the slot is
+/// released by its own `Drop`).
+pub struct Hold<T>(pub T);
+
+impl<T: Send> OnEnd for Hold<T> {
+    fn on_end(self, _: End) {}
+}
+
+/// A response body holding a `T` (the request's queue slot) until it ends; `None` for answers
+/// no worker made.
+pub type Leased<T> = Layered<ResponseBody, Option<Hold<T>>>;
+
+/// A response body that writes the request's access-log line when it ends.
+pub type Logged<B> = Layered<B, Option<Box<AccessLog>>>;
+
+/// The access-log completion: the record filled in by the request path, finished and queued
+/// when the response ends.
+pub struct AccessLog {
+    pub log: LogSender,
+    pub record: AccessRecord,
+    pub started: Instant,
+    /// Estimated size of the response head.
+    pub head_bytes: u64,
+    /// Estimated size of the request head.
+    pub request_head_bytes: u64,
+    /// The request's body, if it had one sent to a worker.
+    pub body: Option<Arc<BodyProgress>>,
+}
+
+impl OnEnd for AccessLog {
+    fn on_end(self, end: End) {
+        let AccessLog { log, mut record, started, head_bytes, request_head_bytes, body } = self;
+        record.when = SystemTime::now();
+        record.time_taken = started.elapsed();
+        record.sc_bytes = head_bytes + end.sent;
+        record.cs_bytes = request_head_bytes + body.map_or(0, |b| b.bytes());
+        record.win32_status = if end.complete { 0 } else { 64 };
+        log.access(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    /// Records the `End` it was given, and the order hooks ran in.
+    struct Probe(&'static str, Arc<Mutex<Vec<(&'static str, End)>>>);
+
+    impl OnEnd for Probe {
+        fn on_end(self, end: End) {
+            self.1.lock().unwrap().push((self.0, end));
+        }
+    }
+
+    async fn drain<B: Body<Data = Bytes, Error = BoxError> + Unpin>(body: &mut B) -> u64 {
+        let mut n = 0;
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+            n += frame.unwrap().data_ref().map_or(0, |d| d.len() as u64);
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn every_layer_runs_once_with_the_bytes_sent() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let inner = Layered::new(ResponseBody::full("hello"), Probe("inner", seen.clone()));
+        let mut outer = Layered::new(inner, Probe("outer", seen.clone()));
+        assert_eq!(drain(&mut outer).await, 5);
+        drop(outer);
+        let seen = seen.lock().unwrap();
+        let whole = End { sent: 5, complete: true };
+        assert_eq!(*seen, vec![("outer", whole), ("inner", whole)]);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_early_is_reported_incomplete() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let body = Layered::new(ResponseBody::full("hello"), Probe("only", seen.clone()));
+        drop(body);
+        assert_eq!(*seen.lock().unwrap(), vec![("only", End { sent: 0, complete: false })]);
+    }
+
+    #[tokio::test]
+    async fn a_held_value_lives_until_the_body_ends() {
+        struct Counted(Arc<AtomicU64>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut body: Leased<Counted> = Layered::new(ResponseBody::full("x"), Some(Hold(Counted(dropped.clone()))));
+        drain(&mut body).await;
+        assert_eq!(dropped.load(Ordering::Relaxed), 0, "held while the body is alive");
+        drop(body);
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+    }
+}
