@@ -7,7 +7,7 @@
 //! everything to the [`supervisor`]: one task that spawns the listener
 //! ([`listener_process`]) and the pools' workers ([`pool`], [`worker`], [`spawn`]), decides
 //! readiness ([`readiness`]), restarts what crashes within the limits of rapid-fail protection
-//! ([`rapid_fail`]), stops idle pools, and records every lifecycle event ([`events`]).
+//! ([`rapid_fail`]), stops idle pools, and records every lifecycle event ([`event_log`]).
 //! The metabase side (issue #5): the [`admin`] service (HTTP/JSON on the admin socket, the
 //! dashboard, [`metrics`]), the config history and write-back ([`config_store`]) and the
 //! triggers of a live reload ([`reload`]: file watch, SIGHUP); the supervisor applies a new
@@ -24,9 +24,11 @@ use std::path::PathBuf;
 
 pub mod admin;
 pub mod cgroup;
+mod command;
 pub mod config_store;
 pub mod cpu;
-pub mod events;
+mod event;
+pub mod event_log;
 pub mod health;
 pub mod identity;
 mod listener_process;

@@ -27,9 +27,9 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::event::{Event, EventSender};
 use crate::sockets::PublicSockets;
 use crate::spawn::{self, Credentials, SpawnError, SpawnSpec};
-use crate::supervisor::{Event, EventSender};
 
 /// Why the listener could not be started.
 #[derive(Debug, thiserror::Error)]

@@ -18,17 +18,16 @@ use std::time::{Duration, Instant};
 
 use bulkhead_config::units::format_duration;
 use bulkhead_config::{Config, StartMode};
-use bulkhead_proto::{
-    ListenerToManager, ManagerToListener, ManagerToWorker, PoolRefusal, WorkerId, WorkerInfo, WorkerToManager,
-};
+use bulkhead_proto::{ManagerToListener, ManagerToWorker, PoolRefusal, WorkerId, WorkerInfo, WorkerToManager};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
-use crate::events::EventLog;
+pub(crate) use crate::event::{Event, EventSender};
+use crate::event_log::EventLog;
 use crate::listener_process::ListenerProcess;
 use crate::pool::{start_backoff, Mode, Pool, PoolState};
-use crate::procfs::{self, Usage};
+use crate::procfs;
 use crate::readiness;
 use crate::sockets::PublicSockets;
 use crate::spawn::{self, ExitStatus};
@@ -51,33 +50,6 @@ const TICK: Duration = Duration::from_millis(100);
 const LISTENER_BOOT_LIMIT: Duration = Duration::from_secs(30);
 /// A listener that lived shorter than this before dying counts as failing quickly (back-off).
 const LISTENER_QUICK_DEATH: Duration = Duration::from_secs(10);
-
-/// Something the supervisor must react to.
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// A message from the listener of this generation.
-    Listener { generation: u64, message: ListenerToManager },
-    /// The listener's control channel closed (it died or broke the protocol).
-    ListenerChannelClosed { generation: u64, error: Option<String> },
-    /// A child exited; it is not reaped yet.
-    Exited { pid: Pid },
-    /// A message on a worker's control channel.
-    WorkerControl { pool: String, worker: WorkerId, message: WorkerToManager },
-    /// A worker answered its readiness probe.
-    WorkerAnswered { pool: String, worker: WorkerId },
-    /// A worker the listener could not reach refuses connections: it must be replaced.
-    WorkerRefusesConnections { pool: String, worker: WorkerId },
-    /// A worker the listener could not reach accepts connections after all.
-    WorkerReachable { pool: String, worker: WorkerId },
-    /// A worker answered health ping `seq` over HTTP or by accepting a connection.
-    HealthAnswered { pool: String, worker: WorkerId, seq: u64 },
-    /// Resource use of the workers' process groups, by leader pid.
-    Usage { samples: HashMap<i32, Usage> },
-    /// The admin service, the config file watch or SIGHUP (issue #5; `supervisor/admin_ops.rs`).
-    Admin(crate::admin::Command),
-}
-
-pub(crate) type EventSender = mpsc::UnboundedSender<Event>;
 
 /// What a child pid is.
 #[derive(Debug, Clone)]

@@ -29,12 +29,12 @@ use tokio::task::AbortHandle;
 
 use crate::cgroup::Cgroups;
 use crate::cpu::CpuWindow;
+use crate::event::{Event, EventSender};
 use crate::health::PingState;
 use crate::identity::{self, ListenerIdentity};
 use crate::procfs::Usage;
 use crate::recycle;
 use crate::spawn::{self, SpawnError, SpawnSpec};
-use crate::supervisor::{Event, EventSender};
 
 /// Why a worker could not be launched.
 #[derive(Debug, thiserror::Error)]

@@ -10,9 +10,9 @@ use std::time::{Instant, SystemTime};
 use serde_json::{json, Value};
 
 use super::Supervisor;
-use crate::admin::{Command, PoolAction, Reply};
+use crate::command::{Command, PoolAction, Reply};
 use crate::config_store::{rfc3339, Source};
-use crate::events::Level;
+use crate::event_log::Level;
 use crate::recycle::Reason;
 use crate::worker::WorkerState;
 

@@ -30,7 +30,8 @@ use bulkhead_config::{Change, Config, ConfigErrors, StartMode};
 use bulkhead_proto::{ListenSocket, ManagerToListener, PoolStats, SiteStats};
 
 use super::{Phase, Supervisor};
-use crate::admin::{describe_change, AdminService, Reply};
+use crate::admin::{describe_change, AdminService};
+use crate::command::Reply;
 use crate::config_store::{self, ConfigStore, Source};
 use crate::metrics::Metrics;
 use crate::pool::{Mode, Pool};
