@@ -12,8 +12,9 @@
 //! - `GET /` — the dashboard (one HTML page, no build step; [`dashboard`]).
 //! - `GET /status` — server (pid, uptime, config file and version, listener, bindings), the
 //!   last refused config (`config_error`, `null` when the running config is the file's), sites
-//!   (bindings, requests, requests per second), pools (state, queue depth, in flight, requests,
-//!   last recycle) with their workers (id, pid, state, uptime, requests, in flight, RSS, CPU%).
+//!   (bindings, requests, requests per second), pools (state, `disabled` — `null` or
+//!   `{"by": "operator"|"rapid-fail"|"config"|"removed", "reason"}` —, queue depth, in flight,
+//!   requests, last recycle) with their workers (id, pid, state, uptime, requests, in flight, RSS, CPU%).
 //! - `GET /pools` — the `pools` part of `/status`.
 //! - `POST /pools/NAME/start`, `/stop`, `/recycle` — `{"pool","action","message"}`; 404 for an
 //!   unknown pool.

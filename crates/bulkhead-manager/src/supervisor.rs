@@ -26,13 +26,13 @@ use tokio::sync::mpsc;
 pub(crate) use crate::event::{Event, EventSender};
 use crate::event_log::EventLog;
 use crate::listener_process::ListenerProcess;
-use crate::pool::{start_backoff, Mode, Pool, PoolState};
+use crate::pool::{start_backoff, Disabled, Mode, Pool, PoolState};
 use crate::procfs;
 use crate::readiness;
 use crate::sockets::PublicSockets;
 use crate::spawn::{self, ExitStatus};
 use crate::state_dir::StateDir;
-use crate::worker::{self, pool_log, LaunchContext, Readiness, WorkerState};
+use crate::worker::{self, pool_log, Ending, LaunchContext, Readiness, StopCause, WorkerState};
 use crate::{ManagerError, ManagerOptions};
 
 mod admin_ops;
@@ -201,7 +201,7 @@ impl Supervisor {
             Event::WorkerRefusesConnections { pool, worker } => {
                 if let Some(w) = self.pools.get_mut(&pool).and_then(|p| p.workers.get_mut(&worker)) {
                     if w.state == WorkerState::Ready {
-                        w.kill_reason = Some("refused connections although its process was running".into());
+                        w.end(Ending::Killed("refused connections although its process was running".into()));
                         spawn::signal_group(w.pid, Signal::SIGKILL);
                     }
                 }
@@ -235,19 +235,19 @@ impl Supervisor {
             })
             .collect();
         for (name, why) in refused {
-            if let Some(p) = self.pools.get_mut(&name) {
-                p.mode = Mode::Disabled;
-            }
-            self.events
-                .error(Some(&name), format!("{why}; the pool is offline (requests get 503) until the config is fixed"));
+            self.events.error(
+                Some(&name),
+                format!("{why}; the pool is disabled (requests get 503 Disabled) until the config is fixed"),
+            );
+            self.set_mode(&name, Mode::Disabled(Disabled::Refused(why)));
         }
         let always: Vec<String> =
             self.pools.values().filter(|p| p.config.start == StartMode::Always).map(|p| p.name().to_string()).collect();
         for name in always {
-            if let Some(p) = self.pools.get_mut(&name) {
-                p.mode = Mode::Active;
-                p.last_activity = Instant::now();
+            if self.pools.get(&name).is_some_and(|p| p.mode() != &Mode::Idle) {
+                continue;
             }
+            self.set_mode(&name, Mode::Active);
             self.events.info(Some(&name), format!("pool {name:?}: starting at boot (start = \"always\")"));
             self.reconcile(&name);
         }
@@ -261,24 +261,28 @@ impl Supervisor {
             self.events.warn(None, format!("the listener asked to start unknown pool {name:?}"));
             return;
         };
-        match pool.mode {
+        match pool.mode() {
             Mode::Idle => {
-                pool.mode = Mode::Active;
-                pool.last_activity = Instant::now();
-                pool.retry_at = None;
+                self.set_mode(name, Mode::Active);
                 self.events.info(Some(name), format!("pool {name:?}: demand start"));
                 self.reconcile(name);
             }
             Mode::Active => self.reconcile(name),
-            Mode::Stopped | Mode::Disabled => {
-                if let Some((refusal, detail)) = standing_refusal(pool.mode) {
-                    self.send_listener(ManagerToListener::PoolRefused {
-                        pool: name.into(),
-                        refusal,
-                        detail: detail.into(),
-                    });
+            Mode::Disabled(_) => {
+                // The listener asked although the pool refuses: remind it of the standing refusal.
+                if let Some(refusal) = pool.mode().refusal(name) {
+                    self.send_listener(refusal);
                 }
             }
+        }
+    }
+
+    /// Moves pool `name` to `to` ([`Pool::enter`], the only place a pool changes mode) and
+    /// tells the listener what that transition requires.
+    fn set_mode(&mut self, name: &str, to: Mode) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        if let Some(message) = pool.enter(to, Instant::now()) {
+            send(&self.listener, message);
         }
     }
 
@@ -343,11 +347,10 @@ impl Supervisor {
     fn worker_ready(&mut self, name: &str, id: WorkerId, how: &str) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let Some(w) = pool.workers.get_mut(&id) else { return };
-        if !matches!(w.state, WorkerState::Starting { .. }) || w.kill_reason.is_some() {
+        if !matches!(w.state, WorkerState::Starting { .. }) || w.ending().is_some() {
             return;
         }
         w.state = WorkerState::Ready;
-        w.was_ready = true;
         w.ready_at = Some(Instant::now());
         if let Some(p) = w.probe.take() {
             p.abort();
@@ -429,11 +432,11 @@ impl Supervisor {
                 },
             );
         }
-        if self.phase != Phase::Serving || pool.mode != Mode::Active {
+        if self.phase != Phase::Serving || pool.mode() != &Mode::Active {
             self.events.warn(Some(name), format!("{line} ({count})"));
         } else if pool.config.start == StartMode::OnDemand && pool.live_workers() == 0 && !pool.has_ready_worker() {
-            pool.mode = Mode::Idle;
             self.events.warn(Some(name), format!("{line} ({count}); the next request will try again"));
+            self.set_mode(name, Mode::Idle);
         } else {
             let delay = start_backoff(pool.start_failures);
             pool.retry_at = Some(now + delay);
@@ -443,20 +446,17 @@ impl Supervisor {
 
     /// Rapid-fail protection tripped: take the pool offline until an operator starts it.
     fn disable(&mut self, name: &str, why: String) {
-        let Some(pool) = self.pools.get_mut(name) else { return };
-        pool.mode = Mode::Disabled;
+        if !self.pools.contains_key(name) {
+            return;
+        }
         self.admin.metrics.rapid_fail_trip(name);
         let line = format!(
-            "{why}; rapid-fail protection disabled the pool: requests get 503 until an operator starts it again (`bulkhead pool start {name}`)"
+            "{why}; rapid-fail protection disabled the pool: requests get 503 AppOffline until an operator starts it again (`bulkhead pool start {name}`)"
         );
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.error(Some(name), line);
-        self.stop_pool_workers(name);
-        self.send_listener(ManagerToListener::PoolRefused {
-            pool: name.into(),
-            refusal: PoolRefusal::AppOffline,
-            detail: why,
-        });
+        self.set_mode(name, Mode::Disabled(Disabled::RapidFail));
+        self.stop_pool_workers(name, StopCause::PoolOffline);
     }
 
     fn on_worker_exit(&mut self, name: &str, id: WorkerId, status: ExitStatus) {
@@ -466,37 +466,41 @@ impl Supervisor {
         let shutdown_limit = pool.config.shutdown_time_limit;
         w.release();
         let pid = w.pid;
-        if w.was_ready && !w.gone_sent {
+        if w.was_ready() && !w.gone_sent {
             send(
                 &self.listener,
                 ManagerToListener::WorkerGone { pool: name.into(), worker: id, reason: status.to_string() },
             );
         }
-        if let Some(failure) = spawn::exec_failure(&w.exec_report) {
-            let reason = failure.describe(Some(&directory));
-            self.start_failed(name, None, format!("cannot start {command:?}: {reason}"));
-        } else if w.is_orphaned() {
-            let line = format!("pool {name:?}: orphaned worker {pid} ({id}) {status}");
-            pool_log(&self.state_dir.pool_log(name), &line);
-            self.events.info(Some(name), line);
-        } else if w.is_stopping() && w.kill_reason.is_none() {
-            let line = if w.forced {
-                let limit = format_duration(shutdown_limit);
-                format!("pool {name:?}: worker {pid} ({id}) did not exit within {limit} (shutdown_time_limit); killed ({status})")
-            } else {
-                format!("pool {name:?}: worker {pid} ({id}) stopped ({status})")
-            };
-            pool_log(&self.state_dir.pool_log(name), &line);
-            self.events.info(Some(name), line);
-        } else if !w.was_ready {
-            let message = w.kill_reason.take().unwrap_or_else(|| format!("{status} before it was ready"));
-            self.start_failed(name, Some((pid, id)), message);
-        } else {
-            let what = match w.kill_reason.take() {
-                Some(reason) => format!("{reason}; killed it ({status})"),
-                None => status.to_string(),
-            };
-            self.crashed(name, format!("pool {name:?}: worker {pid} ({id}) {what}"));
+        let forced = matches!(w.state, WorkerState::Stopping { forced: true, .. });
+        match (spawn::exec_failure(&w.exec_report), w.take_ending()) {
+            (Some(failure), _) => {
+                let reason = failure.describe(Some(&directory));
+                self.start_failed(name, None, format!("cannot start {command:?}: {reason}"));
+            }
+            (None, Some(Ending::Orphaned)) => {
+                let line = format!("pool {name:?}: orphaned worker {pid} ({id}) {status}");
+                pool_log(&self.state_dir.pool_log(name), &line);
+                self.events.info(Some(name), line);
+            }
+            (None, Some(why @ (Ending::Recycled | Ending::Stopped(_)))) => {
+                let line = if forced {
+                    let limit = format_duration(shutdown_limit);
+                    format!("pool {name:?}: worker {pid} ({id}) did not exit within {limit} (shutdown_time_limit); killed ({status})")
+                } else {
+                    format!("pool {name:?}: worker {pid} ({id}) stopped ({status}; {why})")
+                };
+                pool_log(&self.state_dir.pool_log(name), &line);
+                self.events.info(Some(name), line);
+            }
+            (None, Some(Ending::Killed(reason))) if !w.was_ready() => self.start_failed(name, Some((pid, id)), reason),
+            (None, Some(Ending::Killed(reason))) => {
+                self.crashed(name, format!("pool {name:?}: worker {pid} ({id}) {reason}; killed it ({status})"))
+            }
+            (None, None) if !w.was_ready() => {
+                self.start_failed(name, Some((pid, id)), format!("{status} before it was ready"))
+            }
+            (None, None) => self.crashed(name, format!("pool {name:?}: worker {pid} ({id}) {status}")),
         }
         self.reconcile(name);
         self.check_shutdown_progress();
@@ -508,7 +512,7 @@ impl Supervisor {
         let verdict = pool.rapid_fail.record(Instant::now());
         let count = pool.rapid_fail.describe(verdict, "crash");
         self.admin.metrics.crash(name);
-        let restarting = self.phase == Phase::Serving && pool.mode == Mode::Active;
+        let restarting = self.phase == Phase::Serving && pool.mode() == &Mode::Active;
         if verdict.tripped {
             self.disable(name, format!("{line} ({count})"));
             return;
@@ -523,16 +527,17 @@ impl Supervisor {
     /// drain before SIGTERM; a plain app gets SIGTERM (its usual graceful signal) as soon as no
     /// connection to its socket is left open — the listener closes them as its in-flight
     /// requests finish — or after half the limit. An orphan is killed at once.
-    fn stop_worker(&mut self, name: &str, id: WorkerId, now: Instant) {
+    fn stop_worker(&mut self, name: &str, id: WorkerId, now: Instant, why: Ending) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let limit = pool.config.shutdown_time_limit;
         let Some(w) = pool.workers.get_mut(&id) else { return };
         if w.is_stopping() {
             return;
         }
+        w.end(why);
         if w.is_orphaned() {
             spawn::signal_group(w.pid, Signal::SIGKILL);
-            w.state = WorkerState::Stopping { term_at: None, kill_at: now };
+            w.state = WorkerState::Stopping { term_at: None, kill_at: now, forced: false };
             return;
         }
         if w.state == WorkerState::Ready && !w.gone_sent {
@@ -547,24 +552,25 @@ impl Supervisor {
         let _ = w.control.send(ManagerToWorker::Drain);
         // SIGTERM comes once its connections are done (plain apps, see `tick_pool`) or after
         // half the limit; a worker that speaks the control protocol drains and exits by itself.
-        w.state = WorkerState::Stopping { term_at: Some(now + limit / 2), kill_at: now + limit };
-        let line = format!("pool {name:?}: stopping worker {} ({id})", w.pid);
+        w.state = WorkerState::Stopping { term_at: Some(now + limit / 2), kill_at: now + limit, forced: false };
+        let why = w.ending().map(|e| format!(" ({e})")).unwrap_or_default();
+        let line = format!("pool {name:?}: stopping worker {} ({id}){why}", w.pid);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
     }
 
     /// Stops the pool's workers; orphans are left for debugging while the server serves.
-    fn stop_pool_workers(&mut self, name: &str) {
+    fn stop_pool_workers(&mut self, name: &str, why: StopCause) {
         let now = Instant::now();
-        let keep_orphans =
-            self.phase == Phase::Serving && self.pools.get(name).is_some_and(|p| p.mode != Mode::Stopped);
+        let operator_stop = |p: &Pool| matches!(p.mode(), Mode::Disabled(Disabled::Operator | Disabled::Removed));
+        let keep_orphans = self.phase == Phase::Serving && self.pools.get(name).is_some_and(|p| !operator_stop(p));
         let ids: Vec<WorkerId> = self
             .pools
             .get(name)
             .map(|p| p.workers.values().filter(|w| !(keep_orphans && w.is_orphaned())).map(|w| w.id).collect())
             .unwrap_or_default();
         for id in ids {
-            self.stop_worker(name, id, now);
+            self.stop_worker(name, id, now, Ending::Stopped(why));
         }
     }
 
@@ -572,13 +578,22 @@ impl Supervisor {
     #[allow(dead_code)] // called by the admin API (issue #5)
     pub(crate) fn start_pool(&mut self, name: &str) -> bool {
         let Some(pool) = self.pools.get_mut(name) else { return false };
+        if let Mode::Disabled(Disabled::Refused(why)) = pool.mode() {
+            let line = format!("pool {name:?}: cannot be started: {why}; fix the configuration");
+            self.events.warn(Some(name), line);
+            return false;
+        }
         pool.rapid_fail.reset();
         pool.start_failures = 0;
         pool.retry_at = None;
-        pool.mode = if pool.config.start == StartMode::Always { Mode::Active } else { Mode::Idle };
-        pool.last_activity = Instant::now();
+        let to = if pool.config.start == StartMode::Always { Mode::Active } else { Mode::Idle };
+        let was_disabled = matches!(pool.mode(), Mode::Disabled(_));
         self.events.info(Some(name), format!("pool {name:?}: started by an operator"));
-        self.send_listener(ManagerToListener::PoolAvailable { pool: name.into() });
+        self.set_mode(name, to);
+        if !was_disabled {
+            // Nothing refused it; the listener may still hold a failed start's refusal.
+            self.send_listener(ManagerToListener::PoolAvailable { pool: name.into() });
+        }
         self.reconcile(name);
         true
     }
@@ -586,13 +601,12 @@ impl Supervisor {
     /// Operator command: stop a pool; its requests get 503 `Disabled` until it is started.
     #[allow(dead_code)] // called by the admin API (issue #5)
     pub(crate) fn stop_pool(&mut self, name: &str) -> bool {
-        let Some(pool) = self.pools.get_mut(name) else { return false };
-        pool.mode = Mode::Stopped;
-        self.events.info(Some(name), format!("pool {name:?}: stopped by an operator"));
-        self.stop_pool_workers(name);
-        if let Some((refusal, detail)) = standing_refusal(Mode::Stopped) {
-            self.send_listener(ManagerToListener::PoolRefused { pool: name.into(), refusal, detail: detail.into() });
+        if !self.pools.contains_key(name) {
+            return false;
         }
+        self.events.info(Some(name), format!("pool {name:?}: stopped by an operator (requests get 503 Disabled)"));
+        self.set_mode(name, Mode::Disabled(Disabled::Operator));
+        self.stop_pool_workers(name, StopCause::PoolOffline);
         true
     }
 
@@ -624,32 +638,34 @@ impl Supervisor {
         let limit = pool.config.startup_time_limit;
         for w in pool.workers.values_mut() {
             match w.state {
-                WorkerState::Starting { deadline } if now >= deadline && w.kill_reason.is_none() => {
-                    w.kill_reason =
-                        Some(format!("did not become ready within {} (startup_time_limit)", format_duration(limit)));
+                WorkerState::Starting { deadline } if now >= deadline && w.ending().is_none() => {
+                    w.end(Ending::Killed(format!(
+                        "did not become ready within {} (startup_time_limit)",
+                        format_duration(limit)
+                    )));
                     spawn::signal_group(w.pid, Signal::SIGKILL);
                 }
-                WorkerState::Stopping { term_at: Some(t), kill_at }
+                WorkerState::Stopping { term_at: Some(t), kill_at, forced }
                     if now >= t || (!w.speaks_control && procfs::open_connections(&w.address) == Some(0)) =>
                 {
                     spawn::signal_group(w.pid, Signal::SIGTERM);
-                    w.state = WorkerState::Stopping { term_at: None, kill_at };
+                    w.state = WorkerState::Stopping { term_at: None, kill_at, forced };
                 }
-                WorkerState::Stopping { kill_at, .. } if now >= kill_at => {
+                WorkerState::Stopping { term_at, kill_at, .. } if now >= kill_at => {
                     // Unreaped child: the pid cannot have been reused, repeating is harmless.
                     spawn::signal_group(w.pid, Signal::SIGKILL);
-                    w.forced = true;
+                    w.state = WorkerState::Stopping { term_at, kill_at, forced: true };
                 }
                 _ => {}
             }
         }
         let idle = pool.config.idle_timeout;
-        if pool.mode == Mode::Active
+        if pool.mode() == &Mode::Active
             && !idle.is_zero()
             && pool.has_ready_worker()
             && now.saturating_duration_since(pool.last_activity) >= idle
         {
-            pool.mode = Mode::Idle;
+            self.set_mode(name, Mode::Idle);
             self.events.info(
                 Some(name),
                 format!(
@@ -657,7 +673,7 @@ impl Supervisor {
                     format_duration(idle)
                 ),
             );
-            self.stop_pool_workers(name);
+            self.stop_pool_workers(name, StopCause::IdleTimeout);
         }
         self.tick_health(name, now);
         self.tick_recycle(name, now);
@@ -698,14 +714,5 @@ fn info(pool: &bulkhead_config::Pool, w: &worker::Worker) -> WorkerInfo {
         address: w.address.clone(),
         protocol: pool.protocol,
         concurrency: pool.concurrency,
-    }
-}
-
-/// The refusal a pool in `mode` stands by, if any.
-fn standing_refusal(mode: Mode) -> Option<(PoolRefusal, &'static str)> {
-    match mode {
-        Mode::Disabled => Some((PoolRefusal::AppOffline, "rapid-fail protection disabled the pool")),
-        Mode::Stopped => Some((PoolRefusal::Disabled, "the pool was stopped by an operator")),
-        Mode::Idle | Mode::Active => None,
     }
 }

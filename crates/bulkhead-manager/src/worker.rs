@@ -62,11 +62,63 @@ pub enum WorkerState {
     Starting { deadline: Instant },
     /// Taking requests (the listener was sent `WorkerUp`).
     Ready,
-    /// Asked to stop: SIGTERM at `term_at` (if not sent yet), SIGKILL at `kill_at`.
-    Stopping { term_at: Option<Instant>, kill_at: Instant },
+    /// Asked to stop: SIGTERM at `term_at` (if not sent yet), SIGKILL at `kill_at`; `forced`
+    /// once it got that SIGKILL for outliving `shutdown_time_limit`.
+    Stopping { term_at: Option<Instant>, kill_at: Instant, forced: bool },
     /// Failed its ping and was left alive for debugging (`orphan.enabled`): not routed, not
     /// pinged, not counted as one of the pool's workers; killed when the pool or server stops.
     Orphaned,
+}
+
+/// Why the manager ended (or is ending) a worker. Set once, by [`Worker::end`], at the moment
+/// the decision is taken; a worker that exits with none set died by itself (a crash, or a
+/// failed start if it was never ready).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Killed for misbehaving — hung, not ready within `startup_time_limit`, refusing
+    /// connections — for the reason given: counts as a crash (or a failed start).
+    Killed(String),
+    /// Replaced by a recycle.
+    Recycled,
+    /// Stopped on purpose; not a crash.
+    Stopped(StopCause),
+    /// Failed its ping and left alive, unrouted, for debugging (`orphan.enabled`).
+    Orphaned,
+}
+
+/// Why a worker was stopped on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// The pool had no requests for `idle_timeout`.
+    IdleTimeout,
+    /// The pool was stopped, disabled or removed.
+    PoolOffline,
+    /// `processes` was lowered.
+    FewerProcesses,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for StopCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopCause::IdleTimeout => "idle timeout",
+            StopCause::PoolOffline => "the pool is offline",
+            StopCause::FewerProcesses => "fewer processes configured",
+            StopCause::Shutdown => "server shutdown",
+        })
+    }
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::Killed(reason) => f.write_str(reason),
+            Ending::Recycled => f.write_str("recycled"),
+            Ending::Stopped(cause) => cause.fmt(f),
+            Ending::Orphaned => f.write_str("orphaned"),
+        }
+    }
 }
 
 /// A live worker process.
@@ -89,22 +141,16 @@ pub struct Worker {
     /// The readiness probe, while it runs.
     pub probe: Option<AbortHandle>,
     pub started: Instant,
-    /// Set when it reached `Ready` at least once.
-    pub was_ready: bool,
-    /// Why the manager killed it, if it did.
-    pub kill_reason: Option<String>,
-    /// It was stopping and got SIGKILL because it outlived `shutdown_time_limit`.
-    pub forced: bool,
+    /// Why the manager ends it, once decided (see [`Ending`]); set only through [`Worker::end`].
+    ending: Option<Ending>,
     /// Being recycled: still serving while its replacement starts (overlapped recycle).
     pub retiring: Option<recycle::Reason>,
     /// An operator, a config change or the schedule asked for a recycle that waits its turn
     /// (a web garden recycles one worker at a time).
     pub recycle_requested: Option<recycle::Reason>,
-    /// It was stopped to be replaced (its exit is not a crash; `overlapped = false` waits for it).
-    pub recycled: bool,
     /// Its age and request limits (staggered in a web garden).
     pub limits: recycle::Limits,
-    /// When it became ready.
+    /// When it became ready (`Some` once it was ready at all).
     pub ready_at: Option<Instant>,
     /// Requests it served: its own count from `Pong`, else its share of the listener's
     /// `Activity` reports.
@@ -128,6 +174,32 @@ impl Worker {
         if let Some(p) = &self.socket_path {
             let _ = std::fs::remove_file(p);
         }
+    }
+
+    /// Records why the manager ends this worker. The first decision stands: a worker already
+    /// killed for hanging is not re-labelled "stopped" by the pool stopping afterwards.
+    pub fn end(&mut self, why: Ending) {
+        if self.ending.is_none() {
+            self.ending = Some(why);
+        }
+    }
+
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_ref()
+    }
+
+    /// Takes the recorded ending when the exit is handled.
+    pub fn take_ending(&mut self) -> Option<Ending> {
+        self.ending.take()
+    }
+
+    /// It was stopped to be replaced (its exit is not a crash; `overlapped = false` waits).
+    pub fn is_recycled(&self) -> bool {
+        self.ending == Some(Ending::Recycled)
+    }
+
+    pub fn was_ready(&self) -> bool {
+        self.ready_at.is_some()
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -299,12 +371,9 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         tasks,
         probe: None,
         started: Instant::now(),
-        was_ready: false,
-        kill_reason: None,
-        forced: false,
+        ending: None,
         retiring: None,
         recycle_requested: None,
-        recycled: false,
         limits: ctx.limits,
         ready_at: None,
         requests: 0,

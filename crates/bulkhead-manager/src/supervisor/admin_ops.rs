@@ -13,6 +13,7 @@ use super::Supervisor;
 use crate::command::{Command, PoolAction, Reply};
 use crate::config_store::{rfc3339, Source};
 use crate::event_log::Level;
+use crate::pool::Mode;
 use crate::recycle::Reason;
 use crate::worker::WorkerState;
 
@@ -232,9 +233,14 @@ impl Supervisor {
                 })
                 .collect();
             let last = self.admin.last_recycle.get(name).map(|(r, at)| json!({ "reason": r, "at": rfc3339(*at) }));
+            let disabled = match pool.mode() {
+                Mode::Disabled(cause) => json!({ "by": cause.label(), "reason": cause.to_string() }),
+                _ => Value::Null,
+            };
             pools.push(json!({
                 "name": name,
                 "state": pool.state().to_string(),
+                "disabled": disabled,
                 "processes": pool.config.processes,
                 "queue_depth": stats.map_or(0, |s| s.queue_depth),
                 "in_flight": stats.map_or(0, |s| s.in_flight),

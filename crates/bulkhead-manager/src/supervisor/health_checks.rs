@@ -18,7 +18,7 @@ use super::{send, Supervisor};
 use crate::health::{self, Method, PingState};
 use crate::orphan;
 use crate::spawn;
-use crate::worker::{pool_log, WorkerState};
+use crate::worker::{pool_log, Ending, WorkerState};
 
 impl Supervisor {
     /// A worker just became ready: its pings start one interval from now.
@@ -87,6 +87,7 @@ impl Supervisor {
         let reason = format!("did not answer a {method} within {timeout} (health.ping_timeout)");
         if orphan_cfg.enabled {
             w.state = WorkerState::Orphaned;
+            w.end(Ending::Orphaned);
             let argv = orphan::expand(&orphan_cfg.action, pid.as_raw() as u32, name, &reason);
             let ran = orphan::run_action(&argv, &directory, &self.state_dir.pool_log(name));
             let line = format!(
@@ -95,7 +96,7 @@ impl Supervisor {
             self.crashed(name, line);
             self.reconcile(name);
         } else {
-            w.kill_reason = Some(reason);
+            w.end(Ending::Killed(reason));
             spawn::signal_group(pid, Signal::SIGKILL);
             let line = format!("pool {name:?}: worker {pid} ({id}) is hung (no answer to a {method}); killing it");
             pool_log(&self.state_dir.pool_log(name), &line);

@@ -11,7 +11,7 @@ use bulkhead_proto::{ListenerToManager, ManagerToListener};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{info, send, standing_refusal, Child, Phase, Supervisor, LISTENER_QUICK_DEATH};
+use super::{info, send, Child, Phase, Supervisor, LISTENER_QUICK_DEATH};
 use crate::listener_process::{self, ListenerStartError};
 use crate::pool::start_backoff;
 use crate::spawn::{self, ExitStatus};
@@ -45,8 +45,8 @@ impl Supervisor {
             for w in pool.workers.values().filter(|w| w.state == WorkerState::Ready) {
                 listener.send(ManagerToListener::WorkerUp(info(&pool.config, w)));
             }
-            if let Some((refusal, detail)) = standing_refusal(pool.mode) {
-                listener.send(ManagerToListener::PoolRefused { pool: name.clone(), refusal, detail: detail.into() });
+            if let Some(refusal) = pool.mode().refusal(name) {
+                listener.send(refusal);
             }
         }
         self.events.info(None, format!("listener started (pid {})", listener.pid));

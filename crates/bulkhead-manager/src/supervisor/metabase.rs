@@ -34,11 +34,12 @@ use crate::admin::{describe_change, AdminService};
 use crate::command::Reply;
 use crate::config_store::{self, ConfigStore, Source};
 use crate::metrics::Metrics;
-use crate::pool::{Mode, Pool};
+use crate::pool::{Disabled, Mode, Pool};
 use crate::rapid_fail::RapidFail;
 use crate::recycle::Reason;
 use crate::reload::FileWatch;
 use crate::sockets::{self, PublicSocket};
+use crate::worker::{Ending, StopCause};
 
 /// A configuration the manager refused; shown by `bulkhead status` until a good one arrives.
 #[derive(Debug, Clone)]
@@ -356,18 +357,14 @@ impl Supervisor {
             if let Some(p) = self.pools.get_mut(name) {
                 p.rapid_fail = RapidFail::new(&cfg.rapid_fail);
                 p.config = cfg;
-                p.mode = Mode::Idle;
             }
-            self.send_listener(ManagerToListener::PoolAvailable { pool: name.into() });
+            self.set_mode(name, Mode::Idle);
         } else {
             self.pools.insert(name.to_string(), Pool::new(cfg, Instant::now()));
         }
         self.events.info(Some(name), format!("pool {name:?} added"));
         if always {
-            if let Some(p) = self.pools.get_mut(name) {
-                p.mode = Mode::Active;
-                p.last_activity = Instant::now();
-            }
+            self.set_mode(name, Mode::Active);
             self.reconcile(name);
         }
     }
@@ -379,10 +376,10 @@ impl Supervisor {
             pool.rapid_fail = RapidFail::new(&cfg.rapid_fail);
         }
         let fewer = cfg.processes < pool.config.processes;
-        let now_always = cfg.start == StartMode::Always && pool.mode == Mode::Idle;
+        let now_always = cfg.start == StartMode::Always && pool.mode() == &Mode::Idle;
         pool.config = cfg;
         if now_always {
-            pool.mode = Mode::Active;
+            self.set_mode(name, Mode::Active);
         }
         if recycle_needed {
             self.recycle_pool(name, Reason::ConfigChange);
@@ -399,15 +396,17 @@ impl Supervisor {
         let excess = live.len().saturating_sub(pool.config.processes as usize);
         let now = Instant::now();
         for id in live.into_iter().rev().take(excess) {
-            self.stop_worker(name, id, now);
+            self.stop_worker(name, id, now, Ending::Stopped(StopCause::FewerProcesses));
         }
     }
 
     fn remove_pool(&mut self, name: &str) {
-        let Some(pool) = self.pools.get_mut(name) else { return };
-        pool.mode = Mode::Stopped;
+        if !self.pools.contains_key(name) {
+            return;
+        }
         self.events.info(Some(name), format!("pool {name:?} removed from the configuration; stopping its workers"));
-        self.stop_pool_workers(name);
+        self.set_mode(name, Mode::Disabled(Disabled::Removed));
+        self.stop_pool_workers(name, StopCause::PoolOffline);
         self.admin.retiring.insert(name.to_string());
         self.admin.pool_stats.remove(name);
         self.admin.metrics.forget_pool(name);

@@ -27,7 +27,7 @@ use crate::identity::ListenerIdentity;
 use crate::pool::Mode;
 use crate::procfs::{self, Usage};
 use crate::recycle::{self, Minute, Observed, Reason};
-use crate::worker::{pool_log, WorkerState};
+use crate::worker::{pool_log, Ending, WorkerState};
 
 /// Sampling period when some pool has a memory or CPU limit.
 const SAMPLE_FAST: Duration = Duration::from_secs(1);
@@ -131,7 +131,7 @@ impl Supervisor {
         }
         self.check_schedule(name);
         let Some(pool) = self.pools.get(name) else { return };
-        if pool.mode != Mode::Active || pool.recycling() {
+        if pool.mode() != &Mode::Active || pool.recycling() {
             return;
         }
         let config = &pool.config.recycle;
@@ -184,7 +184,7 @@ impl Supervisor {
                 "pool {name:?}: recycling worker {pid} ({id}): {reason}; starting its replacement first (overlapped)"
             )
         } else {
-            w.recycled = true;
+            w.end(Ending::Recycled);
             format!(
                 "pool {name:?}: recycling worker {pid} ({id}): {reason}; stopping it before its replacement starts (overlapped = false: requests wait in the queue)"
             )
@@ -192,7 +192,7 @@ impl Supervisor {
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
         if !overlapped {
-            self.stop_worker(name, id, now);
+            self.stop_worker(name, id, now, Ending::Recycled);
         }
         self.reconcile(name);
     }
@@ -209,7 +209,7 @@ impl Supervisor {
         else {
             return;
         };
-        old.recycled = true;
+        old.end(Ending::Recycled);
         let (old_id, old_pid) = (old.id, old.pid);
         let new_pid = pool.workers.get(&new).map(|w| w.pid.to_string()).unwrap_or_default();
         let line = format!(
@@ -217,7 +217,7 @@ impl Supervisor {
         );
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
-        self.stop_worker(name, old_id, Instant::now());
+        self.stop_worker(name, old_id, Instant::now(), Ending::Recycled);
     }
 
     /// The listener dispatched `requests` to the pool: shared among its serving workers (the

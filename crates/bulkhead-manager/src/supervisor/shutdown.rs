@@ -16,6 +16,7 @@ use nix::sys::signal::Signal;
 use super::{Phase, Supervisor};
 use crate::pool::Mode;
 use crate::spawn;
+use crate::worker::StopCause;
 
 /// The listener's drain grace is never shorter than this.
 pub const MIN_GRACE: Duration = Duration::from_secs(3);
@@ -55,12 +56,10 @@ impl Supervisor {
         self.phase = Phase::StoppingWorkers { deadline: now + longest + MARGIN };
         let names: Vec<String> = self.pools.keys().cloned().collect();
         for name in names {
-            if let Some(p) = self.pools.get_mut(&name) {
-                if p.mode == Mode::Active {
-                    p.mode = Mode::Idle;
-                }
+            if self.pools.get(&name).is_some_and(|p| p.mode() == &Mode::Active) {
+                self.set_mode(&name, Mode::Idle);
             }
-            self.stop_pool_workers(&name);
+            self.stop_pool_workers(&name, StopCause::Shutdown);
         }
         self.check_shutdown_progress();
     }

@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod native;
+mod pool_states;
 mod pools;
 mod reload;
 mod routing;
