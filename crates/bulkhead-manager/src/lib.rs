@@ -3,8 +3,10 @@
 //!
 //! The binary calls [`run`] with the config text and a `shutdown` future (resolved on
 //! SIGTERM/SIGINT). `run` validates the config (refusing it whole, every error listed), takes
-//! the state directory ([`state_dir`]), binds the public sockets ([`sockets`]), then hands
-//! everything to the [`supervisor`]: one task that spawns the listener
+//! the state directory ([`state_dir`]), then hands everything to the [`supervisor`], which
+//! applies the config as the diff from the empty one — the same path as every live reload:
+//! its change records bind the public sockets ([`sockets`]) and set up the pools — and is
+//! the one task that spawns the listener
 //! ([`listener_process`]) and the pools' workers ([`pool`], [`worker`], [`spawn`]), decides
 //! readiness ([`readiness`]), restarts what crashes within the limits of rapid-fail protection
 //! ([`rapid_fail`]), stops idle pools, and records every lifecycle event ([`event_log`]).
@@ -105,13 +107,6 @@ pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) ->
     }
     let config = checked.config;
     let state_dir = state_dir::StateDir::prepare(&config.server, std::process::id())?;
-    let public = match sockets::bind(&config) {
-        Ok(p) => p,
-        Err(e) => {
-            state_dir.cleanup();
-            return Err(e.into());
-        }
-    };
     let upkeep = supervisor::Upkeep::new(&config, options.local_offset, options.allow_root_workers).and_then(|u| {
         match &u.listener {
             Some(l) => l.prepare_dirs(&state_dir.sockets, &state_dir.log_dir).map(|()| u),
@@ -126,6 +121,6 @@ pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) ->
         }
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let supervisor = supervisor::Supervisor::new(options, config, state_dir, public, tx, upkeep);
-    supervisor.run(rx, shutdown).await
+    let supervisor = supervisor::Supervisor::new(options, config.server.max_history, state_dir, tx, upkeep);
+    supervisor.run(config, rx, shutdown).await
 }

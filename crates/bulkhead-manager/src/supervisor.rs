@@ -1,8 +1,11 @@
 //! The supervisor: one task that owns all of the manager's running state and makes every
 //! lifecycle decision (DESIGN §3).
 //!
-//! [`crate::run`] builds it after the config is validated, the state directory locked and the
-//! public sockets bound, then awaits [`Supervisor::run`]. Everything that happens elsewhere —
+//! [`crate::run`] builds it, running nothing, after the config is validated and the state
+//! directory locked, then awaits [`Supervisor::run`], which first applies the config as the
+//! diff from the empty one (`supervisor/metabase.rs`, the path of every live change: sockets
+//! bound, pools set up, history version 1), then starts the admin service and the listener.
+//! Pool modes change only through `set_mode` ([`Pool::enter`]). Everything that happens elsewhere —
 //! a child exiting (exit-watcher threads), a message from the listener or a worker (reader
 //! tasks), a readiness probe answering — arrives as an [`Event`] on one mpsc channel; time-based
 //! work (startup and shutdown limits, idle timeouts, retry back-off, listener restarts, health
@@ -100,22 +103,21 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
+    /// A supervisor running nothing yet: [`Supervisor::run`] applies the config.
     pub(crate) fn new(
         options: ManagerOptions,
-        config: Config,
+        max_history: u32,
         state_dir: StateDir,
-        public: PublicSockets,
         tx: EventSender,
         upkeep: Upkeep,
     ) -> Self {
         let now = Instant::now();
-        let pools = config.pools.iter().map(|(name, p)| (name.clone(), Pool::new(p.clone(), now))).collect();
-        let admin = metabase::AdminState::new(&config, &options.config_text, &state_dir.root);
+        let admin = metabase::AdminState::new(&state_dir.root, max_history);
         Supervisor {
             options,
             state_dir,
-            public,
-            pools,
+            public: PublicSockets::default(),
+            pools: BTreeMap::new(),
             listener: None,
             listener_generation: 0,
             listener_ever_ready: false,
@@ -133,13 +135,19 @@ impl Supervisor {
         }
     }
 
-    /// Runs until `shutdown` resolves and everything is stopped, or a fatal error.
+    /// Applies `config` (start-up: the same path as a live change), then runs until
+    /// `shutdown` resolves and everything is stopped, or a fatal error.
     pub(crate) async fn run(
         mut self,
+        config: Config,
         mut rx: mpsc::UnboundedReceiver<Event>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ManagerError> {
         tokio::pin!(shutdown);
+        if let Err(e) = self.start_up(config) {
+            self.finish();
+            return Err(e);
+        }
         if let Err(e) = self.start_admin() {
             self.finish();
             return Err(ManagerError::Admin(e));
@@ -148,7 +156,6 @@ impl Supervisor {
             self.finish();
             return Err(e.into());
         }
-        self.boot_pools();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown_requested = false;
@@ -223,33 +230,29 @@ impl Supervisor {
 
     // ---- pools and workers ----------------------------------------------------------------
 
-    fn boot_pools(&mut self) {
+    /// The checks every pool passes when it is added or changed, at start-up or live: a pool
+    /// this configuration can never run (started as root with no `user`) is disabled with
+    /// that cause — 503 `Disabled` — until the config is fixed, instead of failing at launch
+    /// and counting as a crash. Returns whether the pool may run.
+    fn check_runnable(&mut self, name: &str) -> bool {
+        let Some(pool) = self.pools.get(name) else { return false };
         let as_root = crate::identity::running_as_root();
-        let refused: Vec<(String, String)> = self
-            .pools
-            .values()
-            .filter_map(|p| {
-                crate::identity::check_pool(&p.config, as_root, self.upkeep.allow_root)
-                    .err()
-                    .map(|e| (p.name().to_string(), e))
-            })
-            .collect();
-        for (name, why) in refused {
-            self.events.error(
-                Some(&name),
-                format!("{why}; the pool is disabled (requests get 503 Disabled) until the config is fixed"),
-            );
-            self.set_mode(&name, Mode::Disabled(Disabled::Refused(why)));
-        }
-        let always: Vec<String> =
-            self.pools.values().filter(|p| p.config.start == StartMode::Always).map(|p| p.name().to_string()).collect();
-        for name in always {
-            if self.pools.get(&name).is_some_and(|p| p.mode() != &Mode::Idle) {
-                continue;
+        match crate::identity::check_pool(&pool.config, as_root, self.upkeep.allow_root) {
+            Ok(()) => {
+                if let Mode::Disabled(Disabled::Refused(_)) = pool.mode() {
+                    self.set_mode(name, Mode::Idle);
+                }
+                true
             }
-            self.set_mode(&name, Mode::Active);
-            self.events.info(Some(&name), format!("pool {name:?}: starting at boot (start = \"always\")"));
-            self.reconcile(&name);
+            Err(why) => {
+                self.events.error(
+                    Some(name),
+                    format!("{why}; the pool is disabled (requests get 503 Disabled) until the config is fixed"),
+                );
+                self.set_mode(name, Mode::Disabled(Disabled::Refused(why)));
+                self.stop_pool_workers(name, StopCause::PoolOffline);
+                false
+            }
         }
     }
 
