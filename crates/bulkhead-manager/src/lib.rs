@@ -37,6 +37,7 @@ mod listener_process;
 pub mod metrics;
 pub mod orphan;
 pub mod pool;
+pub mod process;
 pub mod procfs;
 pub mod rapid_fail;
 pub mod readiness;

@@ -15,10 +15,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bulkhead_proto::{ManagerToListener, PoolRefusal, WorkerId};
 
+use crate::process::Restarts;
 use crate::rapid_fail::RapidFail;
 use crate::recycle::Schedule;
 use crate::worker::{Worker, WorkerState};
@@ -145,10 +146,9 @@ pub struct Pool {
     pub last_activity: Instant,
     /// Requests dispatched, as reported by the listener.
     pub requests: u64,
-    /// Failed starts since the last worker became ready (drives the retry back-off).
-    pub start_failures: u32,
-    /// No new worker before this instant (back-off after failed starts).
-    pub retry_at: Option<Instant>,
+    /// Failed starts since the last worker became ready, and the back-off they call for
+    /// ([`crate::process`]'s restart policy).
+    pub restarts: Restarts,
     /// The state last logged, to log each transition once.
     pub shown_state: PoolState,
     /// `recycle.schedule` bookkeeping.
@@ -168,8 +168,7 @@ impl Pool {
             workers: BTreeMap::new(),
             last_activity: now,
             requests: 0,
-            start_failures: 0,
-            retry_at: None,
+            restarts: Restarts::default(),
             shown_state: PoolState::Idle,
             schedule: Schedule::default(),
             cgroup: None,
@@ -197,7 +196,7 @@ impl Pool {
         let from = std::mem::replace(&mut self.mode, to);
         if self.mode == Mode::Active {
             self.last_activity = now;
-            self.retry_at = None;
+            self.restarts.allow_now();
         }
         match (&from, &self.mode) {
             (_, Mode::Disabled(_)) => self.mode.refusal(&self.config.name),
@@ -212,7 +211,7 @@ impl Pool {
             &self.mode,
             has(|s| matches!(s, WorkerState::Ready)),
             has(|s| matches!(s, WorkerState::Starting { .. })),
-            has(|s| matches!(s, WorkerState::Stopping { .. })),
+            has(|s| matches!(s, WorkerState::Stopping)),
         )
     }
 
@@ -244,22 +243,17 @@ impl Pool {
 
     /// How many more workers the pool wants now.
     pub fn missing_workers(&self, now: Instant) -> usize {
-        if self.mode != Mode::Active || self.retry_at.is_some_and(|t| now < t) || self.waiting_for_recycled_exit() {
+        if self.mode != Mode::Active || !self.restarts.may_start(now) || self.waiting_for_recycled_exit() {
             return 0;
         }
         (self.config.processes as usize).saturating_sub(self.live_workers())
     }
 }
 
-/// Pause before retrying after `failures` failed starts in a row: 0.5 s, 1 s, 2 s … up to 30 s.
-pub fn start_backoff(failures: u32) -> Duration {
-    let ms = 500u64.saturating_mul(1u64 << failures.saturating_sub(1).min(10));
-    Duration::from_millis(ms.min(30_000))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn states_follow_mode_and_workers() {
@@ -312,14 +306,6 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_a_cap() {
-        assert_eq!(start_backoff(1), Duration::from_millis(500));
-        assert_eq!(start_backoff(2), Duration::from_secs(1));
-        assert_eq!(start_backoff(3), Duration::from_secs(2));
-        assert_eq!(start_backoff(40), Duration::from_secs(30));
-    }
-
-    #[test]
     fn missing_workers_respects_mode_and_backoff() {
         let cfg =
             bulkhead_config::parse("[pools.p]\ncommand = [\"x\"]\nprocesses = 3\n", "t", std::path::Path::new("/"))
@@ -332,7 +318,7 @@ mod tests {
         assert_eq!(p.missing_workers(now), 0);
         assert_eq!(p.enter(Mode::Active, now), None);
         assert_eq!(p.missing_workers(now), 3);
-        p.retry_at = Some(now + Duration::from_secs(1));
+        p.restarts.failed(now);
         assert_eq!(p.missing_workers(now), 0);
         assert_eq!(p.missing_workers(now + Duration::from_secs(2)), 3);
     }

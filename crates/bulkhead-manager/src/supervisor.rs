@@ -29,7 +29,8 @@ use tokio::sync::mpsc;
 pub(crate) use crate::event::{Event, EventSender};
 use crate::event_log::EventLog;
 use crate::listener_process::ListenerProcess;
-use crate::pool::{start_backoff, Disabled, Mode, Pool, PoolState};
+use crate::pool::{Disabled, Mode, Pool, PoolState};
+use crate::process::{Restarts, Role, Stop};
 use crate::procfs;
 use crate::readiness;
 use crate::sockets::PublicSockets;
@@ -53,13 +54,6 @@ const TICK: Duration = Duration::from_millis(100);
 const LISTENER_BOOT_LIMIT: Duration = Duration::from_secs(30);
 /// A listener that lived shorter than this before dying counts as failing quickly (back-off).
 const LISTENER_QUICK_DEATH: Duration = Duration::from_secs(10);
-
-/// What a child pid is.
-#[derive(Debug, Clone)]
-enum Child {
-    Listener,
-    Worker { pool: String, id: WorkerId },
-}
 
 /// Where the manager is between serving and exiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,10 +82,10 @@ pub(crate) struct Supervisor {
     listener: Option<ListenerProcess>,
     listener_generation: u64,
     listener_ever_ready: bool,
-    listener_restart_at: Option<Instant>,
-    listener_quick_deaths: u32,
+    /// The listener's restart policy: quick deaths in a row and the next try.
+    listener_restarts: Restarts,
     boot_deadline: Instant,
-    children: HashMap<Pid, Child>,
+    children: HashMap<Pid, Role>,
     next_worker: u64,
     events: EventLog,
     tx: EventSender,
@@ -121,8 +115,7 @@ impl Supervisor {
             listener: None,
             listener_generation: 0,
             listener_ever_ready: false,
-            listener_restart_at: None,
-            listener_quick_deaths: 0,
+            listener_restarts: Restarts::default(),
             boot_deadline: now + LISTENER_BOOT_LIMIT,
             children: HashMap::new(),
             next_worker: 1,
@@ -193,11 +186,11 @@ impl Supervisor {
             Event::ListenerChannelClosed { generation, error } => self.on_listener_channel_closed(generation, error),
             // Only our own, not yet reaped children are reaped (a reaped pid may be reused).
             Event::Exited { pid } => match self.children.remove(&pid) {
-                Some(Child::Listener) => {
+                Some(Role::Listener) => {
                     let status = spawn::reap(pid);
                     self.on_listener_exit(pid, status);
                 }
-                Some(Child::Worker { pool, id }) => {
+                Some(Role::Worker { pool, id }) => {
                     let status = spawn::reap(pid);
                     self.on_worker_exit(&pool, id, status);
                 }
@@ -209,7 +202,7 @@ impl Supervisor {
                 if let Some(w) = self.pools.get_mut(&pool).and_then(|p| p.workers.get_mut(&worker)) {
                     if w.state == WorkerState::Ready {
                         w.end(Ending::Killed("refused connections although its process was running".into()));
-                        spawn::signal_group(w.pid, Signal::SIGKILL);
+                        spawn::signal_group(w.process.pid, Signal::SIGKILL);
                     }
                 }
             }
@@ -336,10 +329,10 @@ impl Supervisor {
             });
             w.probe = Some(probe.abort_handle());
         }
-        let line = format!("pool {name:?}: worker {} ({id}) started: {:?}", w.pid, pool.config.command);
+        let line = format!("pool {name:?}: worker {} ({id}) started: {:?}", w.process.pid, pool.config.command);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
-        self.children.insert(w.pid, Child::Worker { pool: name.to_string(), id });
+        self.children.insert(w.process.pid, Role::Worker { pool: name.to_string(), id });
         pool.workers.insert(id, w);
         if readiness == Readiness::Immediate {
             self.worker_ready(name, id, "is running");
@@ -358,11 +351,10 @@ impl Supervisor {
         if let Some(p) = w.probe.take() {
             p.abort();
         }
-        pool.start_failures = 0;
-        pool.retry_at = None;
+        pool.restarts.succeeded();
         pool.last_activity = Instant::now();
-        let took = w.started.elapsed().as_millis();
-        let line = format!("pool {name:?}: worker {} ({id}) is ready ({how} after {took} ms)", w.pid);
+        let took = w.process.started.elapsed().as_millis();
+        let line = format!("pool {name:?}: worker {} ({id}) is ready ({how} after {took} ms)", w.process.pid);
         let info = info(&pool.config, w);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
@@ -398,7 +390,10 @@ impl Supervisor {
         }
         self.events.warn(
             Some(name),
-            format!("pool {name:?}: the listener could not reach worker {} ({id}): {error}; checking it", w.pid),
+            format!(
+                "pool {name:?}: the listener could not reach worker {} ({id}): {error}; checking it",
+                w.process.pid
+            ),
         );
         let (tx, address, pool) = (self.tx.clone(), w.address.clone(), name.to_string());
         tokio::spawn(async move {
@@ -415,7 +410,7 @@ impl Supervisor {
     fn start_failed(&mut self, name: &str, worker: Option<(Pid, WorkerId)>, message: String) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let now = Instant::now();
-        pool.start_failures += 1;
+        pool.restarts.count_failure();
         let verdict = pool.rapid_fail.record(now);
         let who = worker.map(|(pid, id)| format!("worker {pid} ({id}) ")).unwrap_or_default();
         let line = format!("pool {name:?}: {who}{message}");
@@ -441,8 +436,7 @@ impl Supervisor {
             self.events.warn(Some(name), format!("{line} ({count}); the next request will try again"));
             self.set_mode(name, Mode::Idle);
         } else {
-            let delay = start_backoff(pool.start_failures);
-            pool.retry_at = Some(now + delay);
+            let delay = pool.restarts.schedule(now);
             self.events.warn(Some(name), format!("{line} ({count}); retrying in {}", format_duration(delay)));
         }
     }
@@ -468,14 +462,14 @@ impl Supervisor {
         let (directory, command) = (pool.config.directory.clone(), pool.config.command.clone());
         let shutdown_limit = pool.config.shutdown_time_limit;
         w.release();
-        let pid = w.pid;
+        let pid = w.process.pid;
         if w.was_ready() && !w.gone_sent {
             send(
                 &self.listener,
                 ManagerToListener::WorkerGone { pool: name.into(), worker: id, reason: status.to_string() },
             );
         }
-        let forced = matches!(w.state, WorkerState::Stopping { forced: true, .. });
+        let forced = w.process.was_forced();
         match (spawn::exec_failure(&w.exec_report), w.take_ending()) {
             (Some(failure), _) => {
                 let reason = failure.describe(Some(&directory));
@@ -539,8 +533,9 @@ impl Supervisor {
         }
         w.end(why);
         if w.is_orphaned() {
-            spawn::signal_group(w.pid, Signal::SIGKILL);
-            w.state = WorkerState::Stopping { term_at: None, kill_at: now, forced: false };
+            spawn::signal_group(w.process.pid, Signal::SIGKILL);
+            w.state = WorkerState::Stopping;
+            w.process.begin_stop(Stop::immediate(now));
             return;
         }
         if w.state == WorkerState::Ready && !w.gone_sent {
@@ -555,9 +550,10 @@ impl Supervisor {
         let _ = w.control.send(ManagerToWorker::Drain);
         // SIGTERM comes once its connections are done (plain apps, see `tick_pool`) or after
         // half the limit; a worker that speaks the control protocol drains and exits by itself.
-        w.state = WorkerState::Stopping { term_at: Some(now + limit / 2), kill_at: now + limit, forced: false };
+        w.state = WorkerState::Stopping;
+        w.process.begin_stop(Stop::graceful(now, limit));
         let why = w.ending().map(|e| format!(" ({e})")).unwrap_or_default();
-        let line = format!("pool {name:?}: stopping worker {} ({id}){why}", w.pid);
+        let line = format!("pool {name:?}: stopping worker {} ({id}){why}", w.process.pid);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
     }
@@ -587,8 +583,7 @@ impl Supervisor {
             return false;
         }
         pool.rapid_fail.reset();
-        pool.start_failures = 0;
-        pool.retry_at = None;
+        pool.restarts.succeeded();
         let to = if pool.config.start == StartMode::Always { Mode::Active } else { Mode::Idle };
         let was_disabled = matches!(pool.mode(), Mode::Disabled(_));
         self.events.info(Some(name), format!("pool {name:?}: started by an operator"));
@@ -623,8 +618,7 @@ impl Supervisor {
             )));
             return;
         }
-        if self.phase == Phase::Serving && self.listener.is_none() && self.listener_restart_at.is_some_and(|t| now >= t)
-        {
+        if self.phase == Phase::Serving && self.listener.is_none() && self.listener_restarts.due(now) {
             self.restart_listener(now);
         }
         let names: Vec<String> = self.pools.keys().cloned().collect();
@@ -646,18 +640,13 @@ impl Supervisor {
                         "did not become ready within {} (startup_time_limit)",
                         format_duration(limit)
                     )));
-                    spawn::signal_group(w.pid, Signal::SIGKILL);
+                    spawn::signal_group(w.process.pid, Signal::SIGKILL);
                 }
-                WorkerState::Stopping { term_at: Some(t), kill_at, forced }
-                    if now >= t || (!w.speaks_control && procfs::open_connections(&w.address) == Some(0)) =>
-                {
-                    spawn::signal_group(w.pid, Signal::SIGTERM);
-                    w.state = WorkerState::Stopping { term_at: None, kill_at, forced };
-                }
-                WorkerState::Stopping { term_at, kill_at, .. } if now >= kill_at => {
-                    // Unreaped child: the pid cannot have been reused, repeating is harmless.
-                    spawn::signal_group(w.pid, Signal::SIGKILL);
-                    w.state = WorkerState::Stopping { term_at, kill_at, forced: true };
+                WorkerState::Stopping => {
+                    // A plain app gets SIGTERM as soon as no connection to it is left open.
+                    let term_pending = w.process.stop.is_some_and(|s| s.term_at.is_some());
+                    let quiet = term_pending && !w.speaks_control && procfs::open_connections(&w.address) == Some(0);
+                    w.process.tick_stop(now, quiet);
                 }
                 _ => {}
             }
@@ -713,7 +702,7 @@ fn info(pool: &bulkhead_config::Pool, w: &worker::Worker) -> WorkerInfo {
     WorkerInfo {
         pool: pool.name.clone(),
         worker: w.id,
-        pid: w.pid.as_raw() as u32,
+        pid: w.process.pid.as_raw() as u32,
         address: w.address.clone(),
         protocol: pool.protocol,
         concurrency: pool.concurrency,

@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use bulkhead_config::{PoolKind, SocketMode};
 use bulkhead_proto::{env, Channel, ManagerToWorker, Protocol, WorkerAddress, WorkerId, WorkerToManager};
-use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -32,6 +31,7 @@ use crate::cpu::CpuWindow;
 use crate::event::{Event, EventSender};
 use crate::health::PingState;
 use crate::identity::{self, ListenerIdentity};
+use crate::process::Process;
 use crate::procfs::Usage;
 use crate::recycle;
 use crate::spawn::{self, SpawnError, SpawnSpec};
@@ -62,9 +62,9 @@ pub enum WorkerState {
     Starting { deadline: Instant },
     /// Taking requests (the listener was sent `WorkerUp`).
     Ready,
-    /// Asked to stop: SIGTERM at `term_at` (if not sent yet), SIGKILL at `kill_at`; `forced`
-    /// once it got that SIGKILL for outliving `shutdown_time_limit`.
-    Stopping { term_at: Option<Instant>, kill_at: Instant, forced: bool },
+    /// Asked to stop: its [`Process::stop`] timer sends SIGTERM, then SIGKILL at
+    /// `shutdown_time_limit`.
+    Stopping,
     /// Failed its ping and was left alive for debugging (`orphan.enabled`): not routed, not
     /// pinged, not counted as one of the pool's workers; killed when the pool or server stops.
     Orphaned,
@@ -125,7 +125,8 @@ impl std::fmt::Display for Ending {
 #[derive(Debug)]
 pub struct Worker {
     pub id: WorkerId,
-    pub pid: Pid,
+    /// Its pid, start time and stop timer ([`crate::process`]).
+    pub process: Process,
     pub state: WorkerState,
     pub address: WorkerAddress,
     /// The unix socket file to unlink when it is gone.
@@ -140,7 +141,6 @@ pub struct Worker {
     pub tasks: Vec<AbortHandle>,
     /// The readiness probe, while it runs.
     pub probe: Option<AbortHandle>,
-    pub started: Instant,
     /// Why the manager ends it, once decided (see [`Ending`]); set only through [`Worker::end`].
     ending: Option<Ending>,
     /// Being recycled: still serving while its replacement starts (overlapped recycle).
@@ -203,7 +203,7 @@ impl Worker {
     }
 
     pub fn is_stopping(&self) -> bool {
-        matches!(self.state, WorkerState::Stopping { .. })
+        self.state == WorkerState::Stopping
     }
 
     /// Counts as one of the pool's `processes`: starting or ready, and not being replaced.
@@ -361,7 +361,7 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
     let (control, tasks) = control_channel(mine, &pool.name, id, ctx.events).map_err(LaunchError::Control)?;
     Ok(Worker {
         id,
-        pid: spawned.pid,
+        process: Process::new(spawned.pid, Instant::now()),
         state: WorkerState::Starting { deadline: Instant::now() + pool.startup_time_limit },
         address,
         socket_path,
@@ -370,7 +370,6 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         exec_report: spawned.exec_report,
         tasks,
         probe: None,
-        started: Instant::now(),
         ending: None,
         retiring: None,
         recycle_requested: None,
@@ -480,14 +479,14 @@ mod tests {
         let mode = std::fs::metadata(dir.join("p.w7.sock")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         match tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await.unwrap() {
-            Some(Event::Exited { pid }) => assert_eq!(pid, w.pid),
+            Some(Event::Exited { pid }) => assert_eq!(pid, w.process.pid),
             other => panic!("expected the exit, got {other:?}"),
         }
-        assert_eq!(spawn::reap(w.pid), spawn::ExitStatus::Code(0));
+        assert_eq!(spawn::reap(w.process.pid), spawn::ExitStatus::Code(0));
         assert!(spawn::exec_failure(&w.exec_report).is_none());
         w.release();
         let log = std::fs::read_to_string(dir.join("p.log")).unwrap();
-        let pid = w.pid.as_raw();
+        let pid = w.process.pid.as_raw();
         let expected = format!(
             "fds=1 pid={pid} self={pid} names=bulkhead ctl=4 proto=http pool=p id=w7 extra=yes cwd={}",
             dir.display()

@@ -158,7 +158,7 @@ impl Supervisor {
     pub(super) fn status_json(&mut self) -> Value {
         let now = Instant::now();
         let uptime = SystemTime::now().duration_since(self.admin.started).map_or(0, |d| d.as_secs());
-        let listener = self.listener.as_ref().map(|l| json!({ "pid": l.pid.as_raw(), "ready": l.ready }));
+        let listener = self.listener.as_ref().map(|l| json!({ "pid": l.process.pid.as_raw(), "ready": l.ready }));
         let bindings: Vec<Value> =
             self.public.bindings.iter().map(|(b, a)| json!({ "binding": b, "address": a.to_string() })).collect();
         let server = json!({
@@ -206,7 +206,7 @@ impl Supervisor {
                 .workers
                 .values()
                 .map(|w| {
-                    let pid = w.pid.as_raw();
+                    let pid = w.process.pid.as_raw();
                     let ticks = w.usage.map(|u| u.cpu_ticks);
                     let cpu = match (ticks, cpu_seen.remove(&pid)) {
                         (Some(t), Some((t0, at))) if now > at => {
@@ -222,7 +222,7 @@ impl Supervisor {
                         "id": w.id.to_string(),
                         "pid": pid,
                         "state": worker_state_label(w),
-                        "uptime_secs": now.duration_since(w.started).as_secs(),
+                        "uptime_secs": now.duration_since(w.process.started).as_secs(),
                         "requests": w.requests,
                         "in_flight": Value::Null,
                         "rss_bytes": w.usage.map(|u| u.rss),
@@ -261,7 +261,7 @@ fn worker_state(w: &crate::worker::Worker) -> &'static str {
         WorkerState::Starting { .. } => "starting",
         WorkerState::Ready if w.retiring.is_some() => "retiring",
         WorkerState::Ready => "ready",
-        WorkerState::Stopping { .. } => "stopping",
+        WorkerState::Stopping => "stopping",
         WorkerState::Orphaned => "orphaned",
     }
 }

@@ -83,7 +83,7 @@ impl Supervisor {
         );
         w.gone_sent = true;
         w.retiring = None;
-        let pid = w.pid;
+        let pid = w.process.pid;
         let reason = format!("did not answer a {method} within {timeout} (health.ping_timeout)");
         if orphan_cfg.enabled {
             w.state = WorkerState::Orphaned;

@@ -176,7 +176,7 @@ impl Supervisor {
         let overlapped = pool.config.recycle.overlapped;
         let Some(w) = pool.workers.get_mut(&id) else { return };
         w.recycle_requested = None;
-        let pid = w.pid;
+        let pid = w.process.pid;
         self.admin.note_recycle(name, &reason);
         let line = if overlapped {
             w.retiring = Some(reason.clone());
@@ -210,8 +210,8 @@ impl Supervisor {
             return;
         };
         old.end(Ending::Recycled);
-        let (old_id, old_pid) = (old.id, old.pid);
-        let new_pid = pool.workers.get(&new).map(|w| w.pid.to_string()).unwrap_or_default();
+        let (old_id, old_pid) = (old.id, old.process.pid);
+        let new_pid = pool.workers.get(&new).map(|w| w.process.pid.to_string()).unwrap_or_default();
         let line = format!(
             "pool {name:?}: worker {new_pid} ({new}) took over from worker {old_pid} ({old_id}), which now finishes its requests and stops"
         );
@@ -246,7 +246,8 @@ impl Supervisor {
             .values()
             .any(|p| p.config.recycle.memory > 0 || p.config.recycle.virtual_memory > 0 || p.config.cpu.limit > 0);
         self.upkeep.next_sample = now + if fast { SAMPLE_FAST } else { SAMPLE_SLOW };
-        let leaders: Vec<i32> = self.pools.values().flat_map(|p| p.workers.values().map(|w| w.pid.as_raw())).collect();
+        let leaders: Vec<i32> =
+            self.pools.values().flat_map(|p| p.workers.values().map(|w| w.process.pid.as_raw())).collect();
         if leaders.is_empty() {
             return;
         }
@@ -266,13 +267,13 @@ impl Supervisor {
         for pool in self.pools.values_mut() {
             let cpu = pool.config.cpu.clone();
             for w in pool.workers.values_mut() {
-                let Some(u) = samples.get(&w.pid.as_raw()) else { continue };
+                let Some(u) = samples.get(&w.process.pid.as_raw()) else { continue };
                 w.usage = Some(*u);
                 if w.state != WorkerState::Ready {
                     continue;
                 }
                 if let Some(over) = w.cpu.observe(now, u.cpu_ticks, tps, cpu.limit, cpu.reset_interval) {
-                    overruns.push((pool.config.name.clone(), w.id, w.pid, over, cpu.clone()));
+                    overruns.push((pool.config.name.clone(), w.id, w.process.pid, over, cpu.clone()));
                 }
             }
         }

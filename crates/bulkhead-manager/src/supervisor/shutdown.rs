@@ -95,15 +95,15 @@ impl Supervisor {
                 self.events.warn(None, "some workers did not stop in time; killing them".into());
                 for p in self.pools.values() {
                     for w in p.workers.values() {
-                        spawn::signal_group(w.pid, Signal::SIGKILL);
+                        spawn::signal_group(w.process.pid, Signal::SIGKILL);
                     }
                 }
                 self.close_listener();
             }
             Phase::StoppingListener { deadline } if now >= deadline => {
                 if let Some(l) = &self.listener {
-                    self.events.warn(None, format!("the listener (pid {}) did not exit; killing it", l.pid));
-                    spawn::signal_group(l.pid, Signal::SIGKILL);
+                    self.events.warn(None, format!("the listener (pid {}) did not exit; killing it", l.process.pid));
+                    spawn::signal_group(l.process.pid, Signal::SIGKILL);
                 }
                 self.phase = Phase::Done;
             }
