@@ -343,29 +343,21 @@ impl Supervisor {
     fn worker_ready(&mut self, name: &str, id: WorkerId, how: &str) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let Some(w) = pool.workers.get_mut(&id) else { return };
-        if !matches!(w.state, WorkerState::Starting { .. }) || w.ending().is_some() {
-            return;
-        }
-        w.state = WorkerState::Ready;
-        w.ready_at = Some(Instant::now());
-        if let Some(p) = w.probe.take() {
-            p.abort();
-        }
+        let Some(up) = w.become_ready(&pool.config, Instant::now()) else { return };
         pool.restarts.succeeded();
         pool.last_activity = Instant::now();
         let took = w.process.started.elapsed().as_millis();
         let line = format!("pool {name:?}: worker {} ({id}) is ready ({how} after {took} ms)", w.process.pid);
-        let info = info(&pool.config, w);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
-        self.send_listener(ManagerToListener::WorkerUp(info));
+        self.send_listener(up);
         self.start_pinging(name, id);
         self.replace_retiring(name, id);
     }
 
     fn worker_info(&self, pool: &str, id: WorkerId) -> Option<WorkerInfo> {
         let p = self.pools.get(pool)?;
-        p.workers.get(&id).filter(|w| w.state == WorkerState::Ready).map(|w| info(&p.config, w))
+        p.workers.get(&id).filter(|w| w.state == WorkerState::Ready).map(|w| w.info(&p.config))
     }
 
     fn on_worker_control(&mut self, name: &str, id: WorkerId, message: WorkerToManager) {
@@ -463,11 +455,8 @@ impl Supervisor {
         let shutdown_limit = pool.config.shutdown_time_limit;
         w.release();
         let pid = w.process.pid;
-        if w.was_ready() && !w.gone_sent {
-            send(
-                &self.listener,
-                ManagerToListener::WorkerGone { pool: name.into(), worker: id, reason: status.to_string() },
-            );
+        if let Some(gone) = w.exited(name, &status) {
+            send(&self.listener, gone);
         }
         let forced = w.process.was_forced();
         match (spawn::exec_failure(&w.exec_report), w.take_ending()) {
@@ -531,15 +520,13 @@ impl Supervisor {
         if w.is_stopping() {
             return;
         }
-        w.end(why);
         if w.is_orphaned() {
+            let _unrouted_already = w.begin_stop(name, why, Stop::immediate(now));
             spawn::signal_group(w.process.pid, Signal::SIGKILL);
-            w.state = WorkerState::Stopping;
-            w.process.begin_stop(Stop::immediate(now));
             return;
         }
-        if w.state == WorkerState::Ready && !w.gone_sent {
-            send(&self.listener, ManagerToListener::WorkerDraining { pool: name.into(), worker: id });
+        if let Some(draining) = w.begin_stop(name, why, Stop::graceful(now, limit)) {
+            send(&self.listener, draining);
         }
         if let Some(p) = w.probe.take() {
             p.abort();
@@ -547,11 +534,9 @@ impl Supervisor {
         if let Some(mut p) = w.ping.take() {
             p.cancel();
         }
-        let _ = w.control.send(ManagerToWorker::Drain);
         // SIGTERM comes once its connections are done (plain apps, see `tick_pool`) or after
         // half the limit; a worker that speaks the control protocol drains and exits by itself.
-        w.state = WorkerState::Stopping;
-        w.process.begin_stop(Stop::graceful(now, limit));
+        let _ = w.control.send(ManagerToWorker::Drain);
         let why = w.ending().map(|e| format!(" ({e})")).unwrap_or_default();
         let line = format!("pool {name:?}: stopping worker {} ({id}){why}", w.process.pid);
         pool_log(&self.state_dir.pool_log(name), &line);
@@ -694,17 +679,5 @@ impl Supervisor {
 fn send(listener: &Option<ListenerProcess>, message: ManagerToListener) {
     if let Some(l) = listener {
         l.send(message);
-    }
-}
-
-/// The `WorkerUp` payload for a worker of `pool`.
-fn info(pool: &bulkhead_config::Pool, w: &worker::Worker) -> WorkerInfo {
-    WorkerInfo {
-        pool: pool.name.clone(),
-        worker: w.id,
-        pid: w.process.pid.as_raw() as u32,
-        address: w.address.clone(),
-        protocol: pool.protocol,
-        concurrency: pool.concurrency,
     }
 }

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bulkhead_config::{PoolKind, SocketMode};
-use bulkhead_proto::{env, Channel, ManagerToWorker, Protocol, WorkerAddress, WorkerId, WorkerToManager};
+use bulkhead_proto::{
+    env, Channel, ManagerToListener, ManagerToWorker, Protocol, WorkerAddress, WorkerId, WorkerInfo, WorkerToManager,
+};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -31,7 +33,7 @@ use crate::cpu::CpuWindow;
 use crate::event::{Event, EventSender};
 use crate::health::PingState;
 use crate::identity::{self, ListenerIdentity};
-use crate::process::Process;
+use crate::process::{Process, Stop};
 use crate::procfs::Usage;
 use crate::recycle;
 use crate::spawn::{self, SpawnError, SpawnSpec};
@@ -157,8 +159,8 @@ pub struct Worker {
     pub requests: u64,
     /// Health pings, once ready.
     pub ping: Option<PingState>,
-    /// The listener was told it is gone.
-    pub gone_sent: bool,
+    /// The listener was told it is gone (it no longer routes to it).
+    gone_sent: bool,
     /// Last resource sample of its process group.
     pub usage: Option<Usage>,
     /// CPU limit window.
@@ -173,6 +175,79 @@ impl Worker {
         }
         if let Some(p) = &self.socket_path {
             let _ = std::fs::remove_file(p);
+        }
+    }
+
+    // ---- transitions: each returns the message it owes the listener --------------------
+
+    /// `Starting → Ready`, unless the manager already decided to end it. Returns the
+    /// `WorkerUp` the listener must get.
+    #[must_use = "the listener must be told"]
+    pub fn become_ready(&mut self, pool: &bulkhead_config::Pool, now: Instant) -> Option<ManagerToListener> {
+        if !matches!(self.state, WorkerState::Starting { .. }) || self.ending.is_some() {
+            return None;
+        }
+        self.state = WorkerState::Ready;
+        self.ready_at = Some(now);
+        if let Some(p) = self.probe.take() {
+            p.abort();
+        }
+        Some(ManagerToListener::WorkerUp(self.info(pool)))
+    }
+
+    /// `→ Stopping` for `why` on the timer `stop` (no-op if already stopping). Returns the
+    /// `WorkerDraining` the listener must get while it still routes to the worker.
+    #[must_use = "the listener must be told"]
+    pub fn begin_stop(&mut self, pool: &str, why: Ending, stop: Stop) -> Option<ManagerToListener> {
+        if self.is_stopping() {
+            return None;
+        }
+        self.end(why);
+        let routed = self.state == WorkerState::Ready && !self.gone_sent;
+        self.state = WorkerState::Stopping;
+        self.process.begin_stop(stop);
+        routed.then(|| ManagerToListener::WorkerDraining { pool: pool.to_string(), worker: self.id })
+    }
+
+    /// Out of routing at once, without draining (a hung worker would never finish): the
+    /// `WorkerGone` the listener must get, once. With `orphan`, `Ready → Orphaned`.
+    #[must_use = "the listener must be told"]
+    pub fn unroute(&mut self, pool: &str, reason: String, orphan: bool) -> Option<ManagerToListener> {
+        if orphan {
+            self.state = WorkerState::Orphaned;
+            self.end(Ending::Orphaned);
+        }
+        self.retiring = None;
+        self.gone(pool, reason)
+    }
+
+    /// Its process exited: the `WorkerGone` the listener must get if it still routes to it.
+    #[must_use = "the listener must be told"]
+    pub fn exited(&mut self, pool: &str, status: &spawn::ExitStatus) -> Option<ManagerToListener> {
+        if self.was_ready() {
+            self.gone(pool, status.to_string())
+        } else {
+            None
+        }
+    }
+
+    fn gone(&mut self, pool: &str, reason: String) -> Option<ManagerToListener> {
+        if self.gone_sent {
+            return None;
+        }
+        self.gone_sent = true;
+        Some(ManagerToListener::WorkerGone { pool: pool.to_string(), worker: self.id, reason })
+    }
+
+    /// The `WorkerUp` payload for this worker of `pool`.
+    pub fn info(&self, pool: &bulkhead_config::Pool) -> WorkerInfo {
+        WorkerInfo {
+            pool: pool.name.clone(),
+            worker: self.id,
+            pid: self.process.pid.as_raw() as u32,
+            address: self.address.clone(),
+            protocol: pool.protocol,
+            concurrency: pool.concurrency,
         }
     }
 
@@ -428,6 +503,7 @@ pub fn pool_log(path: &Path, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn pool(command: &[&str], kind: PoolKind) -> bulkhead_config::Pool {
         let text = "[pools.p]\ncommand = [\"x\"]\n";
@@ -494,6 +570,71 @@ mod tests {
         assert!(log.contains(&expected), "{log}");
         assert!(log.contains("fd3-socket") && log.contains("fd4-socket"), "{log}");
         assert!(!dir.join("p.w7.sock").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The worker state machine's messages to the listener: `WorkerUp` once ready,
+    /// `WorkerDraining` when a routed worker stops, `WorkerGone` exactly once (at unrouting or
+    /// at exit), and nothing for a worker the manager already decided to end.
+    #[tokio::test]
+    async fn each_worker_transition_owes_the_listener_one_message() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-transitions-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = pool(&["sh", "-c", "exec sleep 30"], PoolKind::Process);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let env = vec![(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];
+        let ctx = |n: u64| LaunchContext {
+            self_exe: Path::new("/nonexistent/bulkhead"),
+            env: &env,
+            socket_path: dir.join(format!("p.w{n}.sock")),
+            log_path: dir.join("p.log"),
+            events: &tx,
+            allow_root: true,
+            listener: None,
+            cgroup: None,
+            limits: recycle::Limits::default(),
+        };
+        let now = Instant::now();
+        let mut a = launch(&p, WorkerId(1), &ctx(1)).unwrap();
+        let mut b = launch(&p, WorkerId(2), &ctx(2)).unwrap();
+        let mut c = launch(&p, WorkerId(3), &ctx(3)).unwrap();
+
+        assert!(matches!(a.become_ready(&p, now), Some(ManagerToListener::WorkerUp(i)) if i.worker == WorkerId(1)));
+        assert_eq!(a.become_ready(&p, now), None, "ready once");
+        let draining =
+            a.begin_stop("p", Ending::Stopped(StopCause::IdleTimeout), Stop::graceful(now, Duration::from_secs(9)));
+        assert!(matches!(draining, Some(ManagerToListener::WorkerDraining { .. })), "{draining:?}");
+        assert_eq!(a.begin_stop("p", Ending::Recycled, Stop::immediate(now)), None, "stopping once");
+        assert_eq!(a.ending(), Some(&Ending::Stopped(StopCause::IdleTimeout)), "the first decision stands");
+
+        assert!(b.become_ready(&p, now).is_some());
+        assert!(matches!(b.unroute("p", "hung".into(), true), Some(ManagerToListener::WorkerGone { .. })));
+        assert!(b.is_orphaned() && b.ending() == Some(&Ending::Orphaned));
+        assert_eq!(b.begin_stop("p", Ending::Stopped(StopCause::Shutdown), Stop::immediate(now)), None);
+
+        c.end(Ending::Killed("did not become ready".into()));
+        assert_eq!(c.become_ready(&p, now), None, "a worker being killed is never announced");
+
+        let mut pending = vec![a.process.pid, b.process.pid, c.process.pid];
+        for w in [&a, &b, &c] {
+            spawn::signal_group(w.process.pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        while !pending.is_empty() {
+            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap() {
+                Some(Event::Exited { pid }) => {
+                    spawn::reap(pid);
+                    pending.retain(|p| *p != pid);
+                }
+                other => panic!("expected exits, got {other:?}"),
+            }
+        }
+        let status = spawn::ExitStatus::Signal("SIGKILL".into());
+        assert!(matches!(a.exited("p", &status), Some(ManagerToListener::WorkerGone { .. })), "drained, then gone");
+        assert_eq!(b.exited("p", &status), None, "already unrouted");
+        assert_eq!(c.exited("p", &status), None, "never announced");
+        for w in [&mut a, &mut b, &mut c] {
+            w.release();
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

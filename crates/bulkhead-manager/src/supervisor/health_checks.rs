@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use bulkhead_config::units::format_duration;
-use bulkhead_proto::{ManagerToListener, ManagerToWorker, WorkerId};
+use bulkhead_proto::{ManagerToWorker, WorkerId};
 use nix::sys::signal::Signal;
 
 use super::{send, Supervisor};
@@ -73,21 +73,12 @@ impl Supervisor {
         if let Some(mut p) = w.ping.take() {
             p.cancel();
         }
-        send(
-            &self.listener,
-            ManagerToListener::WorkerGone {
-                pool: name.into(),
-                worker: id,
-                reason: format!("did not answer a ping within {timeout}"),
-            },
-        );
-        w.gone_sent = true;
-        w.retiring = None;
+        if let Some(gone) = w.unroute(name, format!("did not answer a ping within {timeout}"), orphan_cfg.enabled) {
+            send(&self.listener, gone);
+        }
         let pid = w.process.pid;
         let reason = format!("did not answer a {method} within {timeout} (health.ping_timeout)");
         if orphan_cfg.enabled {
-            w.state = WorkerState::Orphaned;
-            w.end(Ending::Orphaned);
             let argv = orphan::expand(&orphan_cfg.action, pid.as_raw() as u32, name, &reason);
             let ran = orphan::run_action(&argv, &directory, &self.state_dir.pool_log(name));
             let line = format!(

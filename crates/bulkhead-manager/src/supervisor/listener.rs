@@ -11,7 +11,7 @@ use bulkhead_proto::{ListenerToManager, ManagerToListener};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{info, send, Phase, Supervisor, LISTENER_QUICK_DEATH};
+use super::{send, Phase, Supervisor, LISTENER_QUICK_DEATH};
 use crate::listener_process::{self, ListenerStartError};
 use crate::process::Role;
 use crate::spawn::{self, ExitStatus};
@@ -43,7 +43,7 @@ impl Supervisor {
         // A restarted listener learns the pools' current situation right after its config.
         for (name, pool) in &self.pools {
             for w in pool.workers.values().filter(|w| w.state == WorkerState::Ready) {
-                listener.send(ManagerToListener::WorkerUp(info(&pool.config, w)));
+                listener.send(ManagerToListener::WorkerUp(w.info(&pool.config)));
             }
             if let Some(refusal) = pool.mode().refusal(name) {
                 listener.send(refusal);
