@@ -3,8 +3,10 @@
 //! renewer) — and the three policies every one of them follows.
 //!
 //! - [`Restarts`] (`process/restart.rs`): the restart policy. A child that fails to start, or
-//!   dies soon after starting, waits before the next attempt: 0.5 s, 1 s, 2 s … up to 30 s
-//!   ([`backoff`]); a success resets the count.
+//!   dies soon after starting ([`Restarts::died`]), waits before the next attempt: 0.5 s, 1 s,
+//!   2 s … up to 30 s ([`backoff`]); a success, or a long life, resets the count. The listener
+//!   uses it for its restarts, each pool for its workers' failed starts (rapid-fail protection,
+//!   [`crate::rapid_fail`], decides when a pool gives up).
 //! - Readiness: a child is started `Starting` and becomes ready when it says so on its control
 //!   channel (or, for a plain HTTP worker, when its probe answers — [`crate::readiness`]),
 //!   within a time limit after which the supervisor kills it as a failed start.

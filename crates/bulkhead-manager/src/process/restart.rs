@@ -30,6 +30,18 @@ impl Restarts {
         delay
     }
 
+    /// A running process died after living `lived`: one that died within `quick` of its start
+    /// counts as a failure (back-off before the restart), one that ran longer restarts at once
+    /// with its failures forgotten. Returns the pause before the restart.
+    pub fn died(&mut self, now: Instant, lived: Duration, quick: Duration) -> Duration {
+        if lived < quick {
+            self.failed(now)
+        } else {
+            self.succeeded();
+            Duration::ZERO
+        }
+    }
+
     /// Counts a failure without scheduling a retry (the next start is on demand).
     pub fn count_failure(&mut self) {
         self.failures = self.failures.saturating_add(1);
@@ -85,5 +97,16 @@ mod tests {
         r.succeeded();
         assert!(r.may_start(now));
         assert_eq!(r.failed(now), Duration::from_millis(500), "the count restarted");
+    }
+
+    #[test]
+    fn a_quick_death_backs_off_and_a_long_life_restarts_at_once() {
+        let now = Instant::now();
+        let quick = Duration::from_secs(10);
+        let mut r = Restarts::default();
+        assert_eq!(r.died(now, Duration::from_secs(1), quick), Duration::from_millis(500));
+        assert_eq!(r.died(now, Duration::from_secs(1), quick), Duration::from_secs(1));
+        assert_eq!(r.died(now, Duration::from_secs(60), quick), Duration::ZERO);
+        assert!(r.may_start(now) && r.failures() == 0);
     }
 }

@@ -128,12 +128,7 @@ impl Supervisor {
             }
             Phase::Serving => {
                 let now = Instant::now();
-                let delay = if lived < LISTENER_QUICK_DEATH {
-                    self.listener_restarts.failed(now)
-                } else {
-                    self.listener_restarts.succeeded();
-                    Duration::ZERO
-                };
+                let delay = self.listener_restarts.died(now, lived, LISTENER_QUICK_DEATH);
                 self.events.error(
                     None,
                     format!(
