@@ -55,7 +55,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-pub(crate) use crate::command::{Command, PoolAction, Reply, ReplyBody};
+pub(crate) use crate::admin_command::{Command, PoolAction, Reply, ReplyBody};
 use crate::config_store::ConfigStore;
 use crate::event::{Event, EventSender};
 

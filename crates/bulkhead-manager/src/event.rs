@@ -3,7 +3,7 @@
 //! readiness or health probe answering, a resource sample, an admin command — arrives as one
 //! [`Event`] on one unbounded channel ([`EventSender`]).
 //!
-//! A leaf module: it names the messages and depends only on [`crate::command`] and
+//! A leaf module: it names the messages and depends only on [`crate::admin_command`] and
 //! [`crate::procfs`]'s sample type. Senders: `listener_process`, `worker`, `health`,
 //! `readiness` probes, `admin`, `reload`; the receiver: the supervisor's loop. It must never
 //! hold state or do I/O. (Operator-facing records of what happened are [`crate::event_log`].)
@@ -14,7 +14,7 @@ use bulkhead_proto::{ListenerToManager, WorkerId, WorkerToManager};
 use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
-use crate::command::Command;
+use crate::admin_command::Command;
 use crate::procfs::Usage;
 
 /// Something the supervisor must react to.

@@ -25,8 +25,8 @@ use std::future::Future;
 use std::path::PathBuf;
 
 pub mod admin;
+mod admin_command;
 pub mod cgroup;
-mod command;
 pub mod config_store;
 pub mod cpu;
 mod event;

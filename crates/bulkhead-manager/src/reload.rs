@@ -23,7 +23,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
-use crate::command::Command;
+use crate::admin_command::Command;
 use crate::config_store::Source;
 use crate::event::{Event, EventSender};
 

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::{json, Value};
 
 use super::Supervisor;
-use crate::command::{Command, PoolAction, Reply};
+use crate::admin_command::{Command, PoolAction, Reply};
 use crate::config_store::{rfc3339, Source};
 use crate::event_log::Level;
 use crate::pool::Mode;

@@ -31,7 +31,7 @@ use bulkhead_proto::{ListenSocket, ManagerToListener, PoolStats, SiteStats};
 
 use super::{Phase, Supervisor};
 use crate::admin::{describe_change, AdminService};
-use crate::command::Reply;
+use crate::admin_command::Reply;
 use crate::config_store::{self, ConfigStore, Source};
 use crate::metrics::Metrics;
 use crate::pool::{Disabled, Mode, Pool};

@@ -1,5 +1,5 @@
-//! The commands the admin service, the config-file watch and SIGHUP send the supervisor, and
-//! the supervisor's [`Reply`] (an HTTP status and a body).
+//! The operator's commands — from the admin service, the config-file watch and SIGHUP — to the
+//! supervisor, and the supervisor's [`Reply`] (an HTTP status and a body).
 //!
 //! A leaf module: it names the messages and depends on no other part of the manager except
 //! [`crate::config_store::Source`] (where a configuration came from). Senders are
