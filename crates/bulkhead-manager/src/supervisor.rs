@@ -67,10 +67,9 @@ enum Phase {
     StoppingWorkers {
         deadline: Instant,
     },
-    /// Listener's control channel closed; waiting for it to exit.
-    StoppingListener {
-        deadline: Instant,
-    },
+    /// Listener's control channel closed; waiting for it to exit (its [`Stop`] timer kills
+    /// it if it does not).
+    StoppingListener,
     Done,
 }
 

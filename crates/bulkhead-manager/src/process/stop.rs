@@ -23,6 +23,12 @@ impl Stop {
         Stop { term_at: Some(now + limit / 2), kill_at: now + limit, forced: false }
     }
 
+    /// The graceful step was taken another way (the listener's control channel closed, which
+    /// it obeys by exiting): SIGKILL at `limit` only.
+    pub fn kill_after(now: Instant, limit: Duration) -> Stop {
+        Stop { term_at: None, kill_at: now + limit, forced: false }
+    }
+
     /// SIGKILL from now on (an orphan being cleaned up: the caller kills it at once).
     pub fn immediate(now: Instant) -> Stop {
         Stop { term_at: None, kill_at: now, forced: false }

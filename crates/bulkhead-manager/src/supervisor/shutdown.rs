@@ -15,6 +15,7 @@ use nix::sys::signal::Signal;
 
 use super::{Phase, Supervisor};
 use crate::pool::Mode;
+use crate::process::Stop;
 use crate::spawn;
 use crate::worker::StopCause;
 
@@ -71,7 +72,7 @@ impl Supervisor {
                 self.close_listener();
             }
         }
-        if let Phase::StoppingListener { .. } = self.phase {
+        if let Phase::StoppingListener = self.phase {
             if self.listener.is_none() {
                 self.phase = Phase::Done;
             }
@@ -79,9 +80,10 @@ impl Supervisor {
     }
 
     fn close_listener(&mut self) {
-        self.phase = Phase::StoppingListener { deadline: Instant::now() + MARGIN };
+        self.phase = Phase::StoppingListener;
         if let Some(l) = self.listener.as_mut() {
             l.close();
+            l.process.begin_stop(Stop::kill_after(Instant::now(), MARGIN));
         }
     }
 
@@ -100,13 +102,15 @@ impl Supervisor {
                 }
                 self.close_listener();
             }
-            Phase::StoppingListener { deadline } if now >= deadline => {
-                if let Some(l) = &self.listener {
+            Phase::StoppingListener => match self.listener.as_mut() {
+                Some(l) if l.process.stop.is_some_and(|s| now >= s.kill_at) => {
                     self.events.warn(None, format!("the listener (pid {}) did not exit; killing it", l.process.pid));
-                    spawn::signal_group(l.process.pid, Signal::SIGKILL);
+                    l.process.tick_stop(now, false);
+                    self.phase = Phase::Done;
                 }
-                self.phase = Phase::Done;
-            }
+                Some(_) => {}
+                None => self.phase = Phase::Done,
+            },
             _ => {}
         }
     }
