@@ -36,6 +36,13 @@ fn httperr_for(server: &Server, path: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every file in `dir`, concatenated in name order.
+fn files_in(dir: &std::path::Path) -> String {
+    let mut names: Vec<_> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    names.sort();
+    names.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect()
+}
+
 fn pool_status(server: &Server, name: &str) -> Value {
     let (code, status) = api(server, "GET", "/status", None);
     assert_eq!(code, 200, "{status}");
@@ -108,4 +115,74 @@ protocol = "native"
     wait_for("the demo pool serving again", LIMIT, || get(addr, "/demo").status == 200);
     assert!(pool_status(&server, "demo")["disabled"].is_null());
     server.worker_pids();
+}
+
+/// Root only (the suite runs as root in CI): a pool added by a live reload gets the same
+/// checks as at start-up, because start-up and reload are one path. Without
+/// `BULKHEAD_ALLOW_ROOT_WORKERS`, a pool with no `user` would run as root: it is disabled with
+/// that cause — 503 `Disabled`, said in status and events — and no worker is ever launched or
+/// counted as a crash (before, only start-up checked, and the live-added pool failed at launch
+/// as `AppStartFailed`, counting towards rapid-fail).
+#[test]
+fn a_pool_added_live_that_would_run_as_root_is_disabled_by_config_not_crashed() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: not root; the no-`user` refusal applies only when started as root");
+        return;
+    }
+    let dir = TestDir::new("pool-states-root");
+    let base = "[server]\nstate_dir = \"state\"\nlistener_user = \"nobody\"\n\n[[sites]]\nname = \"app\"\n\
+                bindings = [\"http://127.0.0.1:0\"]\nroutes = [ { path = \"/old\", redirect = \"/new\", status = 301 } ]\n";
+    let path = dir.write("bulkhead.toml", base);
+    let log_path = dir.join("server.log");
+    let out = std::fs::File::create(&log_path).expect("server.log");
+    let mut child = std::process::Command::new(crate::support::server::bulkhead_exe())
+        .args(["serve", "--config", &path.display().to_string()])
+        .current_dir(dir.path())
+        .env_remove("BULKHEAD_ALLOW_ROOT_WORKERS")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(out.try_clone().expect("clone")))
+        .stderr(std::process::Stdio::from(out))
+        .spawn()
+        .expect("spawn bulkhead");
+    let manager = child.id();
+    let state = dir.join("state");
+    let result = std::panic::catch_unwind(|| {
+        let mut addr = None;
+        wait_for("bindings.json", LIMIT, || {
+            addr = std::fs::read_to_string(state.join("bindings.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v[0]["address"].as_str().and_then(|a| a.parse::<std::net::SocketAddr>().ok()));
+            addr.is_some()
+        });
+        let addr = addr.expect("an address");
+        let live = base.replace("routes = [ ", "routes = [ { path = \"/nouser\", pool = \"nouser\" }, ")
+            + "\n[pools.nouser]\ncommand = [\"sh\", \"-c\", \"exit 0\"]\n";
+        let tmp = dir.join("bulkhead.toml.swp");
+        std::fs::write(&tmp, live).expect("write the new config");
+        std::fs::rename(&tmp, &path).expect("rename it into place");
+        wait_for("503 from the live-added pool", LIMIT, || get(addr, "/nouser").status == 503);
+        let httperr = || files_in(&state.join("logs/HTTPERR"));
+        wait_for("Disabled in HTTPERR", LIMIT, || httperr().contains(" Disabled nouser"));
+        let log = std::fs::read_to_string(state.join("logs/pools/nouser.log")).unwrap_or_default();
+        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(!httperr().contains("AppStartFailed") && !httperr().contains("AppOffline"), "{}", httperr());
+        assert!(output.contains("refusing to run its workers as root"), "{output}");
+        assert!(
+            !log.contains("started:") && !output.contains("pool \"nouser\": worker"),
+            "a worker was launched:\n{output}"
+        );
+        assert!(!output.contains("failure 1 of") && !output.contains("crash 1 of"), "counted as a crash:\n{output}");
+    });
+    for p in crate::support::procs::descendants_of(manager) {
+        crate::support::procs::signal(p, libc::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        eprintln!("===== server output =====\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        std::panic::resume_unwind(e);
+    }
 }
