@@ -98,6 +98,18 @@ pub enum ManagerError {
 
 /// Runs the server until `shutdown` resolves, then drains and stops everything.
 pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) -> Result<(), ManagerError> {
+    run_with_services(options, Vec::new(), shutdown).await
+}
+
+/// [`run`], also keeping the registered `services` running (FTP, SMTP, the certificate
+/// renewer…): each is started after the listener, restarted with back-off when it dies and
+/// stopped at shutdown ([`process::ServiceSpec`]). The binary, which knows each service's
+/// subcommand, registers them here.
+pub async fn run_with_services(
+    options: ManagerOptions,
+    services: Vec<process::ServiceSpec>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ManagerError> {
     let file = match &options.config_path {
         Some(p) => p.display().to_string(),
         None => "<embedded default>".to_string(),
@@ -122,6 +134,6 @@ pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) ->
         }
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let supervisor = supervisor::Supervisor::new(options, config.server.max_history, state_dir, tx, upkeep);
+    let supervisor = supervisor::Supervisor::new(options, config.server.max_history, state_dir, tx, upkeep, services);
     supervisor.run(config, rx, shutdown).await
 }

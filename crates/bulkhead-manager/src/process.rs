@@ -17,8 +17,9 @@
 //!   thread ([`crate::spawn`]); the supervisor looks the pid up in its table of [`Role`]s.
 //!
 //! [`Process`] ties them together for one running child. Adding a service is a crate with its
-//! hidden subcommand, a [`Role::Service`] entry, and a [`Process`] with its [`Restarts`] and
-//! stop limit in the supervisor — the same code paths as the listener, not new special cases.
+//! hidden subcommand and one [`ServiceSpec`] the binary registers
+//! ([`crate::run_with_services`]); the supervisor runs every registered service through the
+//! same code (`process/service.rs`, `supervisor/services.rs`), with no special case for it.
 //! Callers: the supervisor and its submodules, [`crate::worker`], [`crate::listener_process`].
 //! This module decides *when*; it never spawns, reaps or waits itself (signals go through
 //! [`crate::spawn::signal_group`]), and it never blocks.
@@ -29,9 +30,11 @@ use bulkhead_proto::WorkerId;
 use nix::unistd::Pid;
 
 mod restart;
+mod service;
 mod stop;
 
 pub use restart::{backoff, Restarts};
+pub use service::{Service, ServiceSpec};
 pub use stop::Stop;
 
 /// What a supervised child is, for the supervisor's pid table.
@@ -41,6 +44,8 @@ pub enum Role {
     Listener,
     /// A worker of a pool.
     Worker { pool: String, id: WorkerId },
+    /// A registered service, by its index in the supervisor's list.
+    Service { index: usize },
 }
 
 /// One running supervised child.

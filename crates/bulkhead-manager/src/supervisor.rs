@@ -30,7 +30,7 @@ pub(crate) use crate::event::{Event, EventSender};
 use crate::event_log::EventLog;
 use crate::listener_process::ListenerProcess;
 use crate::pool::{Disabled, Mode, Pool, PoolState};
-use crate::process::{Restarts, Role, Stop};
+use crate::process::{Restarts, Role, Service, ServiceSpec, Stop};
 use crate::procfs;
 use crate::readiness;
 use crate::sockets::PublicSockets;
@@ -44,6 +44,7 @@ mod health_checks;
 mod listener;
 mod metabase;
 mod recycling;
+mod services;
 mod shutdown;
 
 pub(crate) use recycling::Upkeep;
@@ -83,6 +84,8 @@ pub(crate) struct Supervisor {
     listener_ever_ready: bool,
     /// The listener's restart policy: quick deaths in a row and the next try.
     listener_restarts: Restarts,
+    /// The registered services (`supervisor/services.rs`), indexed by `Role::Service`.
+    services: Vec<Service>,
     boot_deadline: Instant,
     children: HashMap<Pid, Role>,
     next_worker: u64,
@@ -103,6 +106,7 @@ impl Supervisor {
         state_dir: StateDir,
         tx: EventSender,
         upkeep: Upkeep,
+        services: Vec<ServiceSpec>,
     ) -> Self {
         let now = Instant::now();
         let admin = metabase::AdminState::new(&state_dir.root, max_history);
@@ -115,6 +119,7 @@ impl Supervisor {
             listener_generation: 0,
             listener_ever_ready: false,
             listener_restarts: Restarts::default(),
+            services: services.into_iter().map(Service::new).collect(),
             boot_deadline: now + LISTENER_BOOT_LIMIT,
             children: HashMap::new(),
             next_worker: 1,
@@ -148,6 +153,7 @@ impl Supervisor {
             self.finish();
             return Err(e.into());
         }
+        self.start_services();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown_requested = false;
@@ -192,6 +198,10 @@ impl Supervisor {
                 Some(Role::Worker { pool, id }) => {
                     let status = spawn::reap(pid);
                     self.on_worker_exit(&pool, id, status);
+                }
+                Some(Role::Service { index }) => {
+                    let status = spawn::reap(pid);
+                    self.on_service_exit(index, pid, status);
                 }
                 None => {}
             },
@@ -609,6 +619,7 @@ impl Supervisor {
         for name in names {
             self.tick_pool(&name, now);
         }
+        self.tick_services(now);
         self.tick_sampling(now);
         self.sweep_retired_pools();
         self.tick_shutdown(now);

@@ -23,6 +23,11 @@ impl Stop {
         Stop { term_at: Some(now + limit / 2), kill_at: now + limit, forced: false }
     }
 
+    /// SIGTERM now, SIGKILL at `limit` (a service being stopped).
+    pub fn terminate(now: Instant, limit: Duration) -> Stop {
+        Stop { term_at: Some(now), kill_at: now + limit, forced: false }
+    }
+
     /// The graceful step was taken another way (the listener's control channel closed, which
     /// it obeys by exiting): SIGKILL at `limit` only.
     pub fn kill_after(now: Instant, limit: Duration) -> Stop {

@@ -251,7 +251,12 @@ impl Supervisor {
         }
         drop(cpu_seen);
         self.admin.cpu_seen = next_cpu;
-        json!({ "server": server, "config_error": config_error, "sites": sites, "pools": pools })
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|s| json!({ "name": s.spec.name, "pid": s.process.as_ref().map(|p| p.pid.as_raw()), "starts": s.starts }))
+            .collect();
+        json!({ "server": server, "config_error": config_error, "sites": sites, "pools": pools, "services": services })
     }
 }
 

@@ -62,13 +62,14 @@ impl Supervisor {
             }
             self.stop_pool_workers(&name, StopCause::Shutdown);
         }
+        self.stop_services(now);
         self.check_shutdown_progress();
     }
 
     /// Moves to the next phase when the current one is complete.
     pub(super) fn check_shutdown_progress(&mut self) {
         if let Phase::StoppingWorkers { .. } = self.phase {
-            if self.pools.values().all(|p| p.workers.is_empty()) {
+            if self.pools.values().all(|p| p.workers.is_empty()) && self.services_stopped() {
                 self.close_listener();
             }
         }
