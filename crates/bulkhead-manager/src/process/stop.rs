@@ -75,4 +75,16 @@ mod tests {
         let mut quiet = Stop::graceful(now, limit);
         assert_eq!(quiet.due(now, true), Some(Signal::SIGTERM), "no connection left: no need to wait");
     }
+
+    #[test]
+    fn a_service_gets_sigterm_at_once_and_the_listener_only_sigkill() {
+        let now = Instant::now();
+        let limit = Duration::from_secs(5);
+        let mut service = Stop::terminate(now, limit);
+        assert_eq!(service.due(now, false), Some(Signal::SIGTERM));
+        assert_eq!(service.due(now, false), None);
+        let mut listener = Stop::kill_after(now, limit);
+        assert_eq!(listener.due(now, true), None, "its graceful step was closing its channel");
+        assert_eq!(listener.due(now + limit, false), Some(Signal::SIGKILL));
+    }
 }
