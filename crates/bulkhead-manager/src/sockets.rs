@@ -35,6 +35,9 @@ pub enum BindError {
 #[derive(Debug)]
 pub struct PublicSocket {
     pub socket: std::net::TcpListener,
+    /// The address its bindings name (`Binding::socket_key`, the key of the diff's
+    /// `BindingAdded`/`BindingRemoved` records): `local_addr` but for port 0.
+    pub key: String,
     pub local_addr: SocketAddr,
     /// Binding texts as written in the config.
     pub bindings: Vec<String>,
@@ -65,28 +68,33 @@ impl PublicSockets {
             let err = |source| BindError::Bind { addr, bindings: bindings.join(", "), source };
             let socket = bind_one(addr).map_err(err)?;
             let local_addr = socket.local_addr().map_err(err)?;
-            opened.push(PublicSocket { socket, local_addr, bindings });
+            opened.push(PublicSocket { socket, key: addr.to_string(), local_addr, bindings });
         }
         Ok(opened)
     }
 
-    /// Makes `config` the running one: keeps the open sockets it still needs (with its binding
-    /// texts), adds `opened`, and returns the ones no binding needs any more, for the caller
-    /// to close once the listener has let go of them.
-    pub fn commit(&mut self, config: &Config, opened: Vec<PublicSocket>) -> Vec<PublicSocket> {
-        let mut old = std::mem::take(&mut self.sockets);
-        let mut kept = Vec::new();
-        for (addr, bindings) in plan(config) {
-            if let Some(i) = old.iter().position(|s| serves(s, addr, &bindings)) {
-                let mut s = old.swap_remove(i);
-                s.bindings = bindings;
-                kept.push(s);
+    /// Makes `config` the running one: the sockets of the `BindingRemoved` records among
+    /// `changes` — and a port-0 socket whose binding text is gone while others share its key —
+    /// are handed back for the caller to close once the listener has let go of them; the rest
+    /// take `config`'s binding texts; `opened` joins them.
+    pub fn commit(&mut self, changes: &[Change], config: &Config, opened: Vec<PublicSocket>) -> Vec<PublicSocket> {
+        let removed: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| if let Change::BindingRemoved { key } = c { Some(key.as_str()) } else { None })
+            .collect();
+        let plan = plan(config);
+        let (mut kept, closed): (Vec<PublicSocket>, Vec<PublicSocket>) = std::mem::take(&mut self.sockets)
+            .into_iter()
+            .partition(|s| !removed.contains(&s.key.as_str()) && plan.iter().any(|(addr, b)| serves(s, *addr, b)));
+        for s in &mut kept {
+            if let Some((_, bindings)) = plan.iter().find(|(addr, b)| serves(s, *addr, b)) {
+                s.bindings = bindings.clone();
             }
         }
         kept.extend(opened);
         self.sockets = kept;
         self.bindings = binding_addresses(config, &self.sockets);
-        old
+        closed
     }
 }
 
@@ -163,8 +171,9 @@ mod tests {
     /// Start-up: every socket comes from the diff from the empty config.
     fn start(c: &Config) -> PublicSockets {
         let mut s = PublicSockets::default();
-        let opened = s.open(&bulkhead_config::diff(&Config::empty(), c), c).unwrap();
-        assert!(s.commit(c, opened).is_empty());
+        let changes = bulkhead_config::diff(&Config::empty(), c);
+        let opened = s.open(&changes, c).unwrap();
+        assert!(s.commit(&changes, c, opened).is_empty());
         s
     }
 
@@ -192,7 +201,7 @@ mod tests {
         assert!(changes.iter().any(|c| matches!(c, Change::BindingRemoved { .. })), "{changes:?}");
         let opened = s.open(&changes, &new).unwrap();
         assert!(opened.is_empty(), "the port-0 binding keeps its socket");
-        let closed = s.commit(&new, opened);
+        let closed = s.commit(&changes, &new, opened);
         assert_eq!(closed.iter().map(|c| c.local_addr.port()).collect::<Vec<_>>(), [taken]);
         assert_eq!(s.bindings, kept[1..]);
 

@@ -227,7 +227,7 @@ impl Supervisor {
         self.options.config_text = text;
         self.admin.config = new.clone();
         self.admin.store.set_max(new.server.max_history);
-        self.reconfigure_listener(opened);
+        self.reconfigure_listener(&changes, opened);
         for change in &changes {
             self.apply_change(change, &new);
         }
@@ -288,12 +288,12 @@ impl Supervisor {
     /// its fd channel, then the new `Configure`; sockets no binding needs are closed afterwards.
     /// Before the first listener starts (start-up) only the socket set changes: the listener
     /// gets every socket when it is spawned.
-    fn reconfigure_listener(&mut self, opened: Vec<PublicSocket>) {
+    fn reconfigure_listener(&mut self, changes: &[Change], opened: Vec<PublicSocket>) {
         let added_list: Vec<ListenSocket> = opened
             .iter()
             .map(|s| ListenSocket { fd: -1, local_addr: s.local_addr, bindings: s.bindings.clone() })
             .collect();
-        let old = self.public.commit(&self.admin.config, opened);
+        let old = self.public.commit(changes, &self.admin.config, opened);
         // bindings.json first: the new sockets already queue connections, and whoever reads
         // the file must not find a binding the listener serves missing from it.
         if self.listener_ever_ready {
