@@ -66,7 +66,7 @@ impl Process {
         self.stop.is_some()
     }
 
-    /// Starts stopping (no-op if already stopping); see [`Stop::new`].
+    /// Starts stopping (no-op if already stopping); see [`Stop`].
     pub fn begin_stop(&mut self, stop: Stop) {
         if self.stop.is_none() {
             self.stop = Some(stop);

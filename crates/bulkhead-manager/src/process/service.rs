@@ -24,7 +24,7 @@ pub struct ServiceSpec {
     pub name: String,
     /// The program to run (usually this executable).
     pub program: PathBuf,
-    /// Full argv, including argv[0] (usually `["bulkhead", "<subcommand>"]`).
+    /// Full argv, including `argv[0]` (usually `["bulkhead", "<subcommand>"]`).
     pub argv: Vec<OsString>,
     /// SIGTERM when stopping, SIGKILL after this.
     pub stop_limit: Duration,
