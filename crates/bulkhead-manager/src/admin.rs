@@ -14,7 +14,8 @@
 //!   last refused config (`config_error`, `null` when the running config is the file's), sites
 //!   (bindings, requests, requests per second), pools (state, `disabled` — `null` or
 //!   `{"by": "operator"|"rapid-fail"|"config"|"removed", "reason"}` —, queue depth, in flight,
-//!   requests, last recycle) with their workers (id, pid, state, uptime, requests, in flight, RSS, CPU%),
+//!   requests, last recycle) with their workers (id, pid, state, uptime, requests, in flight, RSS, CPU%,
+//!   `ending`: why the manager is ending it, e.g. `"recycled"`, `"idle timeout"`, or `null`),
 //!   and the registered services (`[{"name","pid","starts"}]`, `pid` null while restarting).
 //! - `GET /pools` — the `pools` part of `/status`.
 //! - `POST /pools/NAME/start`, `/stop`, `/recycle` — `{"pool","action","message"}`; 404 for an

@@ -229,6 +229,7 @@ impl Supervisor {
                         "vsz_bytes": w.usage.map(|u| u.vsz),
                         "cpu_percent": cpu,
                         "retiring": w.retiring.as_ref().map(|r| r.to_string()),
+                        "ending": w.ending().map(|e| e.to_string()),
                     })
                 })
                 .collect();
