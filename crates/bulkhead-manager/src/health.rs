@@ -12,7 +12,7 @@
 //!   process is frozen (`SIGSTOP`) or deadlocked, so this only catches a worker that closed
 //!   its socket; set `health.path` to catch hangs in plain HTTP apps.
 //!
-//! The probes run as small tasks that report [`crate::supervisor`] events; nothing here blocks
+//! The probes run as small tasks that report [`crate::event`]s to the supervisor; nothing here blocks
 //! the supervisor or decides what happens to a hung worker.
 
 use std::time::{Duration, Instant};
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use bulkhead_proto::{WorkerAddress, WorkerId};
 use tokio::task::AbortHandle;
 
+use crate::event::{Event, EventSender};
 use crate::readiness;
-use crate::supervisor::{Event, EventSender};
 
 /// How a worker is pinged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,11 +3,13 @@
 //!
 //! The binary calls [`run`] with the config text and a `shutdown` future (resolved on
 //! SIGTERM/SIGINT). `run` validates the config (refusing it whole, every error listed), takes
-//! the state directory ([`state_dir`]), binds the public sockets ([`sockets`]), then hands
-//! everything to the [`supervisor`]: one task that spawns the listener
+//! the state directory ([`state_dir`]), then hands everything to the [`supervisor`], which
+//! applies the config as the diff from the empty one — the same path as every live reload:
+//! its change records bind the public sockets ([`sockets`]) and set up the pools — and is
+//! the one task that spawns the listener
 //! ([`listener_process`]) and the pools' workers ([`pool`], [`worker`], [`spawn`]), decides
 //! readiness ([`readiness`]), restarts what crashes within the limits of rapid-fail protection
-//! ([`rapid_fail`]), stops idle pools, and records every lifecycle event ([`events`]).
+//! ([`rapid_fail`]), stops idle pools, and records every lifecycle event ([`event_log`]).
 //! The metabase side (issue #5): the [`admin`] service (HTTP/JSON on the admin socket, the
 //! dashboard, [`metrics`]), the config history and write-back ([`config_store`]) and the
 //! triggers of a live reload ([`reload`]: file watch, SIGHUP); the supervisor applies a new
@@ -23,11 +25,13 @@ use std::future::Future;
 use std::path::PathBuf;
 
 pub mod admin;
+mod admin_command;
 pub mod cgroup;
 pub mod command;
 pub mod config_store;
 pub mod cpu;
-pub mod events;
+mod event;
+pub mod event_log;
 pub mod health;
 pub mod identity;
 mod listener_process;
@@ -35,6 +39,7 @@ pub mod metrics;
 pub mod orphan;
 pub mod pool;
 pub mod preflight;
+pub mod process;
 pub mod procfs;
 pub mod rapid_fail;
 pub mod readiness;
@@ -95,6 +100,18 @@ pub enum ManagerError {
 
 /// Runs the server until `shutdown` resolves, then drains and stops everything.
 pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) -> Result<(), ManagerError> {
+    run_with_services(options, Vec::new(), shutdown).await
+}
+
+/// [`run`], also keeping the registered `services` running (FTP, SMTP, the certificate
+/// renewer…): each is started after the listener, restarted with back-off when it dies and
+/// stopped at shutdown ([`process::ServiceSpec`]). The binary, which knows each service's
+/// subcommand, registers them here.
+pub async fn run_with_services(
+    options: ManagerOptions,
+    services: Vec<process::ServiceSpec>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ManagerError> {
     let file = match &options.config_path {
         Some(p) => p.display().to_string(),
         None => "<embedded default>".to_string(),
@@ -106,13 +123,6 @@ pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) ->
     }
     let config = checked.config;
     let state_dir = state_dir::StateDir::prepare(&config.server, std::process::id())?;
-    let public = match sockets::bind(&config) {
-        Ok(p) => p,
-        Err(e) => {
-            state_dir.cleanup();
-            return Err(e.into());
-        }
-    };
     let upkeep = supervisor::Upkeep::new(&config, options.local_offset, options.allow_root_workers).and_then(|u| {
         match &u.listener {
             Some(l) => l.prepare_dirs(&state_dir.sockets, &state_dir.log_dir).map(|()| u),
@@ -127,6 +137,6 @@ pub async fn run(options: ManagerOptions, shutdown: impl Future<Output = ()>) ->
         }
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let supervisor = supervisor::Supervisor::new(options, config, state_dir, public, tx, upkeep);
-    supervisor.run(rx, shutdown).await
+    let supervisor = supervisor::Supervisor::new(options, config.server.max_history, state_dir, tx, upkeep, services);
+    supervisor.run(config, rx, shutdown).await
 }

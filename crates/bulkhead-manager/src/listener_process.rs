@@ -23,13 +23,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use bulkhead_proto::{env, Channel, ListenSocket, ListenerToManager, ManagerToListener};
-use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::event::{Event, EventSender};
+use crate::process::Process;
 use crate::sockets::PublicSockets;
 use crate::spawn::{self, Credentials, SpawnError, SpawnSpec};
-use crate::supervisor::{Event, EventSender};
 
 /// Why the listener could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +43,11 @@ pub enum ListenerStartError {
 /// A running listener process.
 #[derive(Debug)]
 pub struct ListenerProcess {
-    pub pid: Pid,
+    /// Its pid, start time and stop timer ([`crate::process`]).
+    pub process: Process,
     pub generation: u64,
     /// `Ready` received for this process.
     pub ready: bool,
-    pub started: Instant,
     outbox: Option<mpsc::UnboundedSender<ManagerToListener>>,
     tasks: Vec<AbortHandle>,
     /// Our end of the fd channel, and the fd number of its other end in the listener.
@@ -196,10 +196,9 @@ pub fn start(
         let _ = events.send(Event::ListenerChannelClosed { generation, error });
     });
     Ok(ListenerProcess {
-        pid: spawned.pid,
+        process: Process::new(spawned.pid, Instant::now()),
         generation,
         ready: false,
-        started: Instant::now(),
         outbox: Some(outbox),
         tasks: vec![writer.abort_handle(), reader.abort_handle()],
         fd_channel: Some(fd_mine),

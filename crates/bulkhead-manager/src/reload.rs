@@ -23,9 +23,9 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
-use crate::admin::Command;
+use crate::admin_command::Command;
 use crate::config_store::Source;
-use crate::supervisor::{Event, EventSender};
+use crate::event::{Event, EventSender};
 
 /// Quiet time after the last change before the file is read.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);

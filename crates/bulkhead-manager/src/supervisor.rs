@@ -1,8 +1,11 @@
 //! The supervisor: one task that owns all of the manager's running state and makes every
 //! lifecycle decision (DESIGN §3).
 //!
-//! [`crate::run`] builds it after the config is validated, the state directory locked and the
-//! public sockets bound, then awaits [`Supervisor::run`]. Everything that happens elsewhere —
+//! [`crate::run`] builds it, running nothing, after the config is validated and the state
+//! directory locked, then awaits [`Supervisor::run`], which first applies the config as the
+//! diff from the empty one (`supervisor/metabase.rs`, the path of every live change: sockets
+//! bound, pools set up, history version 1), then starts the admin service and the listener.
+//! Pool modes change only through `set_mode` ([`Pool::enter`]). Everything that happens elsewhere —
 //! a child exiting (exit-watcher threads), a message from the listener or a worker (reader
 //! tasks), a readiness probe answering — arrives as an [`Event`] on one mpsc channel; time-based
 //! work (startup and shutdown limits, idle timeouts, retry back-off, listener restarts, health
@@ -18,22 +21,22 @@ use std::time::{Duration, Instant};
 
 use bulkhead_config::units::format_duration;
 use bulkhead_config::{Config, StartMode};
-use bulkhead_proto::{
-    ListenerToManager, ManagerToListener, ManagerToWorker, PoolRefusal, WorkerId, WorkerInfo, WorkerToManager,
-};
+use bulkhead_proto::{ManagerToListener, ManagerToWorker, PoolRefusal, WorkerId, WorkerInfo, WorkerToManager};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
-use crate::events::EventLog;
+pub(crate) use crate::event::{Event, EventSender};
+use crate::event_log::EventLog;
 use crate::listener_process::ListenerProcess;
-use crate::pool::{start_backoff, Mode, Pool, PoolState};
-use crate::procfs::{self, Usage};
+use crate::pool::{Disabled, Mode, Pool, PoolState};
+use crate::process::{Restarts, Role, Service, ServiceSpec, Stop};
+use crate::procfs;
 use crate::readiness;
 use crate::sockets::PublicSockets;
 use crate::spawn::{self, ExitStatus};
 use crate::state_dir::StateDir;
-use crate::worker::{self, pool_log, LaunchContext, Readiness, WorkerState};
+use crate::worker::{self, pool_log, Ending, LaunchContext, Readiness, StopCause, WorkerState};
 use crate::{ManagerError, ManagerOptions};
 
 mod admin_ops;
@@ -41,6 +44,7 @@ mod health_checks;
 mod listener;
 mod metabase;
 mod recycling;
+mod services;
 mod shutdown;
 
 pub(crate) use recycling::Upkeep;
@@ -51,40 +55,6 @@ const TICK: Duration = Duration::from_millis(100);
 const LISTENER_BOOT_LIMIT: Duration = Duration::from_secs(30);
 /// A listener that lived shorter than this before dying counts as failing quickly (back-off).
 const LISTENER_QUICK_DEATH: Duration = Duration::from_secs(10);
-
-/// Something the supervisor must react to.
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// A message from the listener of this generation.
-    Listener { generation: u64, message: ListenerToManager },
-    /// The listener's control channel closed (it died or broke the protocol).
-    ListenerChannelClosed { generation: u64, error: Option<String> },
-    /// A child exited; it is not reaped yet.
-    Exited { pid: Pid },
-    /// A message on a worker's control channel.
-    WorkerControl { pool: String, worker: WorkerId, message: WorkerToManager },
-    /// A worker answered its readiness probe.
-    WorkerAnswered { pool: String, worker: WorkerId },
-    /// A worker the listener could not reach refuses connections: it must be replaced.
-    WorkerRefusesConnections { pool: String, worker: WorkerId },
-    /// A worker the listener could not reach accepts connections after all.
-    WorkerReachable { pool: String, worker: WorkerId },
-    /// A worker answered health ping `seq` over HTTP or by accepting a connection.
-    HealthAnswered { pool: String, worker: WorkerId, seq: u64 },
-    /// Resource use of the workers' process groups, by leader pid.
-    Usage { samples: HashMap<i32, Usage> },
-    /// The admin service, the config file watch or SIGHUP (issue #5; `supervisor/admin_ops.rs`).
-    Admin(crate::admin::Command),
-}
-
-pub(crate) type EventSender = mpsc::UnboundedSender<Event>;
-
-/// What a child pid is.
-#[derive(Debug, Clone)]
-enum Child {
-    Listener,
-    Worker { pool: String, id: WorkerId },
-}
 
 /// Where the manager is between serving and exiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +68,9 @@ enum Phase {
     StoppingWorkers {
         deadline: Instant,
     },
-    /// Listener's control channel closed; waiting for it to exit.
-    StoppingListener {
-        deadline: Instant,
-    },
+    /// Listener's control channel closed; waiting for it to exit (its [`Stop`] timer kills
+    /// it if it does not).
+    StoppingListener,
     Done,
 }
 
@@ -113,10 +82,12 @@ pub(crate) struct Supervisor {
     listener: Option<ListenerProcess>,
     listener_generation: u64,
     listener_ever_ready: bool,
-    listener_restart_at: Option<Instant>,
-    listener_quick_deaths: u32,
+    /// The listener's restart policy: quick deaths in a row and the next try.
+    listener_restarts: Restarts,
+    /// The registered services (`supervisor/services.rs`), indexed by `Role::Service`.
+    services: Vec<Service>,
     boot_deadline: Instant,
-    children: HashMap<Pid, Child>,
+    children: HashMap<Pid, Role>,
     next_worker: u64,
     events: EventLog,
     tx: EventSender,
@@ -128,27 +99,27 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
+    /// A supervisor running nothing yet: [`Supervisor::run`] applies the config.
     pub(crate) fn new(
         options: ManagerOptions,
-        config: Config,
+        max_history: u32,
         state_dir: StateDir,
-        public: PublicSockets,
         tx: EventSender,
         upkeep: Upkeep,
+        services: Vec<ServiceSpec>,
     ) -> Self {
         let now = Instant::now();
-        let pools = config.pools.iter().map(|(name, p)| (name.clone(), Pool::new(p.clone(), now))).collect();
-        let admin = metabase::AdminState::new(&config, &options.config_text, &state_dir.root);
+        let admin = metabase::AdminState::new(&state_dir.root, max_history);
         Supervisor {
             options,
             state_dir,
-            public,
-            pools,
+            public: PublicSockets::default(),
+            pools: BTreeMap::new(),
             listener: None,
             listener_generation: 0,
             listener_ever_ready: false,
-            listener_restart_at: None,
-            listener_quick_deaths: 0,
+            listener_restarts: Restarts::default(),
+            services: services.into_iter().map(Service::new).collect(),
             boot_deadline: now + LISTENER_BOOT_LIMIT,
             children: HashMap::new(),
             next_worker: 1,
@@ -161,13 +132,19 @@ impl Supervisor {
         }
     }
 
-    /// Runs until `shutdown` resolves and everything is stopped, or a fatal error.
+    /// Applies `config` (start-up: the same path as a live change), then runs until
+    /// `shutdown` resolves and everything is stopped, or a fatal error.
     pub(crate) async fn run(
         mut self,
+        config: Config,
         mut rx: mpsc::UnboundedReceiver<Event>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ManagerError> {
         tokio::pin!(shutdown);
+        if let Err(e) = self.start_up(config) {
+            self.finish();
+            return Err(e);
+        }
         if let Err(e) = self.start_admin() {
             self.finish();
             return Err(ManagerError::Admin(e));
@@ -176,7 +153,7 @@ impl Supervisor {
             self.finish();
             return Err(e.into());
         }
-        self.boot_pools();
+        self.start_services();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown_requested = false;
@@ -214,13 +191,17 @@ impl Supervisor {
             Event::ListenerChannelClosed { generation, error } => self.on_listener_channel_closed(generation, error),
             // Only our own, not yet reaped children are reaped (a reaped pid may be reused).
             Event::Exited { pid } => match self.children.remove(&pid) {
-                Some(Child::Listener) => {
+                Some(Role::Listener) => {
                     let status = spawn::reap(pid);
                     self.on_listener_exit(pid, status);
                 }
-                Some(Child::Worker { pool, id }) => {
+                Some(Role::Worker { pool, id }) => {
                     let status = spawn::reap(pid);
                     self.on_worker_exit(&pool, id, status);
+                }
+                Some(Role::Service { index }) => {
+                    let status = spawn::reap(pid);
+                    self.on_service_exit(index, pid, status);
                 }
                 None => {}
             },
@@ -229,8 +210,8 @@ impl Supervisor {
             Event::WorkerRefusesConnections { pool, worker } => {
                 if let Some(w) = self.pools.get_mut(&pool).and_then(|p| p.workers.get_mut(&worker)) {
                     if w.state == WorkerState::Ready {
-                        w.kill_reason = Some("refused connections although its process was running".into());
-                        spawn::signal_group(w.pid, Signal::SIGKILL);
+                        w.end(Ending::Killed("refused connections although its process was running".into()));
+                        spawn::signal_group(w.process.pid, Signal::SIGKILL);
                     }
                 }
             }
@@ -251,33 +232,31 @@ impl Supervisor {
 
     // ---- pools and workers ----------------------------------------------------------------
 
-    fn boot_pools(&mut self) {
+    /// The identity check every pool passes when it is added or changed, at start-up or live.
+    /// A config with a pool that can never run (started as root with no `user`, a missing
+    /// user or command) is refused whole before this, by [`crate::preflight`] at validation;
+    /// this is the second line, for a machine that changed between validation and the pool's
+    /// turn: such a pool is disabled with that cause — 503 `Disabled` — until the config is
+    /// fixed, instead of failing at launch and counting as a crash. Returns whether it may run.
+    fn check_runnable(&mut self, name: &str) -> bool {
+        let Some(pool) = self.pools.get(name) else { return false };
         let as_root = crate::identity::running_as_root();
-        let refused: Vec<(String, String)> = self
-            .pools
-            .values()
-            .filter_map(|p| {
-                crate::identity::check_pool(&p.config, as_root, self.upkeep.allow_root)
-                    .err()
-                    .map(|e| (p.name().to_string(), e))
-            })
-            .collect();
-        for (name, why) in refused {
-            if let Some(p) = self.pools.get_mut(&name) {
-                p.mode = Mode::Disabled;
+        match crate::identity::check_pool(&pool.config, as_root, self.upkeep.allow_root) {
+            Ok(()) => {
+                if let Mode::Disabled(Disabled::Refused(_)) = pool.mode() {
+                    self.set_mode(name, Mode::Idle);
+                }
+                true
             }
-            self.events
-                .error(Some(&name), format!("{why}; the pool is offline (requests get 503) until the config is fixed"));
-        }
-        let always: Vec<String> =
-            self.pools.values().filter(|p| p.config.start == StartMode::Always).map(|p| p.name().to_string()).collect();
-        for name in always {
-            if let Some(p) = self.pools.get_mut(&name) {
-                p.mode = Mode::Active;
-                p.last_activity = Instant::now();
+            Err(why) => {
+                self.events.error(
+                    Some(name),
+                    format!("{why}; the pool is disabled (requests get 503 Disabled) until the config is fixed"),
+                );
+                self.set_mode(name, Mode::Disabled(Disabled::Refused(why)));
+                self.stop_pool_workers(name, StopCause::PoolOffline);
+                false
             }
-            self.events.info(Some(&name), format!("pool {name:?}: starting at boot (start = \"always\")"));
-            self.reconcile(&name);
         }
     }
 
@@ -289,24 +268,28 @@ impl Supervisor {
             self.events.warn(None, format!("the listener asked to start unknown pool {name:?}"));
             return;
         };
-        match pool.mode {
+        match pool.mode() {
             Mode::Idle => {
-                pool.mode = Mode::Active;
-                pool.last_activity = Instant::now();
-                pool.retry_at = None;
+                self.set_mode(name, Mode::Active);
                 self.events.info(Some(name), format!("pool {name:?}: demand start"));
                 self.reconcile(name);
             }
             Mode::Active => self.reconcile(name),
-            Mode::Stopped | Mode::Disabled => {
-                if let Some((refusal, detail)) = standing_refusal(pool.mode) {
-                    self.send_listener(ManagerToListener::PoolRefused {
-                        pool: name.into(),
-                        refusal,
-                        detail: detail.into(),
-                    });
+            Mode::Disabled(_) => {
+                // The listener asked although the pool refuses: remind it of the standing refusal.
+                if let Some(refusal) = pool.mode().refusal(name) {
+                    self.send_listener(refusal);
                 }
             }
+        }
+    }
+
+    /// Moves pool `name` to `to` ([`Pool::enter`], the only place a pool changes mode) and
+    /// tells the listener what that transition requires.
+    fn set_mode(&mut self, name: &str, to: Mode) {
+        let Some(pool) = self.pools.get_mut(name) else { return };
+        if let Some(message) = pool.enter(to, Instant::now()) {
+            send(&self.listener, message);
         }
     }
 
@@ -357,10 +340,10 @@ impl Supervisor {
             });
             w.probe = Some(probe.abort_handle());
         }
-        let line = format!("pool {name:?}: worker {} ({id}) started: {:?}", w.pid, pool.config.command);
+        let line = format!("pool {name:?}: worker {} ({id}) started: {:?}", w.process.pid, pool.config.command);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
-        self.children.insert(w.pid, Child::Worker { pool: name.to_string(), id });
+        self.children.insert(w.process.pid, Role::Worker { pool: name.to_string(), id });
         pool.workers.insert(id, w);
         if readiness == Readiness::Immediate {
             self.worker_ready(name, id, "is running");
@@ -371,31 +354,21 @@ impl Supervisor {
     fn worker_ready(&mut self, name: &str, id: WorkerId, how: &str) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let Some(w) = pool.workers.get_mut(&id) else { return };
-        if !matches!(w.state, WorkerState::Starting { .. }) || w.kill_reason.is_some() {
-            return;
-        }
-        w.state = WorkerState::Ready;
-        w.was_ready = true;
-        w.ready_at = Some(Instant::now());
-        if let Some(p) = w.probe.take() {
-            p.abort();
-        }
-        pool.start_failures = 0;
-        pool.retry_at = None;
+        let Some(up) = w.become_ready(&pool.config, Instant::now()) else { return };
+        pool.restarts.succeeded();
         pool.last_activity = Instant::now();
-        let took = w.started.elapsed().as_millis();
-        let line = format!("pool {name:?}: worker {} ({id}) is ready ({how} after {took} ms)", w.pid);
-        let info = info(&pool.config, w);
+        let took = w.process.started.elapsed().as_millis();
+        let line = format!("pool {name:?}: worker {} ({id}) is ready ({how} after {took} ms)", w.process.pid);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
-        self.send_listener(ManagerToListener::WorkerUp(info));
+        self.send_listener(up);
         self.start_pinging(name, id);
         self.replace_retiring(name, id);
     }
 
     fn worker_info(&self, pool: &str, id: WorkerId) -> Option<WorkerInfo> {
         let p = self.pools.get(pool)?;
-        p.workers.get(&id).filter(|w| w.state == WorkerState::Ready).map(|w| info(&p.config, w))
+        p.workers.get(&id).filter(|w| w.state == WorkerState::Ready).map(|w| w.info(&p.config))
     }
 
     fn on_worker_control(&mut self, name: &str, id: WorkerId, message: WorkerToManager) {
@@ -420,7 +393,10 @@ impl Supervisor {
         }
         self.events.warn(
             Some(name),
-            format!("pool {name:?}: the listener could not reach worker {} ({id}): {error}; checking it", w.pid),
+            format!(
+                "pool {name:?}: the listener could not reach worker {} ({id}): {error}; checking it",
+                w.process.pid
+            ),
         );
         let (tx, address, pool) = (self.tx.clone(), w.address.clone(), name.to_string());
         tokio::spawn(async move {
@@ -437,7 +413,7 @@ impl Supervisor {
     fn start_failed(&mut self, name: &str, worker: Option<(Pid, WorkerId)>, message: String) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let now = Instant::now();
-        pool.start_failures += 1;
+        pool.restarts.count_failure();
         let verdict = pool.rapid_fail.record(now);
         let who = worker.map(|(pid, id)| format!("worker {pid} ({id}) ")).unwrap_or_default();
         let line = format!("pool {name:?}: {who}{message}");
@@ -457,34 +433,30 @@ impl Supervisor {
                 },
             );
         }
-        if self.phase != Phase::Serving || pool.mode != Mode::Active {
+        if self.phase != Phase::Serving || pool.mode() != &Mode::Active {
             self.events.warn(Some(name), format!("{line} ({count})"));
         } else if pool.config.start == StartMode::OnDemand && pool.live_workers() == 0 && !pool.has_ready_worker() {
-            pool.mode = Mode::Idle;
             self.events.warn(Some(name), format!("{line} ({count}); the next request will try again"));
+            self.set_mode(name, Mode::Idle);
         } else {
-            let delay = start_backoff(pool.start_failures);
-            pool.retry_at = Some(now + delay);
+            let delay = pool.restarts.schedule(now);
             self.events.warn(Some(name), format!("{line} ({count}); retrying in {}", format_duration(delay)));
         }
     }
 
     /// Rapid-fail protection tripped: take the pool offline until an operator starts it.
     fn disable(&mut self, name: &str, why: String) {
-        let Some(pool) = self.pools.get_mut(name) else { return };
-        pool.mode = Mode::Disabled;
+        if !self.pools.contains_key(name) {
+            return;
+        }
         self.admin.metrics.rapid_fail_trip(name);
         let line = format!(
-            "{why}; rapid-fail protection disabled the pool: requests get 503 until an operator starts it again (`bulkhead pool start {name}`)"
+            "{why}; rapid-fail protection disabled the pool: requests get 503 AppOffline until an operator starts it again (`bulkhead pool start {name}`)"
         );
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.error(Some(name), line);
-        self.stop_pool_workers(name);
-        self.send_listener(ManagerToListener::PoolRefused {
-            pool: name.into(),
-            refusal: PoolRefusal::AppOffline,
-            detail: why,
-        });
+        self.set_mode(name, Mode::Disabled(Disabled::RapidFail));
+        self.stop_pool_workers(name, StopCause::PoolOffline);
     }
 
     fn on_worker_exit(&mut self, name: &str, id: WorkerId, status: ExitStatus) {
@@ -493,38 +465,39 @@ impl Supervisor {
         let (directory, command) = (pool.config.directory.clone(), pool.config.command.clone());
         let shutdown_limit = pool.config.shutdown_time_limit;
         w.release();
-        let pid = w.pid;
-        if w.was_ready && !w.gone_sent {
-            send(
-                &self.listener,
-                ManagerToListener::WorkerGone { pool: name.into(), worker: id, reason: status.to_string() },
-            );
+        let pid = w.process.pid;
+        if let Some(gone) = w.exited(name, &status) {
+            send(&self.listener, gone);
         }
-        if let Some(failure) = spawn::exec_failure(&w.exec_report) {
-            let reason = failure.describe(Some(&directory));
-            self.start_failed(name, None, format!("cannot start {command:?}: {reason}"));
-        } else if w.is_orphaned() {
-            let line = format!("pool {name:?}: orphaned worker {pid} ({id}) {status}");
-            pool_log(&self.state_dir.pool_log(name), &line);
-            self.events.info(Some(name), line);
-        } else if w.is_stopping() && w.kill_reason.is_none() {
-            let line = if w.forced {
-                let limit = format_duration(shutdown_limit);
-                format!("pool {name:?}: worker {pid} ({id}) did not exit within {limit} (shutdown_time_limit); killed ({status})")
-            } else {
-                format!("pool {name:?}: worker {pid} ({id}) stopped ({status})")
-            };
-            pool_log(&self.state_dir.pool_log(name), &line);
-            self.events.info(Some(name), line);
-        } else if !w.was_ready {
-            let message = w.kill_reason.take().unwrap_or_else(|| format!("{status} before it was ready"));
-            self.start_failed(name, Some((pid, id)), message);
-        } else {
-            let what = match w.kill_reason.take() {
-                Some(reason) => format!("{reason}; killed it ({status})"),
-                None => status.to_string(),
-            };
-            self.crashed(name, format!("pool {name:?}: worker {pid} ({id}) {what}"));
+        let forced = w.process.was_forced();
+        match (spawn::exec_failure(&w.exec_report), w.take_ending()) {
+            (Some(failure), _) => {
+                let reason = failure.describe(Some(&directory));
+                self.start_failed(name, None, format!("cannot start {command:?}: {reason}"));
+            }
+            (None, Some(Ending::Orphaned)) => {
+                let line = format!("pool {name:?}: orphaned worker {pid} ({id}) {status}");
+                pool_log(&self.state_dir.pool_log(name), &line);
+                self.events.info(Some(name), line);
+            }
+            (None, Some(why @ (Ending::Recycled | Ending::Stopped(_)))) => {
+                let line = if forced {
+                    let limit = format_duration(shutdown_limit);
+                    format!("pool {name:?}: worker {pid} ({id}) did not exit within {limit} (shutdown_time_limit); killed ({status})")
+                } else {
+                    format!("pool {name:?}: worker {pid} ({id}) stopped ({status}; {why})")
+                };
+                pool_log(&self.state_dir.pool_log(name), &line);
+                self.events.info(Some(name), line);
+            }
+            (None, Some(Ending::Killed(reason))) if !w.was_ready() => self.start_failed(name, Some((pid, id)), reason),
+            (None, Some(Ending::Killed(reason))) => {
+                self.crashed(name, format!("pool {name:?}: worker {pid} ({id}) {reason}; killed it ({status})"))
+            }
+            (None, None) if !w.was_ready() => {
+                self.start_failed(name, Some((pid, id)), format!("{status} before it was ready"))
+            }
+            (None, None) => self.crashed(name, format!("pool {name:?}: worker {pid} ({id}) {status}")),
         }
         self.reconcile(name);
         self.check_shutdown_progress();
@@ -536,7 +509,7 @@ impl Supervisor {
         let verdict = pool.rapid_fail.record(Instant::now());
         let count = pool.rapid_fail.describe(verdict, "crash");
         self.admin.metrics.crash(name);
-        let restarting = self.phase == Phase::Serving && pool.mode == Mode::Active;
+        let restarting = self.phase == Phase::Serving && pool.mode() == &Mode::Active;
         if verdict.tripped {
             self.disable(name, format!("{line} ({count})"));
             return;
@@ -551,7 +524,7 @@ impl Supervisor {
     /// drain before SIGTERM; a plain app gets SIGTERM (its usual graceful signal) as soon as no
     /// connection to its socket is left open — the listener closes them as its in-flight
     /// requests finish — or after half the limit. An orphan is killed at once.
-    fn stop_worker(&mut self, name: &str, id: WorkerId, now: Instant) {
+    fn stop_worker(&mut self, name: &str, id: WorkerId, now: Instant, why: Ending) {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let limit = pool.config.shutdown_time_limit;
         let Some(w) = pool.workers.get_mut(&id) else { return };
@@ -559,12 +532,12 @@ impl Supervisor {
             return;
         }
         if w.is_orphaned() {
-            spawn::signal_group(w.pid, Signal::SIGKILL);
-            w.state = WorkerState::Stopping { term_at: None, kill_at: now };
+            let _unrouted_already = w.begin_stop(name, why, Stop::immediate(now));
+            spawn::signal_group(w.process.pid, Signal::SIGKILL);
             return;
         }
-        if w.state == WorkerState::Ready && !w.gone_sent {
-            send(&self.listener, ManagerToListener::WorkerDraining { pool: name.into(), worker: id });
+        if let Some(draining) = w.begin_stop(name, why, Stop::graceful(now, limit)) {
+            send(&self.listener, draining);
         }
         if let Some(p) = w.probe.take() {
             p.abort();
@@ -572,27 +545,27 @@ impl Supervisor {
         if let Some(mut p) = w.ping.take() {
             p.cancel();
         }
-        let _ = w.control.send(ManagerToWorker::Drain);
         // SIGTERM comes once its connections are done (plain apps, see `tick_pool`) or after
         // half the limit; a worker that speaks the control protocol drains and exits by itself.
-        w.state = WorkerState::Stopping { term_at: Some(now + limit / 2), kill_at: now + limit };
-        let line = format!("pool {name:?}: stopping worker {} ({id})", w.pid);
+        let _ = w.control.send(ManagerToWorker::Drain);
+        let why = w.ending().map(|e| format!(" ({e})")).unwrap_or_default();
+        let line = format!("pool {name:?}: stopping worker {} ({id}){why}", w.process.pid);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
     }
 
     /// Stops the pool's workers; orphans are left for debugging while the server serves.
-    fn stop_pool_workers(&mut self, name: &str) {
+    fn stop_pool_workers(&mut self, name: &str, why: StopCause) {
         let now = Instant::now();
-        let keep_orphans =
-            self.phase == Phase::Serving && self.pools.get(name).is_some_and(|p| p.mode != Mode::Stopped);
+        let operator_stop = |p: &Pool| matches!(p.mode(), Mode::Disabled(Disabled::Operator | Disabled::Removed));
+        let keep_orphans = self.phase == Phase::Serving && self.pools.get(name).is_some_and(|p| !operator_stop(p));
         let ids: Vec<WorkerId> = self
             .pools
             .get(name)
             .map(|p| p.workers.values().filter(|w| !(keep_orphans && w.is_orphaned())).map(|w| w.id).collect())
             .unwrap_or_default();
         for id in ids {
-            self.stop_worker(name, id, now);
+            self.stop_worker(name, id, now, Ending::Stopped(why));
         }
     }
 
@@ -600,13 +573,21 @@ impl Supervisor {
     #[allow(dead_code)] // called by the admin API (issue #5)
     pub(crate) fn start_pool(&mut self, name: &str) -> bool {
         let Some(pool) = self.pools.get_mut(name) else { return false };
+        if let Mode::Disabled(Disabled::Refused(why)) = pool.mode() {
+            let line = format!("pool {name:?}: cannot be started: {why}; fix the configuration");
+            self.events.warn(Some(name), line);
+            return false;
+        }
         pool.rapid_fail.reset();
-        pool.start_failures = 0;
-        pool.retry_at = None;
-        pool.mode = if pool.config.start == StartMode::Always { Mode::Active } else { Mode::Idle };
-        pool.last_activity = Instant::now();
+        pool.restarts.succeeded();
+        let to = if pool.config.start == StartMode::Always { Mode::Active } else { Mode::Idle };
+        let was_disabled = matches!(pool.mode(), Mode::Disabled(_));
         self.events.info(Some(name), format!("pool {name:?}: started by an operator"));
-        self.send_listener(ManagerToListener::PoolAvailable { pool: name.into() });
+        self.set_mode(name, to);
+        if !was_disabled {
+            // Nothing refused it; the listener may still hold a failed start's refusal.
+            self.send_listener(ManagerToListener::PoolAvailable { pool: name.into() });
+        }
         self.reconcile(name);
         true
     }
@@ -614,13 +595,12 @@ impl Supervisor {
     /// Operator command: stop a pool; its requests get 503 `Disabled` until it is started.
     #[allow(dead_code)] // called by the admin API (issue #5)
     pub(crate) fn stop_pool(&mut self, name: &str) -> bool {
-        let Some(pool) = self.pools.get_mut(name) else { return false };
-        pool.mode = Mode::Stopped;
-        self.events.info(Some(name), format!("pool {name:?}: stopped by an operator"));
-        self.stop_pool_workers(name);
-        if let Some((refusal, detail)) = standing_refusal(Mode::Stopped) {
-            self.send_listener(ManagerToListener::PoolRefused { pool: name.into(), refusal, detail: detail.into() });
+        if !self.pools.contains_key(name) {
+            return false;
         }
+        self.events.info(Some(name), format!("pool {name:?}: stopped by an operator (requests get 503 Disabled)"));
+        self.set_mode(name, Mode::Disabled(Disabled::Operator));
+        self.stop_pool_workers(name, StopCause::PoolOffline);
         true
     }
 
@@ -634,14 +614,14 @@ impl Supervisor {
             )));
             return;
         }
-        if self.phase == Phase::Serving && self.listener.is_none() && self.listener_restart_at.is_some_and(|t| now >= t)
-        {
+        if self.phase == Phase::Serving && self.listener.is_none() && self.listener_restarts.due(now) {
             self.restart_listener(now);
         }
         let names: Vec<String> = self.pools.keys().cloned().collect();
         for name in names {
             self.tick_pool(&name, now);
         }
+        self.tick_services(now);
         self.tick_sampling(now);
         self.sweep_retired_pools();
         self.tick_shutdown(now);
@@ -652,32 +632,29 @@ impl Supervisor {
         let limit = pool.config.startup_time_limit;
         for w in pool.workers.values_mut() {
             match w.state {
-                WorkerState::Starting { deadline } if now >= deadline && w.kill_reason.is_none() => {
-                    w.kill_reason =
-                        Some(format!("did not become ready within {} (startup_time_limit)", format_duration(limit)));
-                    spawn::signal_group(w.pid, Signal::SIGKILL);
+                WorkerState::Starting { deadline } if now >= deadline && w.ending().is_none() => {
+                    w.end(Ending::Killed(format!(
+                        "did not become ready within {} (startup_time_limit)",
+                        format_duration(limit)
+                    )));
+                    spawn::signal_group(w.process.pid, Signal::SIGKILL);
                 }
-                WorkerState::Stopping { term_at: Some(t), kill_at }
-                    if now >= t || (!w.speaks_control && procfs::open_connections(&w.address) == Some(0)) =>
-                {
-                    spawn::signal_group(w.pid, Signal::SIGTERM);
-                    w.state = WorkerState::Stopping { term_at: None, kill_at };
-                }
-                WorkerState::Stopping { kill_at, .. } if now >= kill_at => {
-                    // Unreaped child: the pid cannot have been reused, repeating is harmless.
-                    spawn::signal_group(w.pid, Signal::SIGKILL);
-                    w.forced = true;
+                WorkerState::Stopping => {
+                    // A plain app gets SIGTERM as soon as no connection to it is left open.
+                    let term_pending = w.process.stop.is_some_and(|s| s.term_at.is_some());
+                    let quiet = term_pending && !w.speaks_control && procfs::open_connections(&w.address) == Some(0);
+                    w.process.tick_stop(now, quiet);
                 }
                 _ => {}
             }
         }
         let idle = pool.config.idle_timeout;
-        if pool.mode == Mode::Active
+        if pool.mode() == &Mode::Active
             && !idle.is_zero()
             && pool.has_ready_worker()
             && now.saturating_duration_since(pool.last_activity) >= idle
         {
-            pool.mode = Mode::Idle;
+            self.set_mode(name, Mode::Idle);
             self.events.info(
                 Some(name),
                 format!(
@@ -685,7 +662,7 @@ impl Supervisor {
                     format_duration(idle)
                 ),
             );
-            self.stop_pool_workers(name);
+            self.stop_pool_workers(name, StopCause::IdleTimeout);
         }
         self.tick_health(name, now);
         self.tick_recycle(name, now);
@@ -714,26 +691,5 @@ impl Supervisor {
 fn send(listener: &Option<ListenerProcess>, message: ManagerToListener) {
     if let Some(l) = listener {
         l.send(message);
-    }
-}
-
-/// The `WorkerUp` payload for a worker of `pool`.
-fn info(pool: &bulkhead_config::Pool, w: &worker::Worker) -> WorkerInfo {
-    WorkerInfo {
-        pool: pool.name.clone(),
-        worker: w.id,
-        pid: w.pid.as_raw() as u32,
-        address: w.address.clone(),
-        protocol: pool.protocol,
-        concurrency: pool.concurrency,
-    }
-}
-
-/// The refusal a pool in `mode` stands by, if any.
-fn standing_refusal(mode: Mode) -> Option<(PoolRefusal, &'static str)> {
-    match mode {
-        Mode::Disabled => Some((PoolRefusal::AppOffline, "rapid-fail protection disabled the pool")),
-        Mode::Stopped => Some((PoolRefusal::Disabled, "the pool was stopped by an operator")),
-        Mode::Idle | Mode::Active => None,
     }
 }

@@ -23,20 +23,22 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bulkhead_config::{PoolKind, SocketMode};
-use bulkhead_proto::{env, Channel, ManagerToWorker, Protocol, WorkerAddress, WorkerId, WorkerToManager};
-use nix::unistd::Pid;
+use bulkhead_proto::{
+    env, Channel, ManagerToListener, ManagerToWorker, Protocol, WorkerAddress, WorkerId, WorkerInfo, WorkerToManager,
+};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::cgroup::Cgroups;
 use crate::command;
 use crate::cpu::CpuWindow;
+use crate::event::{Event, EventSender};
 use crate::health::PingState;
 use crate::identity::{self, ListenerIdentity};
+use crate::process::{Process, Stop};
 use crate::procfs::Usage;
 use crate::recycle;
 use crate::spawn::{self, SpawnError, SpawnSpec};
-use crate::supervisor::{Event, EventSender};
 
 /// Why a worker could not be launched.
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +68,71 @@ pub enum WorkerState {
     Starting { deadline: Instant },
     /// Taking requests (the listener was sent `WorkerUp`).
     Ready,
-    /// Asked to stop: SIGTERM at `term_at` (if not sent yet), SIGKILL at `kill_at`.
-    Stopping { term_at: Option<Instant>, kill_at: Instant },
+    /// Asked to stop: its [`Process::stop`] timer sends SIGTERM, then SIGKILL at
+    /// `shutdown_time_limit`.
+    Stopping,
     /// Failed its ping and was left alive for debugging (`orphan.enabled`): not routed, not
     /// pinged, not counted as one of the pool's workers; killed when the pool or server stops.
     Orphaned,
+}
+
+/// Why the manager ended (or is ending) a worker. Set once, by [`Worker::end`], at the moment
+/// the decision is taken; a worker that exits with none set died by itself (a crash, or a
+/// failed start if it was never ready).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Killed for misbehaving — hung, not ready within `startup_time_limit`, refusing
+    /// connections — for the reason given: counts as a crash (or a failed start).
+    Killed(String),
+    /// Replaced by a recycle.
+    Recycled,
+    /// Stopped on purpose; not a crash.
+    Stopped(StopCause),
+    /// Failed its ping and left alive, unrouted, for debugging (`orphan.enabled`).
+    Orphaned,
+}
+
+/// Why a worker was stopped on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// The pool had no requests for `idle_timeout`.
+    IdleTimeout,
+    /// The pool was stopped, disabled or removed.
+    PoolOffline,
+    /// `processes` was lowered.
+    FewerProcesses,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for StopCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopCause::IdleTimeout => "idle timeout",
+            StopCause::PoolOffline => "the pool is offline",
+            StopCause::FewerProcesses => "fewer processes configured",
+            StopCause::Shutdown => "server shutdown",
+        })
+    }
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::Killed(reason) => f.write_str(reason),
+            Ending::Recycled => f.write_str("recycled"),
+            Ending::Stopped(cause) => cause.fmt(f),
+            Ending::Orphaned => f.write_str("orphaned"),
+        }
+    }
 }
 
 /// A live worker process.
 #[derive(Debug)]
 pub struct Worker {
     pub id: WorkerId,
-    pub pid: Pid,
+    /// Its pid, start time and stop timer ([`crate::process`]).
+    pub process: Process,
     pub state: WorkerState,
     pub address: WorkerAddress,
     /// The unix socket file to unlink when it is gone.
@@ -92,31 +147,24 @@ pub struct Worker {
     pub tasks: Vec<AbortHandle>,
     /// The readiness probe, while it runs.
     pub probe: Option<AbortHandle>,
-    pub started: Instant,
-    /// Set when it reached `Ready` at least once.
-    pub was_ready: bool,
-    /// Why the manager killed it, if it did.
-    pub kill_reason: Option<String>,
-    /// It was stopping and got SIGKILL because it outlived `shutdown_time_limit`.
-    pub forced: bool,
+    /// Why the manager ends it, once decided (see [`Ending`]); set only through [`Worker::end`].
+    ending: Option<Ending>,
     /// Being recycled: still serving while its replacement starts (overlapped recycle).
     pub retiring: Option<recycle::Reason>,
     /// An operator, a config change or the schedule asked for a recycle that waits its turn
     /// (a web garden recycles one worker at a time).
     pub recycle_requested: Option<recycle::Reason>,
-    /// It was stopped to be replaced (its exit is not a crash; `overlapped = false` waits for it).
-    pub recycled: bool,
     /// Its age and request limits (staggered in a web garden).
     pub limits: recycle::Limits,
-    /// When it became ready.
+    /// When it became ready (`Some` once it was ready at all).
     pub ready_at: Option<Instant>,
     /// Requests it served: its own count from `Pong`, else its share of the listener's
     /// `Activity` reports.
     pub requests: u64,
     /// Health pings, once ready.
     pub ping: Option<PingState>,
-    /// The listener was told it is gone.
-    pub gone_sent: bool,
+    /// The listener was told it is gone (it no longer routes to it).
+    gone_sent: bool,
     /// Last resource sample of its process group.
     pub usage: Option<Usage>,
     /// CPU limit window.
@@ -134,8 +182,107 @@ impl Worker {
         }
     }
 
+    // ---- transitions: each returns the message it owes the listener --------------------
+
+    /// `Starting → Ready`, unless the manager already decided to end it. Returns the
+    /// `WorkerUp` the listener must get.
+    #[must_use = "the listener must be told"]
+    pub fn become_ready(&mut self, pool: &bulkhead_config::Pool, now: Instant) -> Option<ManagerToListener> {
+        if !matches!(self.state, WorkerState::Starting { .. }) || self.ending.is_some() {
+            return None;
+        }
+        self.state = WorkerState::Ready;
+        self.ready_at = Some(now);
+        if let Some(p) = self.probe.take() {
+            p.abort();
+        }
+        Some(ManagerToListener::WorkerUp(self.info(pool)))
+    }
+
+    /// `→ Stopping` for `why` on the timer `stop` (no-op if already stopping). Returns the
+    /// `WorkerDraining` the listener must get while it still routes to the worker.
+    #[must_use = "the listener must be told"]
+    pub fn begin_stop(&mut self, pool: &str, why: Ending, stop: Stop) -> Option<ManagerToListener> {
+        if self.is_stopping() {
+            return None;
+        }
+        self.end(why);
+        let routed = self.state == WorkerState::Ready && !self.gone_sent;
+        self.state = WorkerState::Stopping;
+        self.process.begin_stop(stop);
+        routed.then(|| ManagerToListener::WorkerDraining { pool: pool.to_string(), worker: self.id })
+    }
+
+    /// Out of routing at once, without draining (a hung worker would never finish): the
+    /// `WorkerGone` the listener must get, once. With `orphan`, `Ready → Orphaned`.
+    #[must_use = "the listener must be told"]
+    pub fn unroute(&mut self, pool: &str, reason: String, orphan: bool) -> Option<ManagerToListener> {
+        if orphan {
+            self.state = WorkerState::Orphaned;
+            self.end(Ending::Orphaned);
+        }
+        self.retiring = None;
+        self.gone(pool, reason)
+    }
+
+    /// Its process exited: the `WorkerGone` the listener must get if it still routes to it.
+    #[must_use = "the listener must be told"]
+    pub fn exited(&mut self, pool: &str, status: &spawn::ExitStatus) -> Option<ManagerToListener> {
+        if self.was_ready() {
+            self.gone(pool, status.to_string())
+        } else {
+            None
+        }
+    }
+
+    fn gone(&mut self, pool: &str, reason: String) -> Option<ManagerToListener> {
+        if self.gone_sent {
+            return None;
+        }
+        self.gone_sent = true;
+        Some(ManagerToListener::WorkerGone { pool: pool.to_string(), worker: self.id, reason })
+    }
+
+    /// The `WorkerUp` payload for this worker of `pool`.
+    pub fn info(&self, pool: &bulkhead_config::Pool) -> WorkerInfo {
+        WorkerInfo {
+            pool: pool.name.clone(),
+            worker: self.id,
+            pid: self.process.pid.as_raw() as u32,
+            address: self.address.clone(),
+            protocol: pool.protocol,
+            concurrency: pool.concurrency,
+        }
+    }
+
+    /// Records why the manager ends this worker. The first decision stands: a worker already
+    /// killed for hanging is not re-labelled "stopped" by the pool stopping afterwards.
+    pub fn end(&mut self, why: Ending) {
+        if self.ending.is_none() {
+            self.ending = Some(why);
+        }
+    }
+
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_ref()
+    }
+
+    /// Takes the recorded ending when the exit is handled.
+    pub fn take_ending(&mut self) -> Option<Ending> {
+        self.ending.take()
+    }
+
+    /// It was stopped to be replaced (its exit is not a crash; `overlapped = false` waits).
+    pub fn is_recycled(&self) -> bool {
+        self.ending == Some(Ending::Recycled)
+    }
+
+    pub fn was_ready(&self) -> bool {
+        self.ready_at.is_some()
+    }
+
     pub fn is_stopping(&self) -> bool {
-        matches!(self.state, WorkerState::Stopping { .. })
+        self.state == WorkerState::Stopping
     }
 
     /// Counts as one of the pool's `processes`: starting or ready, and not being replaced.
@@ -294,7 +441,7 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
     let (control, tasks) = control_channel(mine, &pool.name, id, ctx.events).map_err(LaunchError::Control)?;
     Ok(Worker {
         id,
-        pid: spawned.pid,
+        process: Process::new(spawned.pid, Instant::now()),
         state: WorkerState::Starting { deadline: Instant::now() + pool.startup_time_limit },
         address,
         socket_path,
@@ -303,13 +450,9 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         exec_report: spawned.exec_report,
         tasks,
         probe: None,
-        started: Instant::now(),
-        was_ready: false,
-        kill_reason: None,
-        forced: false,
+        ending: None,
         retiring: None,
         recycle_requested: None,
-        recycled: false,
         limits: ctx.limits,
         ready_at: None,
         requests: 0,
@@ -365,6 +508,7 @@ pub fn pool_log(path: &Path, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn pool(command: &[&str], kind: PoolKind) -> bulkhead_config::Pool {
         let text = "[pools.p]\ncommand = [\"x\"]\n";
@@ -405,14 +549,14 @@ mod tests {
         let mode = std::fs::metadata(dir.join("p.w7.sock")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         match tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await.unwrap() {
-            Some(Event::Exited { pid }) => assert_eq!(pid, w.pid),
+            Some(Event::Exited { pid }) => assert_eq!(pid, w.process.pid),
             other => panic!("expected the exit, got {other:?}"),
         }
-        assert_eq!(spawn::reap(w.pid), spawn::ExitStatus::Code(0));
+        assert_eq!(spawn::reap(w.process.pid), spawn::ExitStatus::Code(0));
         assert!(spawn::exec_failure(&w.exec_report).is_none());
         w.release();
         let log = std::fs::read_to_string(dir.join("p.log")).unwrap();
-        let pid = w.pid.as_raw();
+        let pid = w.process.pid.as_raw();
         let expected = format!(
             "fds=1 pid={pid} self={pid} names=bulkhead ctl=4 proto=http pool=p id=w7 extra=yes cwd={}",
             dir.display()
@@ -420,6 +564,71 @@ mod tests {
         assert!(log.contains(&expected), "{log}");
         assert!(log.contains("fd3-socket") && log.contains("fd4-socket"), "{log}");
         assert!(!dir.join("p.w7.sock").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The worker state machine's messages to the listener: `WorkerUp` once ready,
+    /// `WorkerDraining` when a routed worker stops, `WorkerGone` exactly once (at unrouting or
+    /// at exit), and nothing for a worker the manager already decided to end.
+    #[tokio::test]
+    async fn each_worker_transition_owes_the_listener_one_message() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-transitions-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = pool(&["sh", "-c", "exec sleep 30"], PoolKind::Process);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let env = vec![(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];
+        let ctx = |n: u64| LaunchContext {
+            self_exe: Path::new("/nonexistent/bulkhead"),
+            env: &env,
+            socket_path: dir.join(format!("p.w{n}.sock")),
+            log_path: dir.join("p.log"),
+            events: &tx,
+            allow_root: true,
+            listener: None,
+            cgroup: None,
+            limits: recycle::Limits::default(),
+        };
+        let now = Instant::now();
+        let mut a = launch(&p, WorkerId(1), &ctx(1)).unwrap();
+        let mut b = launch(&p, WorkerId(2), &ctx(2)).unwrap();
+        let mut c = launch(&p, WorkerId(3), &ctx(3)).unwrap();
+
+        assert!(matches!(a.become_ready(&p, now), Some(ManagerToListener::WorkerUp(i)) if i.worker == WorkerId(1)));
+        assert_eq!(a.become_ready(&p, now), None, "ready once");
+        let draining =
+            a.begin_stop("p", Ending::Stopped(StopCause::IdleTimeout), Stop::graceful(now, Duration::from_secs(9)));
+        assert!(matches!(draining, Some(ManagerToListener::WorkerDraining { .. })), "{draining:?}");
+        assert_eq!(a.begin_stop("p", Ending::Recycled, Stop::immediate(now)), None, "stopping once");
+        assert_eq!(a.ending(), Some(&Ending::Stopped(StopCause::IdleTimeout)), "the first decision stands");
+
+        assert!(b.become_ready(&p, now).is_some());
+        assert!(matches!(b.unroute("p", "hung".into(), true), Some(ManagerToListener::WorkerGone { .. })));
+        assert!(b.is_orphaned() && b.ending() == Some(&Ending::Orphaned));
+        assert_eq!(b.begin_stop("p", Ending::Stopped(StopCause::Shutdown), Stop::immediate(now)), None);
+
+        c.end(Ending::Killed("did not become ready".into()));
+        assert_eq!(c.become_ready(&p, now), None, "a worker being killed is never announced");
+
+        let mut pending = vec![a.process.pid, b.process.pid, c.process.pid];
+        for w in [&a, &b, &c] {
+            spawn::signal_group(w.process.pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        while !pending.is_empty() {
+            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap() {
+                Some(Event::Exited { pid }) => {
+                    spawn::reap(pid);
+                    pending.retain(|p| *p != pid);
+                }
+                other => panic!("expected exits, got {other:?}"),
+            }
+        }
+        let status = spawn::ExitStatus::Signal("SIGKILL".into());
+        assert!(matches!(a.exited("p", &status), Some(ManagerToListener::WorkerGone { .. })), "drained, then gone");
+        assert_eq!(b.exited("p", &status), None, "already unrouted");
+        assert_eq!(c.exited("p", &status), None, "never announced");
+        for w in [&mut a, &mut b, &mut c] {
+            w.release();
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5,13 +5,15 @@
 //!
 //! Checks: bindings.json and pid files, demand start → `WorkerUp`, `kill -9` of the worker →
 //! `WorkerGone` and a replacement, graceful shutdown → `Shutdown`, worker stopped, files removed,
-//! `run` returns Ok. Skipped (with a message) when `python3` is not installed.
+//! `run` returns Ok; registered services restarted when they die and stopped at shutdown.
+//! Skipped (with a message) when `python3` is not installed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bulkhead_manager::{run, ManagerOptions};
+use bulkhead_manager::process::ServiceSpec;
+use bulkhead_manager::{run, run_with_services, ManagerOptions};
 
 const FAKE_LISTENER: &str = r#"#!/usr/bin/env python3
 import json, os, socket, struct
@@ -161,5 +163,73 @@ async fn demand_start_crash_restart_and_graceful_shutdown() {
         assert!(!state.join(f).exists(), "{f} removed at shutdown");
     }
     assert_eq!(std::fs::read_dir(state.join("sockets")).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Registered services (`run_with_services`): started after the listener; one that keeps
+/// dying is restarted again and again (with back-off, by the shared restart policy); one that
+/// runs is started once and stopped (SIGTERM) at shutdown, after which `run` returns Ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_services_are_restarted_and_stopped() {
+    if !python3() {
+        eprintln!("SKIPPED: python3 is not installed (the stand-in listener is a Python script)");
+        return;
+    }
+    let dir: PathBuf = std::env::temp_dir().join(format!("bulkhead-services-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("fake-listener");
+    std::fs::write(&fake, FAKE_LISTENER).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = dir.join("listener-messages.jsonl");
+    let config = "[server]\nstate_dir = \"state\"\nlistener_user = \"root\"\n\n[[sites]]\nname = \"s\"\n\
+                  bindings = [\"http://127.0.0.1:0\"]\nroutes = [ { path = \"/old\", redirect = \"/new\", status = 301 } ]\n";
+    let env: Vec<(OsString, OsString)> = vec![
+        ("PATH".into(), std::env::var_os("PATH").unwrap_or_default()),
+        ("FAKE_LISTENER_LOG".into(), log.clone().into()),
+    ];
+    let options = ManagerOptions {
+        config_path: Some(dir.join("bulkhead.toml")),
+        config_text: config.into(),
+        base_dir: dir.clone(),
+        self_exe: fake,
+        env,
+        local_offset: None,
+        allow_root_workers: true,
+        reload: None,
+    };
+    let (flap, steady) = (dir.join("flap.starts"), dir.join("steady.pid"));
+    let sh = |name: &str, script: String| ServiceSpec {
+        name: name.into(),
+        program: "/bin/sh".into(),
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        stop_limit: Duration::from_secs(5),
+        quick_death: Duration::from_secs(10),
+    };
+    let services = vec![
+        sh("flap", format!("echo started >> {:?}; exit 3", flap)),
+        sh("steady", format!("echo $$ > {:?}; exec sleep 60", steady)),
+    ];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let manager = tokio::spawn(run_with_services(options, services, async {
+        let _ = stopped.await;
+    }));
+
+    let starts = || std::fs::read_to_string(&flap).unwrap_or_default().lines().count();
+    wait_for("the dying service restarted twice", || (starts() >= 3).then_some(())).await;
+    let pid: i32 = wait_for("the steady service's pid", || {
+        std::fs::read_to_string(&steady).ok().and_then(|t| t.trim().parse().ok())
+    })
+    .await;
+    let steady_pid = nix::unistd::Pid::from_raw(pid);
+    assert!(nix::sys::signal::kill(steady_pid, None).is_ok(), "the steady service runs");
+
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), manager).await.expect("manager stops in time");
+    result.unwrap().unwrap();
+    assert!(nix::sys::signal::kill(steady_pid, None).is_err(), "the steady service is stopped at shutdown");
+    assert_eq!(std::fs::read_to_string(&steady).unwrap().trim(), pid.to_string(), "started once, never restarted");
+    let after = starts();
+    assert!(after >= 3, "{after}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

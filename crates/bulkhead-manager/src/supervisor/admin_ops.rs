@@ -10,9 +10,10 @@ use std::time::{Instant, SystemTime};
 use serde_json::{json, Value};
 
 use super::Supervisor;
-use crate::admin::{Command, PoolAction, Reply};
+use crate::admin_command::{Command, PoolAction, Reply};
 use crate::config_store::{rfc3339, Source};
-use crate::events::Level;
+use crate::event_log::Level;
+use crate::pool::Mode;
 use crate::recycle::Reason;
 use crate::worker::WorkerState;
 
@@ -157,7 +158,7 @@ impl Supervisor {
     pub(super) fn status_json(&mut self) -> Value {
         let now = Instant::now();
         let uptime = SystemTime::now().duration_since(self.admin.started).map_or(0, |d| d.as_secs());
-        let listener = self.listener.as_ref().map(|l| json!({ "pid": l.pid.as_raw(), "ready": l.ready }));
+        let listener = self.listener.as_ref().map(|l| json!({ "pid": l.process.pid.as_raw(), "ready": l.ready }));
         let bindings: Vec<Value> =
             self.public.bindings.iter().map(|(b, a)| json!({ "binding": b, "address": a.to_string() })).collect();
         let server = json!({
@@ -205,7 +206,7 @@ impl Supervisor {
                 .workers
                 .values()
                 .map(|w| {
-                    let pid = w.pid.as_raw();
+                    let pid = w.process.pid.as_raw();
                     let ticks = w.usage.map(|u| u.cpu_ticks);
                     let cpu = match (ticks, cpu_seen.remove(&pid)) {
                         (Some(t), Some((t0, at))) if now > at => {
@@ -221,20 +222,26 @@ impl Supervisor {
                         "id": w.id.to_string(),
                         "pid": pid,
                         "state": worker_state_label(w),
-                        "uptime_secs": now.duration_since(w.started).as_secs(),
+                        "uptime_secs": now.duration_since(w.process.started).as_secs(),
                         "requests": w.requests,
                         "in_flight": Value::Null,
                         "rss_bytes": w.usage.map(|u| u.rss),
                         "vsz_bytes": w.usage.map(|u| u.vsz),
                         "cpu_percent": cpu,
                         "retiring": w.retiring.as_ref().map(|r| r.to_string()),
+                        "ending": w.ending().map(|e| e.to_string()),
                     })
                 })
                 .collect();
             let last = self.admin.last_recycle.get(name).map(|(r, at)| json!({ "reason": r, "at": rfc3339(*at) }));
+            let disabled = match pool.mode() {
+                Mode::Disabled(cause) => json!({ "by": cause.label(), "reason": cause.to_string() }),
+                _ => Value::Null,
+            };
             pools.push(json!({
                 "name": name,
                 "state": pool.state().to_string(),
+                "disabled": disabled,
                 "processes": pool.config.processes,
                 "queue_depth": stats.map_or(0, |s| s.queue_depth),
                 "in_flight": stats.map_or(0, |s| s.in_flight),
@@ -245,7 +252,12 @@ impl Supervisor {
         }
         drop(cpu_seen);
         self.admin.cpu_seen = next_cpu;
-        json!({ "server": server, "config_error": config_error, "sites": sites, "pools": pools })
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|s| json!({ "name": s.spec.name, "pid": s.process.as_ref().map(|p| p.pid.as_raw()), "starts": s.starts }))
+            .collect();
+        json!({ "server": server, "config_error": config_error, "sites": sites, "pools": pools, "services": services })
     }
 }
 
@@ -255,7 +267,7 @@ fn worker_state(w: &crate::worker::Worker) -> &'static str {
         WorkerState::Starting { .. } => "starting",
         WorkerState::Ready if w.retiring.is_some() => "retiring",
         WorkerState::Ready => "ready",
-        WorkerState::Stopping { .. } => "stopping",
+        WorkerState::Stopping => "stopping",
         WorkerState::Orphaned => "orphaned",
     }
 }

@@ -11,14 +11,14 @@
 use std::time::Instant;
 
 use bulkhead_config::units::format_duration;
-use bulkhead_proto::{ManagerToListener, ManagerToWorker, WorkerId};
+use bulkhead_proto::{ManagerToWorker, WorkerId};
 use nix::sys::signal::Signal;
 
 use super::{send, Supervisor};
 use crate::health::{self, Method, PingState};
 use crate::orphan;
 use crate::spawn;
-use crate::worker::{pool_log, WorkerState};
+use crate::worker::{pool_log, Ending, WorkerState};
 
 impl Supervisor {
     /// A worker just became ready: its pings start one interval from now.
@@ -73,20 +73,12 @@ impl Supervisor {
         if let Some(mut p) = w.ping.take() {
             p.cancel();
         }
-        send(
-            &self.listener,
-            ManagerToListener::WorkerGone {
-                pool: name.into(),
-                worker: id,
-                reason: format!("did not answer a ping within {timeout}"),
-            },
-        );
-        w.gone_sent = true;
-        w.retiring = None;
-        let pid = w.pid;
+        if let Some(gone) = w.unroute(name, format!("did not answer a ping within {timeout}"), orphan_cfg.enabled) {
+            send(&self.listener, gone);
+        }
+        let pid = w.process.pid;
         let reason = format!("did not answer a {method} within {timeout} (health.ping_timeout)");
         if orphan_cfg.enabled {
-            w.state = WorkerState::Orphaned;
             let argv = orphan::expand(&orphan_cfg.action, pid.as_raw() as u32, name, &reason);
             let ran = orphan::run_action(&argv, &directory, &self.state_dir.pool_log(name));
             let line = format!(
@@ -95,7 +87,7 @@ impl Supervisor {
             self.crashed(name, line);
             self.reconcile(name);
         } else {
-            w.kill_reason = Some(reason);
+            w.end(Ending::Killed(reason));
             spawn::signal_group(pid, Signal::SIGKILL);
             let line = format!("pool {name:?}: worker {pid} ({id}) is hung (no answer to a {method}); killing it");
             pool_log(&self.state_dir.pool_log(name), &line);

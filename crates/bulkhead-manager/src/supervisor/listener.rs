@@ -11,9 +11,9 @@ use bulkhead_proto::{ListenerToManager, ManagerToListener};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{info, send, standing_refusal, Child, Phase, Supervisor, LISTENER_QUICK_DEATH};
+use super::{send, Phase, Supervisor, LISTENER_QUICK_DEATH};
 use crate::listener_process::{self, ListenerStartError};
-use crate::pool::start_backoff;
+use crate::process::Role;
 use crate::spawn::{self, ExitStatus};
 use crate::worker::WorkerState;
 use crate::ManagerError;
@@ -36,20 +36,20 @@ impl Supervisor {
             &self.tx,
             self.upkeep.listener.as_ref().map(|l| l.credentials.clone()),
         )?;
-        self.children.insert(listener.pid, Child::Listener);
-        if let Err(e) = self.state_dir.write_listener_pid(listener.pid.as_raw() as u32) {
+        self.children.insert(listener.process.pid, Role::Listener);
+        if let Err(e) = self.state_dir.write_listener_pid(listener.process.pid.as_raw() as u32) {
             self.events.warn(None, format!("{e}"));
         }
         // A restarted listener learns the pools' current situation right after its config.
         for (name, pool) in &self.pools {
             for w in pool.workers.values().filter(|w| w.state == WorkerState::Ready) {
-                listener.send(ManagerToListener::WorkerUp(info(&pool.config, w)));
+                listener.send(ManagerToListener::WorkerUp(w.info(&pool.config)));
             }
-            if let Some((refusal, detail)) = standing_refusal(pool.mode) {
-                listener.send(ManagerToListener::PoolRefused { pool: name.clone(), refusal, detail: detail.into() });
+            if let Some(refusal) = pool.mode().refusal(name) {
+                listener.send(refusal);
             }
         }
-        self.events.info(None, format!("listener started (pid {})", listener.pid));
+        self.events.info(None, format!("listener started (pid {})", listener.process.pid));
         self.listener = Some(listener);
         Ok(())
     }
@@ -88,7 +88,7 @@ impl Supervisor {
             return;
         }
         listener.ready = true;
-        let pid = listener.pid;
+        let pid = listener.process.pid;
         if self.listener_ever_ready {
             self.events.info(None, format!("listener (pid {pid}) restarted and ready; the ports never closed"));
             return;
@@ -107,8 +107,9 @@ impl Supervisor {
         match self.phase {
             Phase::Serving => {
                 let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
-                self.events.warn(None, format!("listener (pid {}) closed its control channel{why}", listener.pid));
-                spawn::signal_group(listener.pid, Signal::SIGKILL);
+                self.events
+                    .warn(None, format!("listener (pid {}) closed its control channel{why}", listener.process.pid));
+                spawn::signal_group(listener.process.pid, Signal::SIGKILL);
             }
             Phase::DrainingListener { .. } => self.stop_everything(),
             _ => {}
@@ -116,7 +117,7 @@ impl Supervisor {
     }
 
     pub(super) fn on_listener_exit(&mut self, pid: Pid, status: ExitStatus) {
-        let lived = self.listener.as_ref().map_or(Duration::MAX, |l| l.started.elapsed());
+        let lived = self.listener.as_ref().map_or(Duration::MAX, |l| l.process.started.elapsed());
         if let Some(mut l) = self.listener.take() {
             l.release();
         }
@@ -127,13 +128,7 @@ impl Supervisor {
             }
             Phase::Serving => {
                 let now = Instant::now();
-                let delay = if lived < LISTENER_QUICK_DEATH {
-                    self.listener_quick_deaths += 1;
-                    start_backoff(self.listener_quick_deaths)
-                } else {
-                    self.listener_quick_deaths = 0;
-                    Duration::ZERO
-                };
+                let delay = self.listener_restarts.died(now, lived, LISTENER_QUICK_DEATH);
                 self.events.error(
                     None,
                     format!(
@@ -141,7 +136,6 @@ impl Supervisor {
                         format_duration(delay)
                     ),
                 );
-                self.listener_restart_at = Some(now + delay);
                 if delay.is_zero() {
                     self.restart_listener(now);
                 }
@@ -152,12 +146,10 @@ impl Supervisor {
     }
 
     pub(super) fn restart_listener(&mut self, now: Instant) {
-        self.listener_restart_at = None;
+        self.listener_restarts.allow_now();
         if let Err(e) = self.start_listener() {
-            self.listener_quick_deaths += 1;
-            let delay = start_backoff(self.listener_quick_deaths);
+            let delay = self.listener_restarts.failed(now);
             self.events.error(None, format!("{e}; retrying in {}", format_duration(delay)));
-            self.listener_restart_at = Some(now + delay);
         }
     }
 }

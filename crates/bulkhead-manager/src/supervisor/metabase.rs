@@ -18,11 +18,11 @@
 //!    pools and their workers are left alone;
 //! 5. record the version in `<state_dir>/history` and say what changed.
 //!
-//! Start-up keeps its own path in [`crate::run`] (bind, then spawn the listener with every
-//! socket); its configuration is recorded here as the first version.
+//! Start-up takes the same path ([`Supervisor::start_up`]): the diff from [`Config::empty`],
+//! whose `BindingAdded` records open every socket and whose `PoolAdded` records set up every
+//! pool, recorded as the first version; the listener is spawned afterwards with every socket.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -31,14 +31,16 @@ use bulkhead_config::{Change, Config, ConfigErrors, StartMode};
 use bulkhead_proto::{ListenSocket, ManagerToListener, PoolStats, SiteStats};
 
 use super::{Phase, Supervisor};
-use crate::admin::{describe_change, AdminService, Reply};
+use crate::admin::{describe_change, AdminService};
+use crate::admin_command::Reply;
 use crate::config_store::{self, ConfigStore, Source};
 use crate::metrics::Metrics;
-use crate::pool::{Mode, Pool};
+use crate::pool::{Disabled, Mode, Pool};
 use crate::rapid_fail::RapidFail;
 use crate::recycle::Reason;
 use crate::reload::FileWatch;
-use crate::sockets::{self, PublicSocket};
+use crate::sockets::PublicSocket;
+use crate::worker::{Ending, StopCause};
 
 /// A configuration the manager refused; shown by `bulkhead status` until a good one arrives.
 #[derive(Debug, Clone)]
@@ -75,19 +77,13 @@ pub(crate) struct AdminState {
 }
 
 impl AdminState {
-    pub(crate) fn new(config: &Config, text: &str, state_root: &Path) -> AdminState {
-        let store = ConfigStore::new(state_root, config.server.max_history);
-        let version = match store.record(text, Source::Start, None) {
-            Ok(v) => Some(v.version),
-            Err(e) => {
-                tracing::warn!(target: "bulkhead::manager", "config history: {e}");
-                None
-            }
-        };
+    /// Before start-up: the running config is [`Config::empty`] and no version is recorded;
+    /// [`Supervisor::start_up`] applies the real one.
+    pub(crate) fn new(state_root: &Path, max_history: u32) -> AdminState {
         AdminState {
-            config: config.clone(),
-            version,
-            store,
+            config: Config::empty(),
+            version: None,
+            store: ConfigStore::new(state_root, max_history),
             refused: None,
             metrics: Metrics::new(),
             retiring: BTreeSet::new(),
@@ -151,6 +147,18 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Start-up: applies `config` (the text in `options.config_text`, already validated by
+    /// [`crate::run`]) as the diff from [`Config::empty`], through the same [`Supervisor::commit`]
+    /// as every live change; it is recorded as history version 1 (`source = start`). A socket
+    /// that cannot be bound stops the server.
+    pub(super) fn start_up(&mut self, config: Config) -> Result<(), crate::ManagerError> {
+        let changes = bulkhead_config::diff(&self.admin.config, &config);
+        let opened = self.public.open(&changes, &config)?;
+        let text = self.options.config_text.clone();
+        self.commit(config, changes, text, opened, Source::Start, None);
+        Ok(())
+    }
+
     /// Validates `text` and, if it is valid and differs from the running text, applies it.
     /// `write_back`: replace the config file with `text` first (API and rollback).
     pub(super) fn apply_config(
@@ -175,22 +183,19 @@ impl Supervisor {
         }
         let unchanged = text == self.options.config_text && source != Source::Rollback;
         let new = checked.config;
+        let changes = if unchanged { Vec::new() } else { bulkhead_config::diff(&self.admin.config, &new) };
         // Sockets first: a binding that cannot be bound refuses the file before it is written.
-        let added = if unchanged {
-            Vec::new()
-        } else {
-            match self.plan_sockets(&new) {
-                Ok(a) => a,
-                Err(e) => {
-                    let errors = ConfigErrors(vec![bulkhead_config::ConfigError {
-                        file,
-                        line: None,
-                        column: None,
-                        key: "sites.bindings".into(),
-                        message: e.to_string(),
-                    }]);
-                    return self.refuse(source, errors, !write_back);
-                }
+        let opened = match self.public.open(&changes, &new) {
+            Ok(o) => o,
+            Err(e) => {
+                let errors = ConfigErrors(vec![bulkhead_config::ConfigError {
+                    file,
+                    line: None,
+                    column: None,
+                    key: "sites.bindings".into(),
+                    message: e.to_string(),
+                }]);
+                return self.refuse(source, errors, !write_back);
             }
         };
         if write_back {
@@ -204,15 +209,31 @@ impl Supervisor {
             self.admin.refused = None;
             return applied_reply(self.admin.version, &[]);
         }
-        let changes = bulkhead_config::diff(&self.admin.config, &new);
-        self.options.config_text = text.clone();
+        let described = self.commit(new, changes, text, opened, source, note);
+        applied_reply(self.admin.version, &described)
+    }
+
+    /// The one apply path, at start-up and live: makes `new` the running config, hands the
+    /// listener its sockets and config, applies each change record (pools added, changed,
+    /// removed), records the version in the history and says what changed. Returns the
+    /// changes as the operator reads them.
+    fn commit(
+        &mut self,
+        new: Config,
+        changes: Vec<Change>,
+        text: String,
+        opened: Vec<PublicSocket>,
+        source: Source,
+        note: Option<String>,
+    ) -> Vec<String> {
+        self.options.config_text = text;
         self.admin.config = new.clone();
         self.admin.store.set_max(new.server.max_history);
-        self.reconfigure_listener(added);
+        self.reconfigure_listener(&changes, opened);
         for change in &changes {
             self.apply_change(change, &new);
         }
-        let version = match self.admin.store.record(&text, source, note) {
+        let version = match self.admin.store.record(&self.options.config_text, source, note) {
             Ok(v) => Some(v.version),
             Err(e) => {
                 self.events.warn(None, format!("config history: {e}"));
@@ -221,13 +242,18 @@ impl Supervisor {
         };
         self.admin.version = version.or(self.admin.version);
         self.admin.refused = None;
-        self.admin.metrics.config_applied(source.as_str());
         let described: Vec<String> = changes.iter().map(describe_change).collect();
-        let what =
-            if described.is_empty() { "no change to the running server".to_string() } else { described.join("; ") };
-        let v = version.map_or(String::new(), |v| format!(" as version {v}"));
-        self.events.info(None, format!("configuration applied ({}){v}: {what}", source.as_str()));
-        applied_reply(self.admin.version, &described)
+        if source != Source::Start {
+            self.admin.metrics.config_applied(source.as_str());
+            let what =
+                if described.is_empty() { "no change to the running server".to_string() } else { described.join("; ") };
+            let v = version.map_or(String::new(), |v| format!(" as version {v}"));
+            self.events.info(None, format!("configuration applied ({}){v}: {what}", source.as_str()));
+        } else {
+            let v = version.map_or(String::new(), |v| format!(" (history version {v})"));
+            self.events.info(None, format!("configuration loaded{v}"));
+        }
+        described
     }
 
     /// Logs and counts a refused configuration. `from_file`: it is what the config file holds
@@ -260,43 +286,23 @@ impl Supervisor {
         Reply::json(400, serde_json::json!({ "applied": false, "errors": structured }))
     }
 
-    /// Matches the new config's sockets to the open ones; binds the missing ones (nothing is
-    /// changed if one cannot be bound). Returns the newly bound sockets; the open ones keep or
-    /// lose their bindings only when [`Supervisor::reconfigure_listener`] commits.
-    fn plan_sockets(&mut self, new: &Config) -> Result<Vec<PublicSocket>, sockets::BindError> {
-        let mut added = Vec::new();
-        for (addr, bindings) in sockets::plan(new) {
-            if self.public.sockets.iter().any(|s| serves(s, addr, &bindings)) {
-                continue;
-            }
-            let err = |source| sockets::BindError::Bind { addr, bindings: bindings.join(", "), source };
-            let socket = bind_one(addr).map_err(err)?;
-            let local_addr = socket.local_addr().map_err(err)?;
-            added.push(PublicSocket { socket, local_addr, bindings });
-        }
-        Ok(added)
-    }
-
-    /// Commits the socket plan for `self.admin.config` and tells the listener: new sockets over
+    /// Commits the sockets for `self.admin.config` and tells the listener: new sockets over
     /// its fd channel, then the new `Configure`; sockets no binding needs are closed afterwards.
-    fn reconfigure_listener(&mut self, added: Vec<PublicSocket>) {
-        let plan = sockets::plan(&self.admin.config);
-        let mut old = std::mem::take(&mut self.public.sockets);
-        let mut kept = Vec::new();
-        for (addr, bindings) in &plan {
-            if let Some(i) = old.iter().position(|s| serves(s, *addr, bindings)) {
-                let mut s = old.swap_remove(i);
-                s.bindings = bindings.clone();
-                kept.push(s);
-            }
-        }
-        let added_list: Vec<ListenSocket> = added
+    /// Before the first listener starts (start-up) only the socket set changes: the listener
+    /// gets every socket when it is spawned.
+    fn reconfigure_listener(&mut self, changes: &[Change], opened: Vec<PublicSocket>) {
+        let added_list: Vec<ListenSocket> = opened
             .iter()
             .map(|s| ListenSocket { fd: -1, local_addr: s.local_addr, bindings: s.bindings.clone() })
             .collect();
-        kept.extend(added);
-        self.public.sockets = kept;
-        self.public.bindings = binding_addresses(&self.admin.config, &self.public.sockets);
+        let old = self.public.commit(changes, &self.admin.config, opened);
+        // bindings.json first: the new sockets already queue connections, and whoever reads
+        // the file must not find a binding the listener serves missing from it.
+        if self.listener_ever_ready {
+            if let Err(e) = self.state_dir.write_bindings(&self.public.bindings) {
+                self.events.warn(None, format!("{e}"));
+            }
+        }
         for s in &old {
             self.events.info(None, format!("no longer listening on {} ({})", s.local_addr, s.bindings.join(", ")));
         }
@@ -322,16 +328,13 @@ impl Supervisor {
                 sockets,
             });
         }
-        for s in &added_list {
-            self.events.info(None, format!("listening on {} ({})", s.local_addr, s.bindings.join(", ")));
+        if self.listener.is_some() {
+            for s in &added_list {
+                self.events.info(None, format!("listening on {} ({})", s.local_addr, s.bindings.join(", ")));
+            }
         }
         // The listener closes its copies of `old` when it applies the Configure; ours close here.
         drop(old);
-        if self.listener_ever_ready {
-            if let Err(e) = self.state_dir.write_bindings(&self.public.bindings) {
-                self.events.warn(None, format!("{e}"));
-            }
-        }
     }
 
     fn apply_change(&mut self, change: &Change, new: &Config) {
@@ -357,18 +360,15 @@ impl Supervisor {
             if let Some(p) = self.pools.get_mut(name) {
                 p.rapid_fail = RapidFail::new(&cfg.rapid_fail);
                 p.config = cfg;
-                p.mode = Mode::Idle;
             }
-            self.send_listener(ManagerToListener::PoolAvailable { pool: name.into() });
+            self.set_mode(name, Mode::Idle);
         } else {
             self.pools.insert(name.to_string(), Pool::new(cfg, Instant::now()));
         }
         self.events.info(Some(name), format!("pool {name:?} added"));
-        if always {
-            if let Some(p) = self.pools.get_mut(name) {
-                p.mode = Mode::Active;
-                p.last_activity = Instant::now();
-            }
+        if self.check_runnable(name) && always {
+            self.events.info(Some(name), format!("pool {name:?}: starting now (start = \"always\")"));
+            self.set_mode(name, Mode::Active);
             self.reconcile(name);
         }
     }
@@ -380,10 +380,13 @@ impl Supervisor {
             pool.rapid_fail = RapidFail::new(&cfg.rapid_fail);
         }
         let fewer = cfg.processes < pool.config.processes;
-        let now_always = cfg.start == StartMode::Always && pool.mode == Mode::Idle;
         pool.config = cfg;
-        if now_always {
-            pool.mode = Mode::Active;
+        if !self.check_runnable(name) {
+            return;
+        }
+        let Some(pool) = self.pools.get(name) else { return };
+        if pool.config.start == StartMode::Always && pool.mode() == &Mode::Idle {
+            self.set_mode(name, Mode::Active);
         }
         if recycle_needed {
             self.recycle_pool(name, Reason::ConfigChange);
@@ -400,15 +403,17 @@ impl Supervisor {
         let excess = live.len().saturating_sub(pool.config.processes as usize);
         let now = Instant::now();
         for id in live.into_iter().rev().take(excess) {
-            self.stop_worker(name, id, now);
+            self.stop_worker(name, id, now, Ending::Stopped(StopCause::FewerProcesses));
         }
     }
 
     fn remove_pool(&mut self, name: &str) {
-        let Some(pool) = self.pools.get_mut(name) else { return };
-        pool.mode = Mode::Stopped;
+        if !self.pools.contains_key(name) {
+            return;
+        }
         self.events.info(Some(name), format!("pool {name:?} removed from the configuration; stopping its workers"));
-        self.stop_pool_workers(name);
+        self.set_mode(name, Mode::Disabled(Disabled::Removed));
+        self.stop_pool_workers(name, StopCause::PoolOffline);
         self.admin.retiring.insert(name.to_string());
         self.admin.pool_stats.remove(name);
         self.admin.metrics.forget_pool(name);
@@ -447,35 +452,4 @@ impl Supervisor {
         }
         self.admin.pool_stats = pools.into_iter().map(|p| (p.pool.clone(), p)).collect();
     }
-}
-
-/// Whether open socket `s` is the one the plan entry `(addr, bindings)` needs: the same
-/// address, or for port 0 (any free port) the same IP and one of the same binding texts.
-fn serves(s: &PublicSocket, addr: SocketAddr, bindings: &[String]) -> bool {
-    if addr.port() == 0 {
-        s.local_addr.ip() == addr.ip() && s.bindings.iter().any(|b| bindings.contains(b))
-    } else {
-        s.local_addr == addr
-    }
-}
-
-/// Each configured binding's real address, in config order (for `bindings.json`).
-fn binding_addresses(config: &Config, open: &[PublicSocket]) -> Vec<(String, SocketAddr)> {
-    let mut out = Vec::new();
-    for b in config.sites.iter().flat_map(|s| &s.bindings) {
-        if let Some(s) = open.iter().find(|s| s.bindings.contains(&b.text)) {
-            if !out.iter().any(|(t, _)| t == &b.text) {
-                out.push((b.text.clone(), s.local_addr));
-            }
-        }
-    }
-    out
-}
-
-/// Binds one public socket the way start-up does (`SO_REUSEADDR`, backlog [`sockets::BACKLOG`]).
-fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(sockets::BACKLOG)?.into_std()
 }

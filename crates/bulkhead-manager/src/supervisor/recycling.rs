@@ -27,7 +27,7 @@ use crate::identity::ListenerIdentity;
 use crate::pool::Mode;
 use crate::procfs::{self, Usage};
 use crate::recycle::{self, Minute, Observed, Reason};
-use crate::worker::{pool_log, WorkerState};
+use crate::worker::{pool_log, Ending, WorkerState};
 
 /// Sampling period when some pool has a memory or CPU limit.
 const SAMPLE_FAST: Duration = Duration::from_secs(1);
@@ -131,7 +131,7 @@ impl Supervisor {
         }
         self.check_schedule(name);
         let Some(pool) = self.pools.get(name) else { return };
-        if pool.mode != Mode::Active || pool.recycling() {
+        if pool.mode() != &Mode::Active || pool.recycling() {
             return;
         }
         let config = &pool.config.recycle;
@@ -176,7 +176,7 @@ impl Supervisor {
         let overlapped = pool.config.recycle.overlapped;
         let Some(w) = pool.workers.get_mut(&id) else { return };
         w.recycle_requested = None;
-        let pid = w.pid;
+        let pid = w.process.pid;
         self.admin.note_recycle(name, &reason);
         let line = if overlapped {
             w.retiring = Some(reason.clone());
@@ -184,7 +184,7 @@ impl Supervisor {
                 "pool {name:?}: recycling worker {pid} ({id}): {reason}; starting its replacement first (overlapped)"
             )
         } else {
-            w.recycled = true;
+            w.end(Ending::Recycled);
             format!(
                 "pool {name:?}: recycling worker {pid} ({id}): {reason}; stopping it before its replacement starts (overlapped = false: requests wait in the queue)"
             )
@@ -192,7 +192,7 @@ impl Supervisor {
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
         if !overlapped {
-            self.stop_worker(name, id, now);
+            self.stop_worker(name, id, now, Ending::Recycled);
         }
         self.reconcile(name);
     }
@@ -209,15 +209,15 @@ impl Supervisor {
         else {
             return;
         };
-        old.recycled = true;
-        let (old_id, old_pid) = (old.id, old.pid);
-        let new_pid = pool.workers.get(&new).map(|w| w.pid.to_string()).unwrap_or_default();
+        old.end(Ending::Recycled);
+        let (old_id, old_pid) = (old.id, old.process.pid);
+        let new_pid = pool.workers.get(&new).map(|w| w.process.pid.to_string()).unwrap_or_default();
         let line = format!(
             "pool {name:?}: worker {new_pid} ({new}) took over from worker {old_pid} ({old_id}), which now finishes its requests and stops"
         );
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
-        self.stop_worker(name, old_id, Instant::now());
+        self.stop_worker(name, old_id, Instant::now(), Ending::Recycled);
     }
 
     /// The listener dispatched `requests` to the pool: shared among its serving workers (the
@@ -246,7 +246,8 @@ impl Supervisor {
             .values()
             .any(|p| p.config.recycle.memory > 0 || p.config.recycle.virtual_memory > 0 || p.config.cpu.limit > 0);
         self.upkeep.next_sample = now + if fast { SAMPLE_FAST } else { SAMPLE_SLOW };
-        let leaders: Vec<i32> = self.pools.values().flat_map(|p| p.workers.values().map(|w| w.pid.as_raw())).collect();
+        let leaders: Vec<i32> =
+            self.pools.values().flat_map(|p| p.workers.values().map(|w| w.process.pid.as_raw())).collect();
         if leaders.is_empty() {
             return;
         }
@@ -266,13 +267,13 @@ impl Supervisor {
         for pool in self.pools.values_mut() {
             let cpu = pool.config.cpu.clone();
             for w in pool.workers.values_mut() {
-                let Some(u) = samples.get(&w.pid.as_raw()) else { continue };
+                let Some(u) = samples.get(&w.process.pid.as_raw()) else { continue };
                 w.usage = Some(*u);
                 if w.state != WorkerState::Ready {
                     continue;
                 }
                 if let Some(over) = w.cpu.observe(now, u.cpu_ticks, tps, cpu.limit, cpu.reset_interval) {
-                    overruns.push((pool.config.name.clone(), w.id, w.pid, over, cpu.clone()));
+                    overruns.push((pool.config.name.clone(), w.id, w.process.pid, over, cpu.clone()));
                 }
             }
         }

@@ -15,7 +15,9 @@ use nix::sys::signal::Signal;
 
 use super::{Phase, Supervisor};
 use crate::pool::Mode;
+use crate::process::Stop;
 use crate::spawn;
+use crate::worker::StopCause;
 
 /// The listener's drain grace is never shorter than this.
 pub const MIN_GRACE: Duration = Duration::from_secs(3);
@@ -55,24 +57,23 @@ impl Supervisor {
         self.phase = Phase::StoppingWorkers { deadline: now + longest + MARGIN };
         let names: Vec<String> = self.pools.keys().cloned().collect();
         for name in names {
-            if let Some(p) = self.pools.get_mut(&name) {
-                if p.mode == Mode::Active {
-                    p.mode = Mode::Idle;
-                }
+            if self.pools.get(&name).is_some_and(|p| p.mode() == &Mode::Active) {
+                self.set_mode(&name, Mode::Idle);
             }
-            self.stop_pool_workers(&name);
+            self.stop_pool_workers(&name, StopCause::Shutdown);
         }
+        self.stop_services(now);
         self.check_shutdown_progress();
     }
 
     /// Moves to the next phase when the current one is complete.
     pub(super) fn check_shutdown_progress(&mut self) {
         if let Phase::StoppingWorkers { .. } = self.phase {
-            if self.pools.values().all(|p| p.workers.is_empty()) {
+            if self.pools.values().all(|p| p.workers.is_empty()) && self.services_stopped() {
                 self.close_listener();
             }
         }
-        if let Phase::StoppingListener { .. } = self.phase {
+        if let Phase::StoppingListener = self.phase {
             if self.listener.is_none() {
                 self.phase = Phase::Done;
             }
@@ -80,9 +81,10 @@ impl Supervisor {
     }
 
     fn close_listener(&mut self) {
-        self.phase = Phase::StoppingListener { deadline: Instant::now() + MARGIN };
+        self.phase = Phase::StoppingListener;
         if let Some(l) = self.listener.as_mut() {
             l.close();
+            l.process.begin_stop(Stop::kill_after(Instant::now(), MARGIN));
         }
     }
 
@@ -96,18 +98,20 @@ impl Supervisor {
                 self.events.warn(None, "some workers did not stop in time; killing them".into());
                 for p in self.pools.values() {
                     for w in p.workers.values() {
-                        spawn::signal_group(w.pid, Signal::SIGKILL);
+                        spawn::signal_group(w.process.pid, Signal::SIGKILL);
                     }
                 }
                 self.close_listener();
             }
-            Phase::StoppingListener { deadline } if now >= deadline => {
-                if let Some(l) = &self.listener {
-                    self.events.warn(None, format!("the listener (pid {}) did not exit; killing it", l.pid));
-                    spawn::signal_group(l.pid, Signal::SIGKILL);
+            Phase::StoppingListener => match self.listener.as_mut() {
+                Some(l) if l.process.stop.is_some_and(|s| now >= s.kill_at) => {
+                    self.events.warn(None, format!("the listener (pid {}) did not exit; killing it", l.process.pid));
+                    l.process.tick_stop(now, false);
+                    self.phase = Phase::Done;
                 }
-                self.phase = Phase::Done;
-            }
+                Some(_) => {}
+                None => self.phase = Phase::Done,
+            },
             _ => {}
         }
     }

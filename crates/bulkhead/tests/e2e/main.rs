@@ -23,6 +23,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod native;
+mod pool_states;
 mod pools;
 mod preflight;
 mod refusals;

@@ -1,4 +1,4 @@
-//! The manager's event record: every lifecycle transition an operator may act on.
+//! The manager's event log: every lifecycle transition an operator may act on.
 //!
 //! The supervisor calls [`EventLog::record`] for each transition (worker started, ready,
 //! crashed, pool disabled, listener restarted…). Each event becomes one `tracing` line on the
