@@ -75,6 +75,19 @@ async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// A visible skip, in the line format `.ci/run` lists (and fails on, for `missing`): on stderr
+/// and appended to `$BULKHEAD_SKIP_LOG/skips.log` (see the e2e suite's `support/skip.rs`).
+fn record_skip(kind: &str, test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("BULKHEAD-SKIP {kind} supervisor::{test}: {reason}\n");
+    eprint!("{line}");
+    if let Some(dir) = std::env::var_os("BULKHEAD_SKIP_LOG") {
+        let path = Path::new(&dir).join("skips.log");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("open the skip log");
+        file.write_all(line.as_bytes()).expect("record the skip");
+    }
+}
+
 fn messages(log: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
@@ -86,7 +99,7 @@ fn of_type(log: &Path, t: &str) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demand_start_crash_restart_and_graceful_shutdown() {
     if !python3() {
-        eprintln!("SKIPPED: python3 is not installed");
+        record_skip("missing", "demand_start_crash_restart_and_graceful_shutdown", "python3 is not installed");
         return;
     }
     let dir: PathBuf = std::env::temp_dir().join(format!("bulkhead-supervisor-test-{}", std::process::id()));

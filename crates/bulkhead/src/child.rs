@@ -1,7 +1,8 @@
 //! Hidden subcommands the manager runs as child processes: `bulkhead listener` (the front end).
 //!
 //! The listener finds its control channel at fd 3 (`bulkhead_proto::env::LISTENER_CONTROL_FD`)
-//! — the only fd this binary adopts by number, hence the one `unsafe` block. It ignores SIGINT
+//! — the only fd this binary adopts by number, hence this file's one `unsafe`
+//! block (the other in the binary restores SIGPIPE for CLI commands, in `main.rs`). It ignores SIGINT
 //! (a terminal's Ctrl-C is for the manager, which coordinates shutdown) and ends when the
 //! manager says `Shutdown` or its control channel closes.
 
