@@ -10,8 +10,8 @@
 //!
 //! The crate is a layering: each line below may use the lines under it, never those above, and
 //! no two modules import each other, directly or round a circle
-//! (`python3 shared/tools/module-cycles.py crates/bulkhead-listener/src` shows none, and
-//! `tests/layering.rs` checks every import against these lines):
+//! (the e2e test `layering` in `crates/bulkhead/tests/e2e/layering.rs` pins these lines and
+//! checks every import against them):
 //!
 //! ```text
 //! lib            run(control socket)

@@ -15,6 +15,21 @@
 //! triggers of a live reload ([`reload`]: file watch, SIGHUP); the supervisor applies a new
 //! config as a diff (`supervisor/metabase.rs`).
 //!
+//! The modules are a layering: each line may use the lines under it, never those above, and
+//! no two modules import each other (the e2e test `layering` pins these lines):
+//!
+//! ```text
+//! supervisor        the event loop; owns the pools, the listener and the services
+//! pool              Pool state machine (Idle, Active, Disabled(cause)) → listener messages
+//! worker            Worker state machine, its launch and its ending
+//! admin | health | listener_process | reload      the API, pings, the listener child, triggers
+//! event | preflight                 the supervisor's messages; machine checks at validation
+//! admin_command | command           operator commands; a pool's program found as its user
+//! config_store | identity | process history; users; the supervised-process type (process/)
+//! cgroup | cpu | event_log | metrics | orphan | procfs | rapid_fail | readiness | recycle |
+//! sockets | spawn | state_dir       leaves
+//! ```
+//!
 //! The manager never parses client HTTP and never runs application code; it reads no
 //! environment, argv or signals itself — the binary passes them in through
 //! [`ManagerOptions`]. `unsafe` is confined to [`spawn`] (fork/exec).

@@ -6,14 +6,94 @@
 //!
 //! A top-level module is `src/NAME.rs` with everything under `src/NAME/`; an edge is a
 //! `crate::NAME` path (or a `use crate::{NAME, …}` group) in another module's non-test code.
-//! The test fails naming each cycle. To see the layering itself, lowest layer first:
-//! `cargo test -p bulkhead --test e2e layering -- --nocapture`.
+//! The test fails naming each cycle. The listener's and the manager's layers are also pinned
+//! ([`PINNED`]): each of their modules has a line, and may use only modules on lines below its
+//! own, so a new module is given its place on purpose. To see every crate's layering, lowest
+//! layer first: `cargo test -p bulkhead --test e2e layering -- --nocapture`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
+
+/// Top to bottom: a module may use only the modules on lines below its own (DESIGN §7).
+const PINNED: [(&str, &[&[&str]]); 2] = [
+    (
+        "bulkhead-listener",
+        &[
+            &["control"],
+            &["accept"],
+            &["conn"],
+            &["request"],
+            &["state"],
+            &["static_files", "queue"],
+            &["routing"],
+            &["response"],
+            &["dispatch"],
+            &["body"],
+            &["log", "proxy", "error", "to_manager", "inherit"],
+            &["stats"],
+        ],
+    ),
+    (
+        "bulkhead-manager",
+        &[
+            &["supervisor"],
+            &["pool"],
+            &["worker"],
+            &["admin", "health", "listener_process", "reload"],
+            &["event", "preflight"],
+            &["admin_command", "command"],
+            &["config_store", "identity", "process"],
+            &[
+                "cgroup",
+                "cpu",
+                "event_log",
+                "metrics",
+                "orphan",
+                "procfs",
+                "rapid_fail",
+                "readiness",
+                "recycle",
+                "sockets",
+                "spawn",
+                "state_dir",
+            ],
+        ],
+    ),
+];
+
+#[test]
+fn the_listener_and_the_manager_keep_their_pinned_layers() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut problems = Vec::new();
+    for (name, layers) in PINNED {
+        let graph = module_graph(&crates.join(name).join("src"));
+        assert!(graph.len() >= 10, "{name}: the scan found too few modules: {graph:?}");
+        problems.extend(against_layers(&graph, layers).into_iter().map(|p| format!("{name}: {p}")));
+    }
+    assert!(problems.is_empty(), "modules out of their layer (PINNED in this file):\n{}", problems.join("\n"));
+}
+
+/// Every module without a line and every import of a module not on a line below.
+fn against_layers(graph: &Graph, layers: &[&[&str]]) -> Vec<String> {
+    let rank: BTreeMap<&str, usize> =
+        layers.iter().enumerate().flat_map(|(r, line)| line.iter().map(move |m| (*m, r))).collect();
+    let mut problems = Vec::new();
+    for (module, uses) in graph {
+        let Some(&from) = rank.get(module.as_str()) else {
+            problems.push(format!("module {module} has no line"));
+            continue;
+        };
+        for used in uses {
+            if rank.get(used.as_str()).is_some_and(|&to| to <= from) {
+                problems.push(format!("{module} uses {used}, which is not on a line below it"));
+            }
+        }
+    }
+    problems
+}
 
 #[test]
 fn modules_within_each_crate_form_no_cycle() {
@@ -237,4 +317,9 @@ fn the_reference_scanner_sees_groups_paths_and_skips_tests() {
     graph.insert("y".into(), ["x".to_string()].into());
     graph.insert("z".into(), ["x".to_string()].into());
     assert_eq!(strongly_connected(&graph), vec![vec!["x".to_string(), "y".to_string()]]);
+    let layers: &[&[&str]] = &[&["z"], &["x", "w"], &["y"]];
+    assert_eq!(against_layers(&graph, layers), ["y uses x, which is not on a line below it"]);
+    graph.insert("v".into(), BTreeSet::new());
+    graph.get_mut("y").expect("y").clear();
+    assert_eq!(against_layers(&graph, layers), ["module v has no line"]);
 }
