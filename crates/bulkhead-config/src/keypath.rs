@@ -117,7 +117,19 @@ pub(crate) fn quote_key(k: &str) -> Cow<'_, str> {
 /// table header for a table), else the span of the deepest part that does exist (the
 /// `[pools.api]` header for a missing `pools.api.command`). `None` when nothing matches.
 pub(crate) fn locate(root: &DeTable<'_>, path: &KeyPath) -> Option<Range<usize>> {
+    walk(root, path).0
+}
+
+/// Whether the whole path is written in the tree (not just a table that would hold it).
+pub(crate) fn exists(root: &DeTable<'_>, path: &KeyPath) -> bool {
+    walk(root, path).1 == path.0.len()
+}
+
+/// Follows `path` as far as the tree spells it out: the span of the deepest value reached and
+/// how many segments matched.
+fn walk(root: &DeTable<'_>, path: &KeyPath) -> (Option<Range<usize>>, usize) {
     let mut found = None;
+    let mut matched = 0;
     let mut table = Some(root);
     let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
     for seg in &path.0 {
@@ -128,33 +140,14 @@ pub(crate) fn locate(root: &DeTable<'_>, path: &KeyPath) -> Option<Range<usize>>
         };
         let Some(value) = next else { break };
         found = Some(value.span());
+        matched += 1;
         (table, array) = match value.get_ref() {
             DeValue::Table(t) => (Some(t), None),
             DeValue::Array(a) => (None, Some(&a[..])),
             _ => (None, None),
         };
     }
-    found
-}
-
-/// Whether the whole path is written in the tree (not just a table that would hold it).
-pub(crate) fn exists(root: &DeTable<'_>, path: &KeyPath) -> bool {
-    let mut table = Some(root);
-    let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
-    for seg in &path.0 {
-        let next = match (seg, table, array) {
-            (Seg::Key(k), Some(t), _) => t.get(k.as_str()),
-            (Seg::Index(i), _, Some(a)) => a.get(*i),
-            _ => None,
-        };
-        let Some(value) = next else { return false };
-        (table, array) = match value.get_ref() {
-            DeValue::Table(t) => (Some(t), None),
-            DeValue::Array(a) => (None, Some(&a[..])),
-            _ => (None, None),
-        };
-    }
-    true
+    (found, matched)
 }
 
 #[cfg(test)]

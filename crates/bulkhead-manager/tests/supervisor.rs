@@ -185,7 +185,11 @@ async fn demand_start_crash_restart_and_graceful_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_services_are_restarted_and_stopped() {
     if !python3() {
-        eprintln!("SKIPPED: python3 is not installed (the stand-in listener is a Python script)");
+        record_skip(
+            "missing",
+            "registered_services_are_restarted_and_stopped",
+            "python3 is not installed (the stand-in listener is a Python script)",
+        );
         return;
     }
     let dir: PathBuf = std::env::temp_dir().join(format!("bulkhead-services-test-{}", std::process::id()));
