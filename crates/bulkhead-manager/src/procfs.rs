@@ -1,9 +1,10 @@
-//! What `/proc` says about workers: memory (resident and virtual), CPU time, and whether anyone
-//! is still connected to a worker's socket.
+//! What `/proc` says about workers: memory (resident and virtual), CPU time, whether anyone
+//! is still connected to a worker's socket, and whether a worker is on its way out.
 //!
 //! Called by the supervisor: [`sample_groups`] once a second (on a blocking-pool thread, never
-//! on the supervisor task) for the memory and CPU recycling triggers and status displays, and
-//! [`open_connections`] while a plain HTTP worker drains. Parsing is separated from reading so
+//! on the supervisor task) for the memory and CPU recycling triggers and status displays,
+//! [`open_connections`] while a plain HTTP worker drains, and [`is_exiting`] by the
+//! reachability check behind `WorkerUnreachable`. Parsing is separated from reading so
 //! it is tested on fixed text. It only reads `/proc`; it never signals or changes anything.
 //!
 //! **Whole process group.** A worker's figures are the sums over every process in its process
@@ -56,6 +57,38 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         vsize: num(23)?,
         rss_pages: f.get(24 - 3)?.parse::<i64>().ok()?.max(0) as u64,
     })
+}
+
+/// `PF_EXITING` in `/proc/<pid>/stat`'s flags: the process is in `do_exit`.
+const PF_EXITING: u64 = 0x4;
+/// SIGKILL's bit in the pending-signal masks of `/proc/<pid>/status`.
+const SIGKILL_PENDING: u64 = 1 << (libc::SIGKILL - 1);
+
+/// Whether process `pid` is dying or dead: gone from `/proc`, a zombie, already in `do_exit`,
+/// or with a SIGKILL pending (a `/proc` it may not read says nothing: not exiting). Such a process can still take connections for a moment — the
+/// kernel releases its listening socket after its connected ones — so a successful connect does
+/// not prove it alive; its exit is on the way.
+pub fn is_exiting(pid: i32) -> bool {
+    let stat = match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) => return e.kind() == std::io::ErrorKind::NotFound,
+    };
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    exiting(&stat, &status)
+}
+
+/// [`is_exiting`] on the text of `/proc/<pid>/stat` and `/proc/<pid>/status`.
+pub fn exiting(stat: &str, status: &str) -> bool {
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 1..)) else { return true };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state), f[6] field 9 (flags).
+    let dead = matches!(f.first(), Some(&("Z" | "X" | "x")));
+    let in_exit = f.get(6).and_then(|v| v.parse::<u64>().ok()).is_some_and(|flags| flags & PF_EXITING != 0);
+    let killed = status.lines().any(|line| {
+        let mask = line.strip_prefix("SigPnd:").or_else(|| line.strip_prefix("ShdPnd:"));
+        mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok()).is_some_and(|m| m & SIGKILL_PENDING != 0)
+    });
+    dead || in_exit || killed
 }
 
 /// Bytes per page and clock ticks per second of this machine.
@@ -150,6 +183,32 @@ mod tests {
         let s = parse_stat(line).unwrap();
         assert_eq!(s, Stat { pgrp: 4121, utime: 250, stime: 50, vsize: 104_857_600, rss_pages: 2560 });
         assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn a_zombie_a_process_in_exit_and_a_pending_sigkill_are_exiting() {
+        let alive = "4121 (app) S 1 4121 4121 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 3 0";
+        let status = "Name:\tapp\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n";
+        assert!(!exiting(alive, status));
+        assert!(exiting(&alive.replace(") S", ") Z"), status), "a zombie");
+        assert!(exiting(&alive.replace("4194560", "4194564"), status), "PF_EXITING set");
+        assert!(exiting(alive, &status.replace("ShdPnd:\t0000000000000000", "ShdPnd:\t0000000000000100")));
+        assert!(exiting("garbage", status));
+    }
+
+    #[test]
+    fn a_real_child_is_alive_until_killed() {
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+        let pid = child.id() as i32;
+        assert!(!is_exiting(pid), "a sleeping child");
+        child.kill().expect("kill");
+        // Dead but not reaped: a zombie until `wait`.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_exiting(pid) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(is_exiting(pid), "a killed child");
+        child.wait().expect("reap");
     }
 
     #[test]

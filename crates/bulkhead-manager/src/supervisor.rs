@@ -398,9 +398,16 @@ impl Supervisor {
                 w.process.pid
             ),
         );
-        let (tx, address, pool) = (self.tx.clone(), w.address.clone(), name.to_string());
+        let (tx, address, pool, pid) = (self.tx.clone(), w.address.clone(), name.to_string(), w.process.pid.as_raw());
         tokio::spawn(async move {
-            let event = if readiness::refuses_connections(&address).await {
+            let refuses = readiness::refuses_connections(&address).await;
+            // A process killed a moment ago still takes connections until the kernel releases
+            // its listening socket (after its connected ones, which is what the listener saw
+            // fail): it is neither reachable nor to be killed; its exit is on the way.
+            if procfs::is_exiting(pid) {
+                return;
+            }
+            let event = if refuses {
                 Event::WorkerRefusesConnections { pool, worker: id }
             } else {
                 Event::WorkerReachable { pool, worker: id }

@@ -13,6 +13,7 @@ use std::future::Future;
 use bulkhead_proto::native::conn::{IncomingRequest, Server};
 use bulkhead_proto::native::{Hello, RequestHead, ResponseHead};
 use bytes::{Buf, Bytes};
+use futures_util::FutureExt as _;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -140,13 +141,47 @@ where
             headers.push((Bytes::from_static(b"content-length"), Bytes::from(len.to_string())));
         }
         let head = ResponseHead { status: parts.status.as_u16(), headers };
-        let end = body.is_end_stream();
-        let Ok(mut send) = respond.send_response(head, end) else { return };
-        if end {
+        if body.is_end_stream() {
+            let _ = respond.send_response(head, true);
             return;
         }
         // Errors become `BoxError` (which is `Send`) before the future holds any across an await.
         let mut body = std::pin::pin!(body.map_err(Into::<BoxError>::into));
+        // The head leaves in the same write as the first piece of body — waited for when the
+        // length is known (the client needs the body anyway), taken if already there when it is
+        // not (a stream's head must not wait for its first event). A worker killed right after
+        // that write has answered whole (a small page) or at least started its body; it never
+        // leaves the listener a head whose body is lost, which the listener, having passed the
+        // head on, could only answer by cutting the client's response short.
+        let first =
+            if body.size_hint().exact().is_some() { Some(body.frame().await) } else { body.frame().now_or_never() };
+        let mut send = match first {
+            Some(None) => {
+                let _ = respond.send_response(head, true);
+                return;
+            }
+            Some(Some(Err(error))) => {
+                respond.fail(&error.to_string());
+                return;
+            }
+            Some(Some(Ok(frame))) if frame.is_data() => {
+                let chunk = frame.into_data().map(|mut d| d.copy_to_bytes(d.remaining())).unwrap_or_default();
+                let last = body.is_end_stream();
+                let Ok((mut send, rest)) = respond.send_response_with_data(head, chunk, last) else { return };
+                if !rest.is_empty() && send.send_data(rest, last).await.is_err() {
+                    return;
+                }
+                if last {
+                    return;
+                }
+                send
+            }
+            // Not ready yet (or trailers, which do not cross): the head goes now, the body follows.
+            _ => match respond.send_response(head, false) {
+                Ok(send) => send,
+                Err(_) => return,
+            },
+        };
         loop {
             // Bind the frame alone, so no body error is held across the sends below.
             let frame = match body.frame().await {
@@ -193,3 +228,6 @@ fn to_http_request(
     }
     builder.body(Body::native(body)).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests;

@@ -73,6 +73,9 @@ enum Event {
 /// What the writer task is asked to do.
 enum Outgoing {
     Frame(Frame),
+    /// A response head and the first piece of its body: one item, so the writer never sends
+    /// the head in one write and the body in the next ([`Responder::send_response_with_data`]).
+    Pair(Frame, Frame),
     /// Flush what is queued, shut the write side down and stop.
     Close,
 }
@@ -125,6 +128,11 @@ impl Shared {
     fn send(&self, frame: Frame) {
         // The writer only goes away with the connection; frames for a dead connection are moot.
         let _ = self.writer.send(Outgoing::Frame(frame));
+    }
+
+    /// Queues two frames that must leave in the same write.
+    fn send_pair(&self, first: Frame, second: Frame) {
+        let _ = self.writer.send(Outgoing::Pair(first, second));
     }
 
     /// Fails the whole connection: every open stream is reset, waiting senders woken.

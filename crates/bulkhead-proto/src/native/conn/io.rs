@@ -36,6 +36,10 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 Outgoing::Frame(f) => {
                     let _ = encode(&f, &mut out);
                 }
+                Outgoing::Pair(a, b) => {
+                    let _ = encode(&a, &mut out);
+                    let _ = encode(&b, &mut out);
+                }
                 Outgoing::Close => closing = true,
             }
             if out.len() >= 256 * 1024 {

@@ -99,6 +99,47 @@ impl Responder {
         Ok(SendStream { stream: self.stream, shared: self.shared.clone(), ctl: self.ctl.clone(), ended: end })
     }
 
+    /// Sends the response head together with the first piece of its body (as much of `data` as
+    /// the stream's credit and the listener's `max_frame` allow; `end` when `data` is the whole
+    /// body), queued as one item so both leave in the same write. A worker killed right after
+    /// has then delivered its head with that body, never a head whose body is lost — which the
+    /// listener, having passed the head on to the client, could only answer by cutting the
+    /// response short. Returns the body stream and what of `data` did not fit yet.
+    pub fn send_response_with_data(
+        mut self,
+        head: ResponseHead,
+        mut data: Bytes,
+        end: bool,
+    ) -> Result<(SendStream, Bytes), StreamError> {
+        let mut t = self.shared.lock();
+        if head.encoded_len() > t.peer.max_head as usize {
+            return Err(StreamError::Failed {
+                code: ErrorCode::Application,
+                message: format!("response head of {} bytes exceeds the listener's max_head", head.encoded_len()),
+            });
+        }
+        let max_frame = t.peer.max_frame as u64;
+        self.sent = true;
+        let Some(s) = t.streams.get_mut(&self.stream) else {
+            return Err(StreamError::Cancelled);
+        };
+        let room = s.send_credit.min(max_frame) as usize;
+        let chunk = data.split_to(room.min(data.len()));
+        s.send_credit -= chunk.len() as u64;
+        let last = end && data.is_empty();
+        self.shared.send_pair(
+            Frame::Response { stream: self.stream, head, end_stream: false },
+            Frame::Data { stream: self.stream, data: chunk, end_stream: last },
+        );
+        if last {
+            s.send_open = false;
+            Shared::maybe_remove(&mut t, self.stream);
+        }
+        drop(t);
+        let send = SendStream { stream: self.stream, shared: self.shared.clone(), ctl: self.ctl.clone(), ended: last };
+        Ok((send, data))
+    }
+
     /// A handle that tells when the listener cancels this stream, usable after the responder
     /// has been consumed by [`send_response`](Self::send_response).
     pub fn cancel_watch(&self) -> CancelWatch {

@@ -232,3 +232,116 @@ async fn an_upload_the_worker_ignores_still_completes() {
     assert_eq!(read_all(&mut recv).await, b"ignored");
     upload.await.unwrap();
 }
+
+/// The worker's end of a pipe that dies right after its `writes`-th write — its write side
+/// shut, what it queued afterwards never sent — as a process killed at that instant would.
+struct DiesAfter {
+    inner: tokio::io::DuplexStream,
+    writes: usize,
+}
+
+impl tokio::io::AsyncRead for DiesAfter {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for DiesAfter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        if self.writes == 0 {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        let written = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_write(cx, buf));
+        if written.is_ok() {
+            self.writes -= 1;
+            if self.writes == 0 {
+                let _ = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
+            }
+        }
+        Poll::Ready(written)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A client and a worker that dies after its HELLO and one more write; the request it got.
+async fn dying_pair() -> (Client, RecvStream, IncomingRequest) {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(Server::handshake(DiesAfter { inner: b, writes: 2 }, Hello::default()));
+    let client = Client::handshake(a, Hello::default()).await.unwrap();
+    let mut server = server.await.unwrap().unwrap();
+    let (_, recv) = client.open(get("/"), true).unwrap();
+    let req = server.accept().await.unwrap();
+    tokio::spawn(async move { while server.accept().await.is_some() {} });
+    (client, recv, req)
+}
+
+#[tokio::test]
+async fn a_head_sent_with_its_body_arrives_whole_though_the_worker_dies_after_that_write() {
+    let (_client, mut recv, req) = dying_pair().await;
+    let (send, rest) =
+        req.respond.send_response_with_data(ok(), Bytes::from_static(b"the whole answer"), true).unwrap();
+    assert!(rest.is_empty());
+    // Whatever the responding task does next, the head and its body went out together.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    drop(send);
+    let (head, end) = recv.response().await.unwrap();
+    assert_eq!((head.status, end), (200, false));
+    assert_eq!(read_all(&mut recv).await, b"the whole answer");
+}
+
+#[tokio::test]
+async fn a_head_sent_alone_loses_its_body_when_the_worker_dies_after_that_write() {
+    // Why `send_response_with_data` exists: the head and its body as two items can leave in two
+    // writes (here the responder yields in between; on a loaded multi-threaded worker the writer
+    // can simply run in between), and a kill between them leaves the listener a head whose body
+    // never comes.
+    let (_client, mut recv, req) = dying_pair().await;
+    let mut send = req.respond.send_response(ok(), false).unwrap();
+    // Let the writer (which itself yields once before draining its queue) send the head.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    let _ = send.send_data(Bytes::from_static(b"the whole answer"), true).await;
+    assert_eq!(recv.response().await.unwrap().0.status, 200);
+    assert!(matches!(recv.data().await, Some(Err(StreamError::ConnectionLost(_)))));
+}
+
+#[tokio::test]
+async fn a_first_piece_beyond_the_credit_is_handed_back() {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(Server::handshake(b, Hello::default()));
+    let client = Client::handshake(a, Hello { initial_window: 4, ..Hello::default() }).await.unwrap();
+    let mut server = server.await.unwrap().unwrap();
+    let (_, mut recv) = client.open(get("/"), true).unwrap();
+    let req = server.accept().await.unwrap();
+    let (mut send, rest) = req.respond.send_response_with_data(ok(), Bytes::from_static(b"abcdefgh"), true).unwrap();
+    assert_eq!(&rest[..], b"efgh", "only the credit's worth went with the head");
+    let rest_sent = tokio::spawn(async move { send.send_data(rest, true).await });
+    assert_eq!(recv.response().await.unwrap().0.status, 200);
+    assert_eq!(read_all(&mut recv).await, b"abcdefgh");
+    rest_sent.await.unwrap().unwrap();
+}
