@@ -58,6 +58,7 @@ pub mod routing;
 pub mod state;
 pub mod static_files;
 pub mod stats;
+pub mod tls;
 pub mod to_manager;
 
 use std::sync::Arc;
@@ -82,7 +83,7 @@ pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
     let channel: Channel<ListenerToManager, ManagerToListener> = Channel::new(control);
     let (mut sender, mut receiver) = channel.into_split();
     let first = receiver.recv().await?.ok_or(ListenerError::NoConfiguration)?;
-    let ManagerToListener::Configure { config_toml, config_path, base_dir, sockets } = first else {
+    let ManagerToListener::Configure { config_toml, config_path, base_dir, sockets, certificates } = first else {
         return Err(ListenerError::UnexpectedMessage { got: format!("{first:?}") });
     };
     // Start-up errors are logged here, while the channel is still open: the manager kills the
@@ -113,6 +114,7 @@ pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
     let table = control::build_table(config.clone(), sockets.clone(), None).await;
     let shared = Shared::new(table, log.clone(), tx.clone());
     let mut ctl = Control::new(shared.clone());
+    ctl.install_tls(&config, &sockets, &certificates);
     ctl.apply(&config, &sockets);
     let _ = tx.send(ListenerToManager::Ready);
     let ticker = tokio::spawn(control::activity_ticker(shared.clone()));

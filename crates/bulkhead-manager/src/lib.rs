@@ -49,6 +49,7 @@ pub mod sockets;
 pub mod spawn;
 pub mod state_dir;
 mod supervisor;
+pub mod tls;
 mod worker;
 
 /// What the binary tells the manager at start-up. The manager reads no environment, argv or
