@@ -148,10 +148,9 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
             c.err(format!("{key}.hsts"), format!("{h:?} is not a Strict-Transport-Security value; expected \"max-age=SECONDS\", optionally with \"; includeSubDomains\" and \"; preload\""));
         }
     }
-    let tls = s.tls.as_ref().map(|t| Tls {
-        cert: c.readable_file(&format!("{key}.tls.cert"), &t.cert, "a readable PEM certificate file"),
-        key: c.readable_file(&format!("{key}.tls.key"), &t.key, "a readable PEM private key file"),
-    });
+    // Only resolved here: the files are read and checked by the manager (bulkhead-manager's
+    // tls module), never by the unprivileged listener, which parses this same text.
+    let tls = s.tls.as_ref().map(|t| Tls { cert: c.path(&t.cert), key: c.path(&t.key) });
     if s.max_connections == 0 {
         c.err(format!("{key}.max_connections"), "must be at least 1");
     }
