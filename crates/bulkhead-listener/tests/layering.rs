@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["dispatch"],
     &["body"],
     &["log", "proxy", "error", "to_manager", "inherit"],
-    &["stats"],
+    &["stats", "tls"],
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
