@@ -78,18 +78,20 @@ where
     let _counted = shared.connection_opened();
     let table = shared.table();
     let over_limit = shared.connections() > table.limits.max_connections;
-    if let Some(acceptor) = shared.tls.acceptor(ends.socket) {
-        let handshake = tokio::time::timeout(table.limits.header_wait_timeout, acceptor.accept(stream));
-        match handshake.await {
-            Ok(Ok(stream)) => {
-                ends.tls = true;
-                crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
-            }
-            Ok(Err(_)) | Err(_) => shared.tls.count_failure(),
-        }
-    } else if table.scheme_of(ends.socket) == Scheme::Https {
-        shared.tls.count_failure();
-    } else {
+    if table.scheme_of(ends.socket) != Scheme::Https {
         crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
+        return;
+    }
+    let Some(acceptor) = shared.tls.acceptor(ends.socket) else {
+        shared.tls.count_failure();
+        return;
+    };
+    let handshake = tokio::time::timeout(table.limits.header_wait_timeout, acceptor.accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => {
+            ends.tls = true;
+            crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
+        }
+        Ok(Err(_)) | Err(_) => shared.tls.count_failure(),
     }
 }

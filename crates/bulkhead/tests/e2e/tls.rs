@@ -345,3 +345,37 @@ fn is_root() -> bool {
     let out = Command::new("id").arg("-u").output().expect("id -u");
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
+
+#[test]
+fn workers_are_told_https_only_for_requests_that_came_over_tls() {
+    if let Some(reason) = tools_missing() {
+        skip!(reason);
+    }
+    let dir = TestDir::new("tls-proto");
+    certificate(&dir, "site", &["site.test"]);
+    let config = format!(
+        r#"
+[[sites]]
+name = "app"
+bindings = ["http://127.0.0.1:0", "https://127.0.0.1:0"]
+tls = {{ cert = "site.pem", key = "site.key" }}
+routes = [ {{ path = "/", pool = "py" }} ]
+
+[pools.py]
+command = {}
+"#,
+        crate::support::server::python_command()
+    );
+    let server = Server::start(dir, &config);
+    let proto = |headers: &str| -> Option<String> {
+        let list: serde_json::Value = serde_json::from_str(headers).ok()?;
+        list.as_array()?
+            .iter()
+            .find(|h| h[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case("x-forwarded-proto")))
+            .and_then(|h| h[1].as_str().map(String::from))
+    };
+    let over_tls = curl(&["-k", &format!("https://{}/headers", server.addr_of("https://127.0.0.1:0"))]);
+    assert_eq!(proto(&over_tls).as_deref(), Some("https"), "{over_tls}");
+    let plain = http::get(server.addr_of("http://127.0.0.1:0"), "/headers");
+    assert_eq!(proto(&plain.text()).as_deref(), Some("http"), "{}", plain.text());
+}
