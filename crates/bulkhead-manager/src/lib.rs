@@ -13,7 +13,9 @@
 //! The metabase side (issue #5): the [`admin`] service (HTTP/JSON on the admin socket, the
 //! dashboard, [`metrics`]), the config history and write-back ([`config_store`]) and the
 //! triggers of a live reload ([`reload`]: file watch, SIGHUP); the supervisor applies a new
-//! config as a diff (`supervisor/metabase.rs`).
+//! config as a diff (`supervisor/metabase.rs`). The https sites' certificate and key files are
+//! read and checked here only ([`tls`], at validation and on their files' change,
+//! `supervisor/certificates.rs`) and handed to the listener, which never opens a key.
 //!
 //! The manager never parses client HTTP and never runs application code; it reads no
 //! environment, argv or signals itself — the binary passes them in through

@@ -190,7 +190,45 @@ pub fn covers(pattern: &str, host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::covers;
+    use super::*;
+
+    /// Site 0 of a config whose https binding is `binding`, with `cert` and `key` from testdata.
+    fn site(binding: &str, cert: &str, key: &str) -> Result<Loaded, TlsError> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tls/testdata");
+        let text =
+            format!("[[sites]]\nname = \"s\"\nbindings = [{binding:?}]\ntls = {{ cert = {cert:?}, key = {key:?} }}\n");
+        let config = bulkhead_config::parse(&text, "t.toml", &dir).expect("valid config");
+        load(0, &config.sites[0])
+    }
+
+    #[test]
+    fn a_matching_pair_loads_with_its_names() {
+        let loaded = site("https://a.shop.example:0", "san.pem", "san.key").expect("loads");
+        assert_eq!(loaded.certificate.names, ["shop.example", "*.shop.example"]);
+        assert!(loaded.certificate.key_pem.contains("PRIVATE KEY"));
+        // A `*` or IP binding takes any name.
+        assert!(site("https://*:0", "cn-only.pem", "cn-only.key").is_ok());
+    }
+
+    #[test]
+    fn each_problem_is_named_at_its_key() {
+        let e = site("https://*:0", "san.pem", "cn-only.key").expect_err("mismatch");
+        assert!(matches!(e, TlsError::KeyMismatch { .. }) && e.key() == "sites[0].tls.key", "{e}");
+        let e = site("https://other.example:0", "san.pem", "san.key").expect_err("names");
+        assert_eq!(e.key(), "sites[0].tls.cert");
+        assert!(
+            e.to_string().contains(
+                "is for shop.example, *.shop.example, which does not cover binding \"https://other.example:0\""
+            ),
+            "{e}"
+        );
+        let e = site("https://*:0", "missing.pem", "san.key").expect_err("missing");
+        assert!(matches!(e, TlsError::Read { .. }) && e.key() == "sites[0].tls.cert", "{e}");
+        let e = site("https://*:0", "san.key", "san.key").expect_err("a key is no certificate");
+        assert!(matches!(e, TlsError::NoCertificate { .. }), "{e}");
+        let e = site("https://*:0", "san.pem", "san.pem").expect_err("a certificate is no key");
+        assert!(matches!(e, TlsError::NoKey { .. }) && e.key() == "sites[0].tls.key", "{e}");
+    }
 
     #[test]
     fn wildcards_take_one_label() {

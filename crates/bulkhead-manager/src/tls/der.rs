@@ -143,6 +143,22 @@ mod tests {
         assert_eq!(read(&[0x30, 0x03, 0x30, 0x01, 0x02]), None);
     }
 
+    fn der_of(pem: &str) -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("a PEM certificate").to_vec()
+    }
+
+    #[test]
+    fn reads_validity_and_alt_names_of_an_openssl_certificate() {
+        let facts = read(&der_of(include_str!("testdata/san.pem"))).expect("parsed");
+        // subjectAltName wins over the CN; IP entries are not DNS names; names are lowercased.
+        assert_eq!(facts.names, ["shop.example", "*.shop.example"]);
+        assert_eq!(facts.not_before.unix_timestamp(), 1_796_194_775);
+        assert_eq!(facts.not_after.unix_timestamp(), 1_797_058_775);
+        let facts = read(&der_of(include_str!("testdata/cn-only.pem"))).expect("parsed");
+        assert_eq!(facts.names, ["cn-only.example"], "no subjectAltName: the CN");
+    }
+
     #[test]
     fn times_of_both_forms() {
         let utc = time_of((0x17, b"250102030405Z")).map(|t| t.unix_timestamp());
