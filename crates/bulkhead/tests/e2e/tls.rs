@@ -42,8 +42,25 @@ def hello(port, sni, cafile, minv=None, maxv=None):
     t.close()
     return out
 
+def resumed(port, cafile, version):
+    ctx = context(cafile, version, version)
+    out = []
+    session = None
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        t = ctx.wrap_socket(s, server_hostname="site.test", session=session)
+        t.sendall(b"GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+        while t.recv(65536):
+            pass
+        out.append(str(t.session_reused))
+        session = t.session
+        t.close()
+    return " ".join(out)
+
 cmd = sys.argv[1]
-if cmd == "hello":
+if cmd == "resume":
+    print(resumed(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+elif cmd == "hello":
     print(hello(int(sys.argv[2]), sys.argv[3], sys.argv[4], *sys.argv[5:7]))
 elif cmd == "swap":
     port, cafile, new_cn = int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -194,7 +211,7 @@ routes = [ {{ path = "/", root = "shop" }} ]
 }
 
 #[test]
-fn redirect_http_sends_308_and_hsts_is_on_https_responses_only() {
+fn redirect_http_sends_308_hsts_is_on_https_only_and_sessions_resume() {
     if let Some(reason) = tools_missing() {
         skip!(reason);
     }
@@ -212,6 +229,14 @@ routes = [ { path = "/", root = "www" } ]
 "#;
     let server = Server::start(dir, config);
     let (plain, https) = (server.addr_of("http://127.0.0.1:0"), server.addr_of("https://127.0.0.1:0"));
+    // A second connection resumes the first one's session (a ticket in 1.3, the cache or a
+    // ticket in 1.2).
+    let ca = server.dir.join("site.pem");
+    for version in ["TLSv1_3", "TLSv1_2"] {
+        let port = https.port().to_string();
+        let got = python(&["resume", &port, ca.to_str().expect("utf-8"), version]);
+        assert_eq!(got, "False True", "{version}: session_reused of two connections");
+    }
     let r = http::get_host(plain, "site.test:8080", "/a/b?x=1&y=2");
     assert_eq!(r.status, 308);
     assert_eq!(r.header("location"), Some(format!("https://site.test:{}/a/b?x=1&y=2", https.port()).as_str()));
