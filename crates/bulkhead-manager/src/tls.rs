@@ -211,6 +211,14 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_certificate_is_served_with_a_warning() {
+        let loaded = site("https://expired.test:0", "expired.pem", "expired.key").expect("still loads");
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("expired on 2020-01-02"), "{:?}", loaded.warnings);
+        assert!(site("https://*:0", "san.pem", "san.key").expect("loads").warnings.is_empty());
+    }
+
+    #[test]
     fn each_problem_is_named_at_its_key() {
         let e = site("https://*:0", "san.pem", "cn-only.key").expect_err("mismatch");
         assert!(matches!(e, TlsError::KeyMismatch { .. }) && e.key() == "sites[0].tls.key", "{e}");
