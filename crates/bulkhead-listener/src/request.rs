@@ -150,8 +150,11 @@ impl Exchange<'_> {
         if self.ctx.tls {
             self.hsts = site.hsts.clone();
         } else if let Some(port) = site.redirect_https_port {
-            let host =
-                host.map_or_else(|| self.ctx.local.ip().to_string(), |h| crate::routing::host_name(h).to_string());
+            let host = match host {
+                Some(h) => crate::routing::host_name(h).to_string(),
+                None if self.ctx.local.is_ipv6() => format!("[{}]", self.ctx.local.ip()),
+                None => self.ctx.local.ip().to_string(),
+            };
             return (unleased(to_https(&host, port, req.uri())), 0);
         }
         let Some((route, rest)) = site.route(path) else { return (plain(StatusCode::NOT_FOUND), 0) };
