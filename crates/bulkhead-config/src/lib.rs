@@ -213,6 +213,15 @@ pub fn error_at(text: &str, file: &str, path: &[&str], message: String) -> Confi
     ConfigError { file: file.into(), line, column, key: path.to_string(), message }
 }
 
+/// [`error_at`] for a key written as this crate writes keys in its messages, with indices:
+/// `sites[0].tls.cert` (the manager's TLS checks).
+pub fn error_at_key(text: &str, file: &str, key: &str, message: String) -> ConfigError {
+    let path = KeyPath::parse(key);
+    let span = DeTable::parse(text).ok().and_then(|doc| keypath::locate(doc.get_ref(), &path));
+    let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
+    ConfigError { file: file.into(), line, column, key: path.to_string(), message }
+}
+
 /// toml's message for a syntax error, with what to do where it is terse.
 fn syntax_message(e: &toml::de::Error) -> String {
     match e.message().trim() {

@@ -59,7 +59,13 @@ pub struct Cache {
 pub struct Site {
     pub name: String,
     pub bindings: Vec<Binding>,
+    /// Certificate and key files for the https bindings (relative paths resolved against the
+    /// config file's directory).
     pub tls: Option<Tls>,
+    /// Plain-HTTP requests get 308 to the site's first https binding.
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security` value for https responses.
+    pub hsts: Option<String>,
     pub max_connections: u64,
     /// Bytes per second, 0 = unlimited.
     pub max_bandwidth: u64,

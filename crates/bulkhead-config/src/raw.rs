@@ -137,6 +137,12 @@ pub struct RawSite {
     /// Certificate and key for https bindings. Default: none.
     #[serde(default)]
     pub tls: Option<RawTls>,
+    /// Plain-HTTP requests to this site get 308 to its https binding. Default `false`.
+    #[serde(default)]
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security` value added to https responses, `""` = none. Default `""`.
+    #[serde(default)]
+    pub hsts: String,
     /// Open connections to this site. Default `10000`.
     #[serde(default = "default_site_connections")]
     pub max_connections: u64,

@@ -103,6 +103,8 @@ pub(crate) const SITE: &[Field] = &[
     req("name", Shape::Str),
     req("bindings", STRINGS),
     opt("tls", Shape::Table(TLS)),
+    opt("redirect_http", Shape::Bool),
+    opt("hsts", Shape::Str),
     opt("max_connections", U64),
     opt("max_bandwidth", Shape::Text("a rate like \"50MiB/s\", or 0 for unlimited")),
     opt("log", Shape::Table(SITE_LOG)),
@@ -183,13 +185,12 @@ const TABLES: &[(&str, &[Field])] = &[
     ("a pool's limits", CGROUP_LIMITS),
 ];
 
-/// Keys of DESIGN §5 that this version does not build, refused by name with why: each would
-/// promise security (https) that plain-HTTP serving cannot give.
-const NOT_BUILT: &[(&str, &str)] = &[
-    ("acme", "ACME certificates are not built yet, and neither is TLS: every binding is served as plain http; remove it"),
-    ("redirect_http", "is not built yet: TLS is not served, so there is no https to redirect to; remove it"),
-    ("hsts", "is not built yet: TLS is not served, and a Strict-Transport-Security header over plain http does nothing; remove it"),
-];
+/// Keys of DESIGN §5 that this version does not build, refused by name with why: `[acme]` and
+/// `tls = { acme = … }` would promise certificates that nothing obtains.
+const NOT_BUILT: &[(&str, &str)] = &[(
+    "acme",
+    "ACME is not built yet: no certificate would be obtained; use tls = { cert = \"…\", key = \"…\" } with your own certificate files",
+)];
 
 /// One unknown key, wrong type or missing key.
 #[derive(Debug)]

@@ -258,29 +258,45 @@ fn pools_need_a_command_and_kinds_not_built_are_refused() {
 }
 
 #[test]
-fn https_and_tls_are_refused_until_tls_is_served() {
-    // An https binding was served as plain HTTP while workers were told X-Forwarded-Proto: https.
+fn https_needs_tls_and_tls_needs_https() {
+    // An https binding without a certificate could only be served as plain HTTP: refused.
     let e = one_error("[[sites]]\nname = \"s\"\nbindings = [\"https://*:8443\"]\n");
     assert_eq!(
         e,
-        "test.toml:3:13: sites[0].bindings[0]: \"https://*:8443\": TLS is not built yet, so this binding would be served as plain HTTP; use \"http://*:8443\" (with a TLS proxy in front for https)"
+        "test.toml:3:13: sites[0].bindings[0]: \"https://*:8443\": an https binding needs the site's certificate: add tls = { cert = \"cert.pem\", key = \"key.pem\" } to this site"
     );
     let (cert, key) = (TempFile::new("cert.pem"), TempFile::new("key.pem"));
-    let text = format!("{SITE}tls = {{ cert = {:?}, key = {:?} }}\n", cert.0, key.0);
-    assert!(one_error(&text).starts_with("test.toml:4:7: sites[0].tls: TLS is not built yet"));
-    // The files are still checked, so the errors a later version would give are not hidden.
-    let e = errors(&format!("{SITE}tls = {{ cert = \"/no/cert.pem\", key = \"/no/key.pem\" }}\n"));
-    assert_eq!(e.len(), 3, "{e:#?}");
-    assert!(e[1].contains("sites[0].tls.cert: /no/cert.pem does not exist"), "{e:#?}");
-    // The keys that only make sense with https are refused by name, saying why.
+    let tls = format!("tls = {{ cert = {:?}, key = {:?} }}\n", cert.0, key.0);
+    let https = "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\", \"https://127.0.0.1:0\"]\n";
+    let ok = format!("{https}{tls}redirect_http = true\nhsts = \"max-age=31536000; includeSubDomains\"\n");
+    let config = parse(&ok, "test.toml", Path::new("/tmp")).expect("https with tls is valid");
+    assert!(config.sites[0].redirect_http);
+    assert_eq!(config.sites[0].hsts.as_deref(), Some("max-age=31536000; includeSubDomains"));
+    assert_eq!(config.sites[0].tls.as_ref().map(|t| t.cert.clone()), Some(cert.0.clone()));
+    // A certificate, a redirect or HSTS on a site with no https binding would do nothing: refused.
     for (text, key) in [
-        (format!("{SITE}redirect_http = true\n"), "sites[0].redirect_http: is not built yet"),
-        (format!("{SITE}hsts = \"max-age=31536000\"\n"), "sites[0].hsts: is not built yet"),
-        ("[acme]\ndirectory = \"https://acme.example/\"\n".to_string(), "acme: ACME certificates are not built yet"),
+        (format!("{SITE}{tls}"), "sites[0].tls: is used only by https bindings, but this site has no https binding"),
+        (format!("{SITE}redirect_http = true\n"), "sites[0].redirect_http: redirects to the site's https binding, but"),
+        (format!("{SITE}hsts = \"max-age=1\"\n"), "sites[0].hsts: is sent on https responses only, but"),
+        (
+            format!("{https}{tls}hsts = \"forever\"\n"),
+            "sites[0].hsts: \"forever\" is not a Strict-Transport-Security value",
+        ),
     ] {
         let e = one_error(&text);
         assert!(e.contains(key), "{e}");
     }
+    // The files are only resolved (relative to the config's directory): the manager reads and
+    // checks them, the listener (which parses the same text) must not even try.
+    let text = format!("{https}tls = {{ cert = \"no/cert.pem\", key = \"/no/key.pem\" }}\n");
+    let config = parse(&text, "test.toml", Path::new("/tmp")).expect("files are not opened here");
+    let tls = config.sites[0].tls.clone().expect("tls");
+    assert_eq!((tls.cert, tls.key), (PathBuf::from("/tmp/no/cert.pem"), PathBuf::from("/no/key.pem")));
+    // ACME is refused by name, in [acme] and in a site's tls.
+    let e = one_error("[acme]\ndirectory = \"https://acme.example/\"\n");
+    assert!(e.contains("acme: ACME is not built yet"), "{e}");
+    let e = errors(&format!("{https}tls = {{ acme = \"ops@example.com\" }}\n"));
+    assert!(e.iter().any(|e| e.contains("sites[0].tls.acme: ACME is not built yet")), "{e:#?}");
 }
 
 #[test]

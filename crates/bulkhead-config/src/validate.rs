@@ -5,7 +5,7 @@
 //! each names its key path, and [`crate::check`] turns that into a line and column. Errors
 //! are for what cannot work; what works but is probably a mistake is a warning. Keys this
 //! version parses but does not build are never taken silently: refused when they would
-//! promise security or could never work (https bindings, `tls`, `fastcgi` and `host` pools,
+//! promise security or could never work (https without `tls`, `fastcgi` and `host` pools,
 //! `execute`), warned about when written but without effect (`min_bytes_per_sec`,
 //! `max_bandwidth`, `log.format`, `rollover = "size"`, `directory_browsing`, `[cache]`). Paths are
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to

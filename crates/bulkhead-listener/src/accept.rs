@@ -2,10 +2,10 @@
 //! connection limit (`limits.max_connections`: past it, a connection is still served, but only
 //! with one 503 `ConnLimit` and no keep-alive — [`crate::conn`] does that).
 //!
-//! The loop is generic over what it accepts from ([`Listen`]): a plain TCP listener today, whose
-//! streams go to [`crate::conn::serve`] with their local and peer addresses. A TLS listener will
-//! be another [`Listen`] (or wrap the stream in the connection's task, so a slow handshake never
-//! holds up the loop). Called by [`crate::control`] when a configuration names a socket; uses
+//! The loop is generic over what it accepts from ([`Listen`]): a plain TCP listener, whose
+//! streams go to [`crate::conn::serve`] with their local and peer addresses. On an https socket
+//! the stream is wrapped in TLS ([`crate::tls`]) in the connection's own task, so a slow
+//! handshake never holds up the loop. Called by [`crate::control`] when a configuration names a socket; uses
 //! only [`crate::conn`] and [`crate::state`] below it. Never reads from a connection itself.
 
 use std::future::Future;
@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use bulkhead_config::Scheme;
 
 use crate::conn::Endpoints;
 use crate::state::{Phase, Shared};
@@ -51,7 +53,7 @@ pub async fn accept_loop<L: Listen>(shared: Arc<Shared>, listener: L, socket: i3
             accepted = listener.accept() => match accepted {
                 Ok((stream, local, peer)) => {
                     let shared = shared.clone();
-                    tokio::spawn(connection(shared, stream, Endpoints { socket, local, peer }));
+                    tokio::spawn(connection(shared, stream, Endpoints { socket, local, peer, tls: false }));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -66,12 +68,30 @@ pub async fn accept_loop<L: Listen>(shared: Arc<Shared>, listener: L, socket: i3
 }
 
 /// Counts one connection for its whole life and serves it, marked when it is over the limit.
-async fn connection<S>(shared: Arc<Shared>, stream: S, ends: Endpoints)
+/// On an https socket the TLS handshake comes first, in this task, within the header-wait
+/// timeout; a failed handshake is counted and the connection closed. An https socket is never
+/// served in plain text, even while it has no certificate.
+async fn connection<S>(shared: Arc<Shared>, stream: S, mut ends: Endpoints)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let _counted = shared.connection_opened();
     let table = shared.table();
     let over_limit = shared.connections() > table.limits.max_connections;
-    crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
+    if table.scheme_of(ends.socket) != Scheme::Https {
+        crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
+        return;
+    }
+    let Some(acceptor) = shared.tls.acceptor(ends.socket) else {
+        shared.tls.count_failure();
+        return;
+    };
+    let handshake = tokio::time::timeout(table.limits.header_wait_timeout, acceptor.accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => {
+            ends.tls = true;
+            crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
+        }
+        Ok(Err(_)) | Err(_) => shared.tls.count_failure(),
+    }
 }

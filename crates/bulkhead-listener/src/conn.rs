@@ -108,6 +108,8 @@ pub struct Endpoints {
     pub socket: i32,
     pub local: SocketAddr,
     pub peer: SocketAddr,
+    /// The stream is TLS (decrypted by [`crate::tls`] before it got here).
+    pub tls: bool,
 }
 
 /// Serves one accepted connection until it closes, a timer cuts it, or the listener aborts.
@@ -117,7 +119,7 @@ pub async fn serve<S>(shared: Arc<Shared>, table: Arc<Table>, stream: S, ends: E
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Endpoints { socket, local, peer } = ends;
+    let Endpoints { socket, local, peer, tls } = ends;
     let limits = &table.limits;
     let state = Arc::new(ConnState::new());
     let peer_ip = crate::proxy::client_ip_value(peer.ip());
@@ -128,6 +130,7 @@ where
         peer,
         peer_ip,
         over_limit,
+        tls,
         site_connections: OnceLock::new(),
     });
     let io = TokioIo::new(CountingIo { inner: stream, state: state.clone() });

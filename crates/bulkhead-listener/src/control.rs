@@ -7,7 +7,8 @@
 //! worker). `Activity` is sent by a ticker at most once a second per pool, and only for pools
 //! that dispatched requests.
 //!
-//! A `Configure` is applied whole: the new route table is built off the runtime threads and
+//! A `Configure` is applied whole (its certificates installed in [`crate::tls`] first; a
+//! `Certificates` message swaps only those, for new connections): the new route table is built off the runtime threads and
 //! swapped in (in-flight requests finish on the old one), pools are added/kept/removed (a
 //! removed pool's waiting requests get 503 `AppShutdown`), log settings are passed to the log
 //! writer, and listening sockets are started or stopped to match. Never touches a request.
@@ -28,7 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulkhead_config::Config;
-use bulkhead_proto::{ChannelReceiver, ListenSocket, ListenerToManager, ManagerToListener, PoolRefusal};
+use bulkhead_proto::{
+    ChannelReceiver, ListenSocket, ListenerToManager, ManagerToListener, PoolRefusal, SiteCertificate,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -56,6 +59,8 @@ pub struct Control {
     held: HashMap<SocketAddr, i32>,
     /// The manager's fd channel, once an `AddSockets` named it.
     fd_channel: Option<Arc<std::os::unix::net::UnixStream>>,
+    /// The configuration and sockets in force, for a `Certificates` message.
+    current: Option<(Arc<Config>, Vec<ListenSocket>)>,
 }
 
 /// Parses a configuration the manager sent (already validated there).
@@ -82,7 +87,21 @@ pub async fn build_table(config: Arc<Config>, sockets: Vec<ListenSocket>, old: O
 
 impl Control {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Control { shared, sockets: HashMap::new(), held: HashMap::new(), fd_channel: None }
+        Control { shared, sockets: HashMap::new(), held: HashMap::new(), fd_channel: None, current: None }
+    }
+
+    /// Makes `certificates` the ones new TLS connections get on `config`'s https sockets;
+    /// on error the previous ones stay.
+    pub fn install_tls(&mut self, config: &Arc<Config>, sockets: &[ListenSocket], certificates: &[SiteCertificate]) {
+        match self.shared.tls.install(config, sockets, certificates) {
+            Ok(()) => {
+                if !certificates.is_empty() {
+                    tracing::info!("TLS: {} certificate(s) installed for new connections", certificates.len());
+                }
+            }
+            Err(e) => tracing::error!("TLS certificates refused, keeping the previous ones: {e}"),
+        }
+        self.current = Some((config.clone(), sockets.to_vec()));
     }
 
     /// The manager's socket list with each fd replaced by the one this process holds for that
@@ -190,12 +209,13 @@ impl Control {
                 }
             };
             match msg {
-                ManagerToListener::Configure { config_toml, config_path, base_dir, sockets } => {
+                ManagerToListener::Configure { config_toml, config_path, base_dir, sockets, certificates } => {
                     match parse_config(&config_toml, config_path.as_deref(), &base_dir) {
                         Ok(config) => {
                             let sockets = self.resolve(&sockets);
                             let config = Arc::new(config);
                             let table = build_table(config.clone(), sockets.clone(), Some(self.shared.table())).await;
+                            self.install_tls(&config, &sockets, &certificates);
                             self.shared.set_table(table);
                             self.apply(&config, &sockets);
                             tracing::info!(
@@ -205,6 +225,11 @@ impl Control {
                             );
                         }
                         Err(e) => tracing::error!("new configuration refused, keeping the running one: {e}"),
+                    }
+                }
+                ManagerToListener::Certificates { certificates } => {
+                    if let Some((config, sockets)) = self.current.clone() {
+                        self.install_tls(&config, &sockets, &certificates);
                     }
                 }
                 ManagerToListener::WorkerUp(info) => {
@@ -328,8 +353,9 @@ pub async fn activity_ticker(shared: Arc<Shared>) {
                 in_flight: q.in_flight() as u64,
             })
             .collect();
-        if (!sites.is_empty() || !pools.is_empty())
-            && shared.control.send(ListenerToManager::Stats { sites, pools }).is_err()
+        let tls_handshake_failures = shared.tls.take_failures();
+        if (!sites.is_empty() || !pools.is_empty() || tls_handshake_failures > 0)
+            && shared.control.send(ListenerToManager::Stats { sites, pools, tls_handshake_failures }).is_err()
         {
             return;
         }

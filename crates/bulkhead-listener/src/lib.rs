@@ -5,8 +5,8 @@
 //! worker processes over their sockets, access and HTTPERR logs — and never loads or runs
 //! application code. It is spawned by the manager as the hidden `bulkhead listener` subcommand;
 //! the binary wraps the inherited control socket (fd 3) and calls [`run`]. Everything it serves
-//! comes from the manager over that channel: the configuration and the listening sockets
-//! (`Configure`), workers appearing, draining and going (`WorkerUp`, ...), and `Shutdown`.
+//! comes from the manager over that channel: the configuration, the listening sockets and the
+//! https sites' certificates (`Configure`, `Certificates`), workers appearing, draining and going (`WorkerUp`, ...), and `Shutdown`.
 //!
 //! The crate is a layering: each line below may use the lines under it, never those above, and
 //! no two modules import each other, directly or round a circle
@@ -27,7 +27,7 @@
 //! dispatch/http1 | dispatch/native      (FastCGI next), each giving back its own connections
 //! body           request bodies: limits, stalls, per-request progress and fault
 //! log | proxy | error | to_manager | inherit                                (leaves)
-//! stats          per-site request counters (fed by log)
+//! stats | tls    per-site request counters (fed by log) | rustls configs per https socket
 //! ```
 //!
 //! [`control`] talks to the manager; [`accept`] and [`conn`] own client connections;
@@ -37,7 +37,8 @@
 //! bodies; [`log`] writes access and HTTPERR logs on one thread; [`stats`] counts requests for
 //! the manager; [`proxy`] rewrites headers; [`error`] holds one error enum per boundary;
 //! [`to_manager`] is the request path's sender to the manager; [`inherit`] turns inherited fds
-//! into sockets.
+//! into sockets; [`tls`] holds the https sockets' rustls configurations (certificates from the
+//! manager, chosen by SNI) that [`accept`] wraps connections in.
 //!
 //! Like every library of Bulkhead, it reads no environment, argv or signals.
 #![deny(unsafe_code)]
@@ -58,6 +59,7 @@ pub mod routing;
 pub mod state;
 pub mod static_files;
 pub mod stats;
+pub mod tls;
 pub mod to_manager;
 
 use std::sync::Arc;
@@ -82,7 +84,7 @@ pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
     let channel: Channel<ListenerToManager, ManagerToListener> = Channel::new(control);
     let (mut sender, mut receiver) = channel.into_split();
     let first = receiver.recv().await?.ok_or(ListenerError::NoConfiguration)?;
-    let ManagerToListener::Configure { config_toml, config_path, base_dir, sockets } = first else {
+    let ManagerToListener::Configure { config_toml, config_path, base_dir, sockets, certificates } = first else {
         return Err(ListenerError::UnexpectedMessage { got: format!("{first:?}") });
     };
     // Start-up errors are logged here, while the channel is still open: the manager kills the
@@ -113,6 +115,7 @@ pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
     let table = control::build_table(config.clone(), sockets.clone(), None).await;
     let shared = Shared::new(table, log.clone(), tx.clone());
     let mut ctl = Control::new(shared.clone());
+    ctl.install_tls(&config, &sockets, &certificates);
     ctl.apply(&config, &sockets);
     let _ = tx.send(ListenerToManager::Ready);
     let ticker = tokio::spawn(control::activity_ticker(shared.clone()));

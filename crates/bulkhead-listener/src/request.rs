@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use bulkhead_config::{Limits, Scheme};
+use bulkhead_config::Limits;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -68,6 +68,9 @@ pub struct ConnInfo {
     pub peer_ip: HeaderValue,
     /// Accepted past `limits.max_connections`: every request gets 503 `ConnLimit`.
     pub over_limit: bool,
+    /// The connection is TLS (an https binding): `X-Forwarded-Proto: https`, HSTS, and no
+    /// `redirect_http`.
+    pub tls: bool,
     /// The site's connection counter, once a request told us the site (the connection gives it
     /// back when it closes).
     pub site_connections: OnceLock<Arc<AtomicU64>>,
@@ -94,6 +97,8 @@ struct Exchange<'a> {
     site: Option<(u32, Arc<str>, bool)>,
     /// This request's body on its way to a worker, if it has one.
     body: Option<Arc<BodyProgress>>,
+    /// The site's `Strict-Transport-Security` value, on a TLS connection.
+    hsts: Option<HeaderValue>,
 }
 
 /// Answers one request.
@@ -106,8 +111,12 @@ pub async fn handle(ctx: &ConnInfo, req: Request<Incoming>) -> Result<Response<A
         referer: req.headers().get(header::REFERER).cloned(),
         head_bytes: request_head_bytes(&req),
     };
-    let mut x = Exchange { ctx, table: ctx.shared.table(), meta, started: Instant::now(), site: None, body: None };
-    let (resp, substatus) = x.route(req).await;
+    let mut x =
+        Exchange { ctx, table: ctx.shared.table(), meta, started: Instant::now(), site: None, body: None, hsts: None };
+    let (mut resp, substatus) = x.route(req).await;
+    if let Some(hsts) = x.hsts.take() {
+        resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
     Ok(x.finish(resp, substatus))
 }
 
@@ -138,6 +147,16 @@ impl Exchange<'_> {
             return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
         }
         let path = req.uri().path();
+        if self.ctx.tls {
+            self.hsts = site.hsts.clone();
+        } else if let Some(port) = site.redirect_https_port {
+            let host = match host {
+                Some(h) => crate::routing::host_name(h).to_string(),
+                None if self.ctx.local.is_ipv6() => format!("[{}]", self.ctx.local.ip()),
+                None => self.ctx.local.ip().to_string(),
+            };
+            return (unleased(to_https(&host, port, req.uri())), 0);
+        }
         let Some((route, rest)) = site.route(path) else { return (plain(StatusCode::NOT_FOUND), 0) };
         match &route.action {
             Action::Redirect { to, status } => (unleased(redirect(to, rest, req.uri().query(), *status)), 0),
@@ -184,10 +203,7 @@ impl Exchange<'_> {
         let (mut parts, body) = req.into_parts();
         let replayable = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && body.is_end_stream();
         let shared = &self.ctx.shared;
-        let proto = match self.table.scheme_of(self.ctx.socket) {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
+        let proto = if self.ctx.tls { "https" } else { "http" };
         let next_id = || shared.next_request_id();
         proxy::to_worker(&mut parts.headers, &Forwarded { client_ip: &self.ctx.peer_ip, proto, request_id: &next_id });
         let replay =
@@ -366,6 +382,18 @@ fn check_limits<B>(req: &Request<B>, limits: &Limits) -> Option<(StatusCode, &'s
 /// A redirect route's answer: `to` followed by the rest of the path after the route prefix and
 /// the query (`/old/a?x` with `/old → /new` goes to `/new/a?x`), as IIS does when "redirect to
 /// exact destination" is off.
+/// `redirect_http`: 308 to the same path and query on `https://host[:port]`.
+fn to_https(host: &str, port: u16, uri: &Uri) -> Response<ResponseBody> {
+    let mut to = String::with_capacity(host.len() + 16);
+    to.push_str("https://");
+    to.push_str(host);
+    if port != 443 {
+        to.push(':');
+        to.push_str(&port.to_string());
+    }
+    redirect(&to, uri.path(), uri.query(), 308)
+}
+
 fn redirect(to: &str, rest: &str, query: Option<&str>, status: u16) -> Response<ResponseBody> {
     let mut location = String::with_capacity(to.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
     location.push_str(to);
@@ -438,6 +466,15 @@ mod tests {
         l.max_body = 10;
         let req = Request::post("/").header("content-length", "11").body(()).unwrap();
         assert_eq!(check_limits(&req, &l), Some((StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge")));
+    }
+
+    #[test]
+    fn https_redirect_keeps_path_query_and_port() {
+        let uri: Uri = "/a/b?x=1".parse().expect("uri");
+        assert_eq!(to_https("shop.example", 443, &uri).headers()[header::LOCATION], "https://shop.example/a/b?x=1");
+        let r = to_https("shop.example", 8443, &uri);
+        assert_eq!(r.status(), 308);
+        assert_eq!(r.headers()[header::LOCATION], "https://shop.example:8443/a/b?x=1");
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub struct SiteEntry {
     pub connections: Arc<AtomicU64>,
     pub log_enabled: bool,
     pub routes: Vec<RouteEntry>,
+    /// `redirect_http = true`: the port of the site's first https binding (the real one for
+    /// port 0), to which its plain-HTTP requests are redirected with 308.
+    pub redirect_https_port: Option<u16>,
+    /// `hsts`: the `Strict-Transport-Security` value for its https responses.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// One route of a site.
@@ -96,7 +101,11 @@ impl Table {
                 .and_then(|t| t.sites.iter().find(|s| *s.name == *site.name))
                 .map(|s| s.connections.clone())
                 .unwrap_or_default();
-            sites.push(site_entry(i as u32 + 1, site, connections));
+            let mut entry = site_entry(i as u32 + 1, site, connections);
+            if site.redirect_http {
+                entry.redirect_https_port = https_port(site, sockets);
+            }
+            sites.push(entry);
         }
         let mut by_socket = HashMap::new();
         for socket in sockets {
@@ -173,6 +182,13 @@ pub fn host_name(host: &str) -> &str {
     host.strip_suffix('.').unwrap_or(host)
 }
 
+/// The port of `site`'s first https binding, as bound.
+fn https_port(site: &Site, sockets: &[ListenSocket]) -> Option<u16> {
+    let b = site.bindings.iter().find(|b| b.scheme == Scheme::Https)?;
+    let bound = sockets.iter().find(|s| s.bindings.contains(&b.text)).map(|s| s.local_addr.port());
+    Some(bound.filter(|p| *p != 0).unwrap_or(b.port))
+}
+
 fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
     let routes = site
         .routes
@@ -199,6 +215,8 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
         connections,
         log_enabled: site.log.enabled,
         routes,
+        redirect_https_port: None,
+        hsts: site.hsts.as_deref().and_then(|h| http::HeaderValue::from_str(h).ok()),
     }
 }
 

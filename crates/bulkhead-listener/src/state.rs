@@ -45,6 +45,8 @@ pub struct Shared {
     phase: watch::Sender<Phase>,
     request_ids: AtomicU64,
     id_prefix: u64,
+    /// The https sockets' TLS configurations.
+    pub tls: crate::tls::TlsState,
 }
 
 /// Counts one open connection until dropped.
@@ -72,6 +74,7 @@ impl Shared {
             phase: watch::channel(Phase::Running).0,
             request_ids: AtomicU64::new(0),
             id_prefix,
+            tls: crate::tls::TlsState::new(),
         })
     }
 

@@ -95,6 +95,7 @@ async fn start_with(name: &str, limits: &str, keep_fd: Option<&mut i32>) -> Harn
             config_path: Some(config_path),
             base_dir: dir.clone(),
             sockets: vec![ListenSocket { fd, local_addr: addr, bindings: vec!["http://127.0.0.1:0".into()] }],
+            certificates: Vec::new(),
         })
         .await
         .unwrap();
@@ -513,6 +514,7 @@ async fn reconfigure_swaps_routes_and_shutdown_finishes_in_flight() {
             config_path: Some(h.dir.join("bulkhead.toml")),
             base_dir: h.dir.clone(),
             sockets: vec![ListenSocket { fd, local_addr: a, bindings: vec!["http://127.0.0.1:0".into()] }],
+            certificates: Vec::new(),
         })
         .await
         .unwrap();

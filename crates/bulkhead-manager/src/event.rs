@@ -40,6 +40,8 @@ pub(crate) enum Event {
     Usage { samples: HashMap<i32, Usage> },
     /// The admin service, the config file watch or SIGHUP (issue #5; `supervisor/admin_ops.rs`).
     Admin(Command),
+    /// A watched certificate or key file changed (`reload::watch_certificates`).
+    CertificatesChanged,
 }
 
 /// The sending side every helper task holds.

@@ -13,7 +13,9 @@
 //! The metabase side (issue #5): the [`admin`] service (HTTP/JSON on the admin socket, the
 //! dashboard, [`metrics`]), the config history and write-back ([`config_store`]) and the
 //! triggers of a live reload ([`reload`]: file watch, SIGHUP); the supervisor applies a new
-//! config as a diff (`supervisor/metabase.rs`).
+//! config as a diff (`supervisor/metabase.rs`). The https sites' certificate and key files are
+//! read and checked here only ([`tls`], at validation and on their files' change,
+//! `supervisor/certificates.rs`) and handed to the listener, which never opens a key.
 //!
 //! The modules are a layering: each line may use the lines under it, never those above, and
 //! no two modules import each other (the e2e test `layering` pins these lines):
@@ -64,6 +66,7 @@ pub mod sockets;
 pub mod spawn;
 pub mod state_dir;
 mod supervisor;
+pub mod tls;
 mod worker;
 
 /// What the binary tells the manager at start-up. The manager reads no environment, argv or

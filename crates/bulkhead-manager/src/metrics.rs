@@ -93,6 +93,7 @@ pub struct Metrics {
     rapid_fail_trips: Family<Labels, Counter>,
     applies: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
+    tls_handshake_failures: Counter,
     /// Requests counted since start, for the status page's per-second rate.
     total_requests: AtomicU64,
 }
@@ -117,6 +118,7 @@ impl Metrics {
             rapid_fail_trips: Family::default(),
             applies: Family::default(),
             refusals: Family::default(),
+            tls_handshake_failures: Counter::default(),
             total_requests: AtomicU64::new(0),
             registry: Registry::default(),
         };
@@ -130,6 +132,11 @@ impl Metrics {
         registry.register("rapid_fail_trips", "Pools disabled by rapid-fail protection", m.rapid_fail_trips.clone());
         registry.register("config_applies", "Configurations applied, by source", m.applies.clone());
         registry.register("config_refusals", "Configurations refused as invalid, by source", m.refusals.clone());
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed (bad client hello, no shared version or suite, timeout)",
+            m.tls_handshake_failures.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -171,6 +178,13 @@ impl Metrics {
 
     pub fn config_applied(&self, source: &str) {
         self.applies.get_or_create(&labels(&[("source", source)])).inc();
+    }
+
+    /// Adds the listener's count of failed TLS handshakes since its previous report.
+    pub fn add_tls_handshake_failures(&self, n: u64) {
+        if n > 0 {
+            self.tls_handshake_failures.inc_by(n);
+        }
     }
 
     pub fn config_refused(&self, source: &str) {

@@ -11,7 +11,10 @@
 //! - started as root, a pool without `user` (unless the binary allows root workers), a
 //!   `user` or `group` that does not exist, a `server.listener_user` that does not exist;
 //! - a command that is not found on the PATH its workers get, or that their user cannot
-//!   execute ([`crate::command`] says which file, which user, and what is in the way).
+//!   execute ([`crate::command`] says which file, which user, and what is in the way);
+//! - per https site, a certificate or key that cannot be served ([`crate::tls`]: unreadable,
+//!   no PEM certificate or key, a key that does not match, names that miss a binding's host);
+//!   an expired certificate is a warning.
 //!
 //! Not running as root, `user` and `group` do not apply (workers run as whoever started the
 //! server): a value that is set is reported as a warning, never silently dropped. This module
@@ -95,6 +98,17 @@ pub fn check(config: &Config, text: &str, file: &str, host: &Host<'_>) -> Findin
         let who = account(name, pool, host, &mut report);
         if let Some(message) = command_problem(pool, host, &who) {
             report(true, &["pools", name, "command"], format!("pool {name:?}: {message}"));
+        }
+    }
+    for (i, site) in crate::tls::tls_sites(config) {
+        match crate::tls::load(i, site) {
+            Ok(loaded) => out.warnings.extend(
+                loaded
+                    .warnings
+                    .into_iter()
+                    .map(|w| bulkhead_config::error_at_key(text, file, &format!("sites[{i}].tls.cert"), w)),
+            ),
+            Err(e) => out.errors.push(bulkhead_config::error_at_key(text, file, e.key(), e.to_string())),
         }
     }
     out

@@ -40,6 +40,7 @@ use crate::worker::{self, pool_log, Ending, LaunchContext, Readiness, StopCause,
 use crate::{ManagerError, ManagerOptions};
 
 mod admin_ops;
+mod certificates;
 mod health_checks;
 mod listener;
 mod metabase;
@@ -227,6 +228,7 @@ impl Supervisor {
             Event::HealthAnswered { pool, worker, seq } => self.on_health_answer(&pool, worker, seq),
             Event::Usage { samples } => self.on_usage(samples),
             Event::Admin(command) => self.on_admin(command),
+            Event::CertificatesChanged => self.on_certificates_changed(),
         }
     }
 

@@ -66,6 +66,28 @@ pub struct ListenSocket {
     pub bindings: Vec<String>,
 }
 
+/// One https site's certificate, as the manager read and checked it (a chain of a few KiB;
+/// well under the channel's frame limit).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteCertificate {
+    /// The site's name.
+    pub site: String,
+    /// The DNS names the leaf certificate covers (lowercase; `*.example.com` for a wildcard),
+    /// by which the listener chooses it from the client's SNI.
+    pub names: Vec<String>,
+    /// The certificate chain, PEM, leaf first.
+    pub cert_pem: String,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for SiteCertificate {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteCertificate").field("site", &self.site).field("names", &self.names).finish_non_exhaustive()
+    }
+}
+
 /// A worker that is ready to take requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerInfo {
@@ -111,7 +133,19 @@ pub enum ManagerToListener {
     /// replace sites and routes atomically. `config_toml` has already been validated by the
     /// manager; `config_path` anchors its relative paths (`None` for the embedded default,
     /// whose relative paths are relative to `base_dir`).
-    Configure { config_toml: String, config_path: Option<PathBuf>, base_dir: PathBuf, sockets: Vec<ListenSocket> },
+    /// `certificates` are the https sites' certificates, read and checked by the manager (the
+    /// listener never reads key files).
+    Configure {
+        config_toml: String,
+        config_path: Option<PathBuf>,
+        base_dir: PathBuf,
+        sockets: Vec<ListenSocket>,
+        #[serde(default)]
+        certificates: Vec<SiteCertificate>,
+    },
+    /// The certificate files changed on disk and still validate: serve these to new TLS
+    /// connections from now on (open connections keep theirs).
+    Certificates { certificates: Vec<SiteCertificate> },
     /// A worker is ready: add it to its pool's dispatch set.
     WorkerUp(WorkerInfo),
     /// Send no new requests to this worker; let in-flight ones finish (recycle, shutdown).
@@ -179,7 +213,13 @@ pub enum ListenerToManager {
     /// Periodic (about once a second) request statistics for the admin API and `/metrics`:
     /// `sites` are deltas since the previous report (the manager adds them up, so a restarted
     /// listener loses at most one report); `pools` are current values.
-    Stats { sites: Vec<SiteStats>, pools: Vec<PoolStats> },
+    /// `tls_handshake_failures` is a delta too.
+    Stats {
+        sites: Vec<SiteStats>,
+        pools: Vec<PoolStats>,
+        #[serde(default)]
+        tls_handshake_failures: u64,
+    },
 }
 
 /// Manager → worker (control channel).

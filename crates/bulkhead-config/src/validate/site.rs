@@ -47,7 +47,8 @@ struct Claims {
 
 impl Claims {
     fn claim(&mut self, c: &mut Checker<'_>, key: &str, b: &Binding, site: &str) {
-        let socket = b.socket_key();
+        // Every port-0 binding gets its own socket (the manager plans them by text).
+        let socket = if b.port == 0 { format!("{}#{}", b.socket_key(), b.text) } else { b.socket_key() };
         let host = match &b.host {
             BindingHost::Name(n) => n.clone(),
             _ => "*".into(),
@@ -112,11 +113,10 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
     let mut bindings = Vec::new();
     for (j, text) in s.bindings.iter().enumerate() {
         match parse_binding(text) {
-            Ok(b) if b.scheme == Scheme::Https => {
-                let http = format!("http://{}", text.split_once("://").map_or("", |(_, rest)| rest));
+            Ok(b) if b.scheme == Scheme::Https && s.tls.is_none() => {
                 c.err(
                     format!("{key}.bindings[{j}]"),
-                    format!("{text:?}: TLS is not built yet, so this binding would be served as plain HTTP; use {http:?} (with a TLS proxy in front for https)"),
+                    format!("{text:?}: an https binding needs the site's certificate: add tls = {{ cert = \"cert.pem\", key = \"key.pem\" }} to this site"),
                 );
                 bindings.push(b);
             }
@@ -124,16 +124,33 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
             Err(e) => c.err(format!("{key}.bindings[{j}]"), e),
         }
     }
-    let tls = s.tls.as_ref().map(|t| {
-        c.err(
-            format!("{key}.tls"),
-            "TLS is not built yet: this certificate would never be used and every binding is served as plain HTTP; remove tls",
-        );
-        Tls {
-            cert: c.readable_file(&format!("{key}.tls.cert"), &t.cert, "a readable PEM certificate file"),
-            key: c.readable_file(&format!("{key}.tls.key"), &t.key, "a readable PEM private key file"),
+    let has_https = bindings.iter().any(|b| b.scheme == Scheme::Https);
+    let needs_https = |c: &mut Checker<'_>, field: &str, what: &str| {
+        if !has_https && !s.bindings.is_empty() {
+            c.err(
+                format!("{key}.{field}"),
+                format!(
+                    "{what}, but this site has no https binding; add one like \"https://*:8443\" or remove {field}"
+                ),
+            );
         }
-    });
+    };
+    if s.tls.is_some() {
+        needs_https(c, "tls", "is used only by https bindings");
+    }
+    if s.redirect_http {
+        needs_https(c, "redirect_http", "redirects to the site's https binding");
+    }
+    let hsts = (!s.hsts.is_empty()).then(|| s.hsts.clone());
+    if let Some(h) = &hsts {
+        needs_https(c, "hsts", "is sent on https responses only");
+        if !valid_hsts(h) {
+            c.err(format!("{key}.hsts"), format!("{h:?} is not a Strict-Transport-Security value; expected \"max-age=SECONDS\", optionally with \"; includeSubDomains\" and \"; preload\""));
+        }
+    }
+    // Only resolved here: the files are read and checked by the manager (bulkhead-manager's
+    // tls module), never by the unprivileged listener, which parses this same text.
+    let tls = s.tls.as_ref().map(|t| Tls { cert: c.path(&t.cert), key: c.path(&t.key) });
     if s.max_connections == 0 {
         c.err(format!("{key}.max_connections"), "must be at least 1");
     }
@@ -175,6 +192,8 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
         name: s.name.clone(),
         bindings,
         tls,
+        redirect_http: s.redirect_http,
+        hsts,
         max_connections: s.max_connections,
         max_bandwidth,
         log: SiteLog {
@@ -184,6 +203,14 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
         },
         routes,
     }
+}
+
+/// `max-age=N` then any of `includeSubDomains`, `preload` (RFC 6797 §6.1), `;`-separated.
+fn valid_hsts(value: &str) -> bool {
+    let mut parts = value.split(';').map(str::trim);
+    let max_age = parts.next().and_then(|p| p.strip_prefix("max-age=")).map(|n| n.trim_matches('"'));
+    max_age.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        && parts.all(|p| p.eq_ignore_ascii_case("includeSubDomains") || p.eq_ignore_ascii_case("preload"))
 }
 
 fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, Pool>) -> Option<Route> {

@@ -26,6 +26,7 @@ impl Supervisor {
             config_path: self.options.config_path.clone(),
             base_dir: self.options.base_dir.clone(),
             sockets: listener_process::listen_sockets(&self.public),
+            certificates: self.admin.certificates.clone(),
         };
         let listener = listener_process::start(
             &self.options.self_exe,
@@ -72,7 +73,10 @@ impl Supervisor {
                 }
                 self.count_requests(&pool, requests);
             }
-            ListenerToManager::Stats { sites, pools } => self.on_listener_stats(sites, pools),
+            ListenerToManager::Stats { sites, pools, tls_handshake_failures } => {
+                self.admin.metrics.add_tls_handshake_failures(tls_handshake_failures);
+                self.on_listener_stats(sites, pools)
+            }
             ListenerToManager::Drained => {
                 if let Phase::DrainingListener { .. } = self.phase {
                     self.events.info(None, "listener drained its requests".into());

@@ -73,6 +73,10 @@ pub(crate) struct AdminState {
     pub started: SystemTime,
     pub service: Option<AdminService>,
     pub watch: Option<FileWatch>,
+    /// The certificates the listener serves, and the watch on their files.
+    pub certificates: Vec<bulkhead_proto::SiteCertificate>,
+    pub certificate_files: Vec<std::path::PathBuf>,
+    pub certificate_watch: Option<FileWatch>,
     pub signal_task: Option<tokio::task::AbortHandle>,
 }
 
@@ -95,6 +99,9 @@ impl AdminState {
             started: SystemTime::now(),
             service: None,
             watch: None,
+            certificates: Vec::new(),
+            certificate_files: Vec::new(),
+            certificate_watch: None,
             signal_task: None,
         }
     }
@@ -207,6 +214,8 @@ impl Supervisor {
         }
         if unchanged {
             self.admin.refused = None;
+            // A reload re-reads the certificates even when the config text is the same.
+            self.on_certificates_changed();
             return applied_reply(self.admin.version, &[]);
         }
         let described = self.commit(new, changes, text, opened, source, note);
@@ -229,6 +238,7 @@ impl Supervisor {
         self.options.config_text = text;
         self.admin.config = new.clone();
         self.admin.store.set_max(new.server.max_history);
+        self.refresh_certificates();
         self.reconfigure_listener(&changes, opened);
         for change in &changes {
             self.apply_change(change, &new);
@@ -259,7 +269,7 @@ impl Supervisor {
     /// Logs and counts a refused configuration. `from_file`: it is what the config file holds
     /// now, so `bulkhead status` shows it until a good file arrives (a refused `PUT /config` or
     /// rollback left the file alone and is only answered to its caller).
-    fn refuse(&mut self, source: Source, errors: ConfigErrors, from_file: bool) -> Reply {
+    pub(super) fn refuse(&mut self, source: Source, errors: ConfigErrors, from_file: bool) -> Reply {
         let lines: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
         let structured: Vec<serde_json::Value> = errors
             .0
@@ -321,11 +331,13 @@ impl Supervisor {
                 }
             }
             let sockets = listener.socket_list(&self.public);
+            let certificates = self.admin.certificates.clone();
             listener.send(ManagerToListener::Configure {
                 config_toml: self.options.config_text.clone(),
                 config_path: self.options.config_path.clone(),
                 base_dir: self.options.base_dir.clone(),
                 sockets,
+                certificates,
             });
         }
         if self.listener.is_some() {

@@ -33,7 +33,7 @@ const PINNED: [(&str, &[&[&str]]); 2] = [
             &["dispatch"],
             &["body"],
             &["log", "proxy", "error", "to_manager", "inherit"],
-            &["stats"],
+            &["stats", "tls"],
         ],
     ),
     (
@@ -59,6 +59,7 @@ const PINNED: [(&str, &[&[&str]]); 2] = [
                 "sockets",
                 "spawn",
                 "state_dir",
+                "tls",
             ],
         ],
     ),

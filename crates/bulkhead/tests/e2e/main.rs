@@ -31,3 +31,4 @@ mod reload;
 mod routing;
 mod static_files;
 mod streaming;
+mod tls;

@@ -68,13 +68,21 @@ fn cli_in(cwd: &Path, args: &[&str]) -> Output {
 #[test]
 fn configs_that_cannot_take_effect_stop_serve_with_file_line_and_key() {
     let dir = TestDir::new("refuse-start");
-    let cert = dir.write("site.pem", "not checked: refused before it is read\n");
+    let cert = dir.write("site.pem", "not a certificate\n");
+    let not_pem =
+        format!("https.toml:4:16: sites[0].tls.cert: site \"s\": {} holds no PEM certificate", cert.display());
     let cases = [
-        // Served as plain HTTP while workers were told X-Forwarded-Proto: https.
+        // The manager reads the certificate at validation: one that cannot be served refuses.
         (
             "https.toml",
             format!("[[sites]]\nname = \"s\"\nbindings = [\"https://127.0.0.1:0\"]\ntls = {{ cert = {cert:?}, key = {cert:?} }}\n"),
-            "https.toml:3:13: sites[0].bindings[0]: \"https://127.0.0.1:0\": TLS is not built yet",
+            not_pem.as_str(),
+        ),
+        // An https binding without a certificate could only be plain HTTP.
+        (
+            "no-tls.toml",
+            "[[sites]]\nname = \"s\"\nbindings = [\"https://127.0.0.1:0\"]\n".to_string(),
+            "no-tls.toml:3:13: sites[0].bindings[0]: \"https://127.0.0.1:0\": an https binding needs the site's certificate",
         ),
         // Spawned and spoken HTTP to.
         (
