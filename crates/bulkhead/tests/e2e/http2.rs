@@ -298,3 +298,51 @@ fn rapid_reset_of_many_streams_gets_goaway() {
         crate::support::http::get(addr, "/index.html").status == 200
     });
 }
+
+#[test]
+fn shutdown_sends_goaway_and_finishes_the_streams_in_flight() {
+    if !python3_available() {
+        return;
+    }
+    let dir = TestDir::new("h2-goaway");
+    let config = site(&dir, "");
+    let (held, release) = (dir.join("held"), dir.join("release"));
+    let mut server = Server::start(dir, &config);
+    let addr = server.addr();
+    let rt = runtime();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.expect("handshake");
+        let conn = tokio::spawn(conn);
+        let hold = format!("/hold?mark={}&release={}", held.display(), release.display());
+        let waiting = tokio::spawn(send.send_request(get(addr, &hold)));
+        marked(&held).await;
+
+        server.signal_manager(libc::SIGTERM);
+        // GOAWAY: the connection takes no new stream (until it arrives, new ones are served).
+        let mut refused = false;
+        for _ in 0..400 {
+            let ready = send.ready().await.is_ok();
+            if !ready || send.send_request(get(addr, "/static/index.html")).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(refused, "the connection still took new streams 10 s after SIGTERM: no GOAWAY");
+
+        // The stream in flight is finished, then the connection closes.
+        std::fs::write(&release, b"go").expect("release");
+        let resp = tokio::time::timeout(Duration::from_secs(30), waiting)
+            .await
+            .expect("the held stream answered during the drain")
+            .expect("task")
+            .expect("the held stream got its response, not a reset");
+        assert_eq!(text_of(resp).await, (200, "released".to_string()));
+        let closed = tokio::time::timeout(Duration::from_secs(30), conn).await;
+        assert!(closed.is_ok(), "the connection stayed open after its last stream");
+    });
+    let status = server.wait_exit(Duration::from_secs(40)).expect("manager still running 40 s after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
