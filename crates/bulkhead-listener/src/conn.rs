@@ -361,3 +361,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn bytes_between_requests_start_the_header_wait_only_on_http1() {
+        // A connection that read bytes since its last request ended, none in flight.
+        let state = ConnState::new();
+        state.bytes_read.store(9, Ordering::Relaxed);
+        let mut seen = None;
+        assert_eq!(watchdog(&state, false, &mut seen, Duration::ZERO, HOUR), Some("Timer_HeaderWait"));
+        // HTTP/2 reads frames of its own (SETTINGS, PING, WINDOW_UPDATE) between requests: those
+        // are no request head, and only the idle timer applies.
+        let mut seen = None;
+        assert_eq!(watchdog(&state, true, &mut seen, Duration::ZERO, HOUR), None);
+        assert_eq!(watchdog(&state, true, &mut seen, Duration::ZERO, Duration::ZERO), Some("Timer_ConnectionIdle"));
+        // A stream in flight keeps either open.
+        state.in_flight.store(1, Ordering::Relaxed);
+        for http2 in [false, true] {
+            assert_eq!(watchdog(&state, http2, &mut None, Duration::ZERO, Duration::ZERO), None);
+        }
+    }
+}
