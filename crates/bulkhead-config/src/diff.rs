@@ -76,6 +76,13 @@ impl Config {
                 max_url_segments: 0,
                 max_body: 0,
                 queue_timeout: Duration::ZERO,
+                http2: Http2Limits {
+                    max_concurrent_streams: 0,
+                    stream_window: 0,
+                    connection_window: 0,
+                    max_pending_accept_reset_streams: 0,
+                    max_local_error_reset_streams: 0,
+                },
             },
             cache: Cache { enabled: false, max_memory: 0, max_item: 0, scavenge_after: Duration::ZERO },
             sites: Vec::new(),

@@ -45,6 +45,20 @@ pub struct Limits {
     pub max_url_segments: u64,
     pub max_body: u64,
     pub queue_timeout: Duration,
+    /// HTTP/2's own limits (see `RawLimits` for each key's meaning and default).
+    pub http2: Http2Limits,
+}
+
+/// HTTP/2's limits per connection, from `[limits]`'s `http2_*` keys.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Http2Limits {
+    pub max_concurrent_streams: u32,
+    /// Bytes, at most 2^31 - 1 (HTTP/2's largest window).
+    pub stream_window: u32,
+    /// Bytes, from 65535 (where HTTP/2 starts it) to 2^31 - 1.
+    pub connection_window: u32,
+    pub max_pending_accept_reset_streams: u32,
+    pub max_local_error_reset_streams: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

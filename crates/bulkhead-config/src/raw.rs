@@ -82,6 +82,21 @@ pub struct RawLimits {
     pub max_body: String,
     /// Longest wait in a pool queue, then 503 `AppPoolTimer`. Default `"120s"`.
     pub queue_timeout: String,
+    /// HTTP/2: streams a client may have open at once on one connection (SETTINGS
+    /// `MAX_CONCURRENT_STREAMS`; nginx's `http2_max_concurrent_streams`). Default `128`.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: the flow-control window of each stream, i.e. how much request body a client may
+    /// send ahead on one stream before the listener has passed it on. Default `"256KiB"`.
+    pub http2_stream_window: String,
+    /// HTTP/2: the flow-control window of a whole connection (all its streams' unread request
+    /// body together). Default `"1MiB"`.
+    pub http2_connection_window: String,
+    /// HTTP/2: streams a client opened and reset before the listener took them up, beyond which
+    /// the connection is closed with GOAWAY (the rapid-reset attack, CVE-2023-44487). Default `20`.
+    pub http2_max_pending_accept_reset_streams: u32,
+    /// HTTP/2: streams the listener had to reset because the client broke the protocol on them,
+    /// beyond which the connection is closed with GOAWAY. Default `1024`.
+    pub http2_max_local_error_reset_streams: u32,
 }
 
 impl Default for RawLimits {
@@ -97,6 +112,11 @@ impl Default for RawLimits {
             max_url_segments: 255,
             max_body: "30MiB".into(),
             queue_timeout: "120s".into(),
+            http2_max_concurrent_streams: 128,
+            http2_stream_window: "256KiB".into(),
+            http2_connection_window: "1MiB".into(),
+            http2_max_pending_accept_reset_streams: 20,
+            http2_max_local_error_reset_streams: 1024,
         }
     }
 }

@@ -76,6 +76,11 @@ pub(crate) const LIMITS: &[Field] = &[
     opt("max_url_segments", U64),
     opt("max_body", SIZE),
     opt("queue_timeout", DURATION),
+    opt("http2_max_concurrent_streams", U32),
+    opt("http2_stream_window", SIZE),
+    opt("http2_connection_window", SIZE),
+    opt("http2_max_pending_accept_reset_streams", U32),
+    opt("http2_max_local_error_reset_streams", U32),
 ];
 
 pub(crate) const CACHE: &[Field] =

@@ -496,3 +496,30 @@ fn server_paths_are_read_leniently_from_a_broken_file() {
     // A state_dir under another table is not the server's.
     assert_eq!(at("[pools.a]\nstate_dir = \"x\"\n").0, PathBuf::from("/etc/bh/bulkhead-state"));
 }
+
+#[test]
+fn http2_limits_have_defaults_and_ranges() {
+    let l = ok("").limits.http2;
+    assert_eq!(
+        l,
+        Http2Limits {
+            max_concurrent_streams: 128,
+            stream_window: 256 << 10,
+            connection_window: 1 << 20,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+        }
+    );
+    let c = ok("[limits]\nhttp2_max_concurrent_streams = 8\nhttp2_stream_window = \"64KiB\"\n");
+    assert_eq!((c.limits.http2.max_concurrent_streams, c.limits.http2.stream_window), (8, 65536));
+    let e = one_error("[limits]\nhttp2_max_concurrent_streams = 0\n");
+    assert!(e.contains("limits.http2_max_concurrent_streams: must be at least 1"), "{e}");
+    let e = one_error("[limits]\nhttp2_connection_window = \"16KiB\"\n");
+    assert!(e.contains("limits.http2_connection_window: \"16KiB\" is out of range: an HTTP/2 window is 65535"), "{e}");
+    let e = one_error("[limits]\nhttp2_stream_window = \"2GiB\"\n");
+    assert!(e.contains("limits.http2_stream_window: \"2GiB\" is out of range"), "{e}");
+    let e = one_error("[limits]\nhttp2_stream_window = 1000\n");
+    assert!(e.contains("limits.http2_stream_window: \"1000\" has no unit"), "{e}");
+    let e = one_error("[limits]\nhttp2_max_streams = 9\n");
+    assert!(e.contains("http2_max_streams"), "{e}");
+}

@@ -91,6 +91,20 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// An HTTP/2 flow-control window: a size from `min` bytes to 2^31 - 1 (RFC 9113 §6.9.1).
+    fn window(&mut self, key: &str, text: &str, min: u32) -> u32 {
+        const MAX: u64 = (1 << 31) - 1;
+        let Ok(size) = parse_size(text) else {
+            self.size(key, text);
+            return min;
+        };
+        if size < u64::from(min) || size > MAX {
+            self.err(key, format!("{text:?} is out of range: an HTTP/2 window is {min} to {MAX} bytes (2GiB - 1)"));
+            return min;
+        }
+        size as u32
+    }
+
     fn at_least_one(&mut self, key: &str, value: u64) {
         if value == 0 {
             self.err(key, "must be at least 1");
@@ -252,6 +266,13 @@ fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
         max_url_segments: l.max_url_segments,
         max_body: c.size("limits.max_body", &l.max_body),
         queue_timeout: c.duration("limits.queue_timeout", &l.queue_timeout),
+        http2: Http2Limits {
+            max_concurrent_streams: l.http2_max_concurrent_streams,
+            stream_window: c.window("limits.http2_stream_window", &l.http2_stream_window, 1),
+            connection_window: c.window("limits.http2_connection_window", &l.http2_connection_window, 65_535),
+            max_pending_accept_reset_streams: l.http2_max_pending_accept_reset_streams,
+            max_local_error_reset_streams: l.http2_max_local_error_reset_streams,
+        },
     };
     if limits.min_bytes_per_sec != 0 {
         c.not_acted_on(
@@ -263,6 +284,7 @@ fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
     c.at_least_one("limits.max_field_length", limits.max_field_length);
     c.at_least_one("limits.max_url_segment_length", limits.max_url_segment_length);
     c.at_least_one("limits.max_url_segments", limits.max_url_segments);
+    c.at_least_one("limits.http2_max_concurrent_streams", limits.http2.max_concurrent_streams.into());
     if limits.max_request_bytes < 1024 {
         c.err("limits.max_request_bytes", "must be at least 1024 bytes");
     }

@@ -1,38 +1,54 @@
-//! One client connection: hyper's HTTP/1.1 connection settings, the connection's timers, and the
-//! in-flight layer on every response — for any stream that reads and writes (plain TCP today; a
-//! TLS stream later is another `S`, wrapped before [`serve`] is called).
+//! One client connection: HTTP/1.1 and HTTP/2 on any stream that reads and writes (plain TCP
+//! today; a TLS stream is another `S`, wrapped before [`serve`] is called), the connection's
+//! timers, and the in-flight layer on every response.
 //!
-//! Limits applied here (DESIGN §2.1): `max_request_bytes` bounds hyper's read buffer (hyper's
-//! minimum is 8 KiB; too large a head gets 431 from hyper and HTTPERR `RequestLength`); a
-//! malformed head gets 400 from hyper and HTTPERR `BadRequest`; a connection accepted past
-//! `max_connections` ([`crate::accept`] decides) is served without keep-alive, its requests
-//! answered 503 `ConnLimit`. The two timers are kept here rather than with hyper's
-//! `header_read_timeout`, because hyper runs that timer while a keep-alive connection is idle
-//! too, which would cut idle connections at the header-wait time instead of
-//! `connection_timeout`: the watchdog closes a connection with no request in flight and no bytes
-//! for `connection_timeout` (`Timer_ConnectionIdle`), or one that began a request head and did
-//! not finish it within `header_wait_timeout` (`Timer_HeaderWait`). Request body stalls are
-//! timed per request by [`crate::body`].
+//! The protocol is chosen by hyper-util's auto builder from the first bytes: the HTTP/2
+//! connection preface (`PRI * HTTP/2.0…`) means HTTP/2 — h2c with prior knowledge on an
+//! `http://` binding, or `h2` chosen by ALPN under TLS, which sends the same preface — and
+//! anything else is HTTP/1.1 with the settings it always had. No h2c `Upgrade:` is offered.
+//!
+//! Limits applied here (DESIGN §2.1): `max_request_bytes` bounds hyper's HTTP/1.1 read buffer
+//! (hyper's minimum is 8 KiB; too large a head gets 431 from hyper and HTTPERR `RequestLength`)
+//! and is HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE`; a malformed head gets 400 from hyper and
+//! HTTPERR `BadRequest`; HTTP/2's own limits come from `[limits]`'s `http2_*` keys (concurrent
+//! streams, flow-control windows, and the reset-stream floods of CVE-2023-44487, beyond which h2
+//! closes the connection with GOAWAY); keep-alive pings are off (idle connections are the
+//! watchdog's). A connection accepted past `max_connections` ([`crate::accept`] decides) gets
+//! its requests answered 503 `ConnLimit` and is closed after the first (HTTP/1.1 without
+//! keep-alive; HTTP/2 with GOAWAY).
+//!
+//! The two timers are kept here rather than with hyper's `header_read_timeout`, because hyper
+//! runs that timer while a keep-alive connection is idle too, which would cut idle connections
+//! at the header-wait time instead of `connection_timeout`: the watchdog closes a connection with
+//! no request in flight and no bytes for `connection_timeout` (`Timer_ConnectionIdle`), or one
+//! that began an HTTP/1.1 request head and did not finish it within `header_wait_timeout`
+//! (`Timer_HeaderWait`). An HTTP/2 connection reads frames of its own between requests
+//! (SETTINGS, PING, WINDOW_UPDATE), so it is idle when no stream is in flight, whatever it reads;
+//! it is closed with GOAWAY. Request body stalls are timed per request by [`crate::body`].
+//! Shutdown and listener handover (`Phase::Graceful`) shut every connection down gracefully:
+//! HTTP/1.1 closes after the response in flight, HTTP/2 sends GOAWAY and finishes its streams.
 //!
 //! [`ConnState`] holds only what belongs to the connection (bytes read, requests in flight,
-//! when it went idle); each request's own state lives with the request ([`crate::request`]).
+//! when it went idle); each request's — each stream's — own state lives with the request
+//! ([`crate::request`]), so one stream's fault touches no other.
 //! Layering: called by [`crate::accept`]; uses [`crate::request`], [`crate::response`] (one
-//! more layer), [`crate::state`], [`crate::log`] and [`crate::proxy`]. This is where HTTP/2 will
-//! plug in (pick the builder by ALPN); the request path does not care. Never runs application
+//! more layer), [`crate::state`], [`crate::log`] and [`crate::proxy`]. Never runs application
 //! code.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use hyper::server::conn::http1;
+use bulkhead_config::Limits;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 
 use crate::log::HttpErrRecord;
 use crate::request::{Answer, ConnInfo};
@@ -53,6 +69,10 @@ pub struct ConnState {
     idle_bytes: AtomicU64,
     /// Milliseconds since `start` when the connection last had no request in flight.
     idle_since_ms: AtomicU64,
+    /// The client opened with the HTTP/2 preface (set by the first read).
+    http2: AtomicBool,
+    /// A request of a connection over `max_connections` was answered: time to close.
+    refused: Notify,
 }
 
 impl ConnState {
@@ -63,6 +83,8 @@ impl ConnState {
             in_flight: AtomicU32::new(0),
             idle_bytes: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
+            refused: Notify::new(),
         }
     }
 
@@ -101,6 +123,9 @@ impl Drop for InFlight {
     }
 }
 
+/// The first bytes of an HTTP/2 connection (RFC 9113 §3.4), as far as the watchdog needs them.
+const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
+
 /// The two ends of an accepted connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoints {
@@ -133,12 +158,8 @@ where
         tls,
         site_connections: OnceLock::new(),
     });
-    let io = TokioIo::new(CountingIo { inner: stream, state: state.clone() });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(!over_limit)
-        .max_buf_size((limits.max_request_bytes as usize).max(8192));
+    let io = TokioIo::new(CountingIo { inner: stream, state: state.clone(), first_read: true });
+    let builder = builder(limits, over_limit);
     let requests = info.clone();
     let counters = state.clone();
     let service = service_fn(move |req| {
@@ -146,6 +167,9 @@ where
         let info = requests.clone();
         async move {
             let resp = crate::request::handle(&info, req).await?;
+            if info.over_limit {
+                in_flight.0.refused.notify_one();
+            }
             Ok::<_, std::convert::Infallible>(resp.map(|body| ConnBody::new(body, in_flight)))
         }
     });
@@ -163,17 +187,31 @@ where
         conn.as_mut().graceful_shutdown();
     }
     let mut head_seen: Option<(Instant, u64)> = None;
+    let mut goaway_sent = false;
     let result = loop {
         tokio::select! {
             r = conn.as_mut() => break r,
             _ = ticker.tick() => {
-                if let Some(reason) = watchdog(&state, &mut head_seen, header_wait, idle_timeout) {
+                let http2 = state.http2.load(Ordering::Relaxed);
+                if let Some(reason) = watchdog(&state, http2, &mut head_seen, header_wait, idle_timeout) {
+                    if http2 && goaway_sent {
+                        // The client had a tick to take the GOAWAY and close.
+                        break Ok(());
+                    }
                     shared.log.http_err(HttpErrRecord {
                         when: SystemTime::now(), client: peer, server: local, version: None, method: None,
                         uri: None, status: None, site_id: None, reason, queue: None,
                     });
-                    break Ok(());
+                    if !http2 {
+                        break Ok(());
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    goaway_sent = true;
                 }
+            }
+            _ = state.refused.notified(), if over_limit && !goaway_sent => {
+                conn.as_mut().graceful_shutdown();
+                goaway_sent = true;
             }
             changed = phase.changed() => {
                 let now = if changed.is_ok() { *phase.borrow() } else { Phase::Abort };
@@ -189,6 +227,11 @@ where
         site.fetch_sub(1, Ordering::Relaxed);
     }
     if let Err(e) = result {
+        // hyper-util boxes the connection's error; a parse error or timeout is hyper's own.
+        let Some(e) = e.downcast_ref::<hyper::Error>() else {
+            tracing::debug!("connection from {peer}: {e}");
+            return;
+        };
         let (reason, status) = if e.is_parse_too_large() {
             ("RequestLength", Some(431))
         } else if e.is_parse() {
@@ -214,9 +257,33 @@ where
     }
 }
 
+/// hyper's connection builder for one connection: HTTP/1.1 as it always was, HTTP/2 with the
+/// `[limits]` it is given.
+fn builder(limits: &Limits, over_limit: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(!over_limit)
+        .max_buf_size((limits.max_request_bytes as usize).max(8192));
+    let h2 = &limits.http2;
+    builder
+        .http2()
+        .max_concurrent_streams(if over_limit { 1 } else { h2.max_concurrent_streams })
+        .max_header_list_size(u32::try_from(limits.max_request_bytes).unwrap_or(u32::MAX))
+        .initial_stream_window_size(h2.stream_window)
+        .initial_connection_window_size(h2.connection_window)
+        .max_pending_accept_reset_streams(h2.max_pending_accept_reset_streams as usize)
+        .max_local_error_reset_streams(h2.max_local_error_reset_streams as usize)
+        .keep_alive_interval(None);
+    builder
+}
+
 /// Decides whether a connection has waited too long; returns the HTTPERR reason to close it.
+/// An HTTP/2 connection has no half-read head between requests: it is idle or busy.
 fn watchdog(
     state: &ConnState,
+    http2: bool,
     head_seen: &mut Option<(Instant, u64)>,
     header_wait: Duration,
     idle: Duration,
@@ -224,6 +291,10 @@ fn watchdog(
     if state.in_flight.load(Ordering::Relaxed) > 0 {
         *head_seen = None;
         return None;
+    }
+    if http2 {
+        let idle_since = state.start + Duration::from_millis(state.idle_since_ms.load(Ordering::Relaxed));
+        return (idle_since.elapsed() >= idle).then_some("Timer_ConnectionIdle");
     }
     let read = state.bytes_read.load(Ordering::Relaxed);
     let idle_bytes = state.idle_bytes.load(Ordering::Relaxed);
@@ -240,10 +311,12 @@ fn watchdog(
     (idle_since.elapsed() >= idle).then_some("Timer_ConnectionIdle")
 }
 
-/// The client stream, counting bytes read for the watchdog.
+/// The client stream, counting bytes read for the watchdog (and telling it, from the first
+/// read, whether the client speaks HTTP/2).
 struct CountingIo<S> {
     inner: S,
     state: Arc<ConnState>,
+    first_read: bool,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
@@ -252,6 +325,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
+            if self.first_read {
+                self.first_read = false;
+                let start = &buf.filled()[before..];
+                let len = start.len().min(H2_PREFACE_START.len());
+                if start[..len] == H2_PREFACE_START[..len] {
+                    self.state.http2.store(true, Ordering::Relaxed);
+                }
+            }
             self.state.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         }
         r
@@ -281,5 +362,31 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn bytes_between_requests_start_the_header_wait_only_on_http1() {
+        // A connection that read bytes since its last request ended, none in flight.
+        let state = ConnState::new();
+        state.bytes_read.store(9, Ordering::Relaxed);
+        let mut seen = None;
+        assert_eq!(watchdog(&state, false, &mut seen, Duration::ZERO, HOUR), Some("Timer_HeaderWait"));
+        // HTTP/2 reads frames of its own (SETTINGS, PING, WINDOW_UPDATE) between requests: those
+        // are no request head, and only the idle timer applies.
+        let mut seen = None;
+        assert_eq!(watchdog(&state, true, &mut seen, Duration::ZERO, HOUR), None);
+        assert_eq!(watchdog(&state, true, &mut seen, Duration::ZERO, Duration::ZERO), Some("Timer_ConnectionIdle"));
+        // A stream in flight keeps either open.
+        state.in_flight.store(1, Ordering::Relaxed);
+        for http2 in [false, true] {
+            assert_eq!(watchdog(&state, http2, &mut None, Duration::ZERO, Duration::ZERO), None);
+        }
     }
 }

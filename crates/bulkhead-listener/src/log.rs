@@ -51,6 +51,8 @@ pub struct AccessRecord {
     pub client: SocketAddr,
     pub method: Method,
     pub uri: Uri,
+    /// The protocol the request came in (`cs-version`: `HTTP/1.1`, `HTTP/2`).
+    pub version: Version,
     pub user_agent: Option<HeaderValue>,
     pub referer: Option<HeaderValue>,
     pub status: u16,
@@ -308,6 +310,17 @@ pub(crate) fn push_date_time(out: &mut String, t: OffsetDateTime) {
     );
 }
 
+/// `cs-version` as IIS writes it: `HTTP/1.1`, `HTTP/2`.
+pub(crate) fn version_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/3",
+    }
+}
+
 /// Appends a field: `-` when empty; spaces become `+` (as IIS writes the User-Agent); other
 /// control characters become `+` too so a line can never be split or forged.
 pub(crate) fn push_field(out: &mut String, bytes: &[u8]) {
@@ -357,6 +370,7 @@ mod tests {
             client: "127.0.0.1:50000".parse().unwrap(),
             method: Method::GET,
             uri: "/a?b=1".parse().unwrap(),
+            version: http::Version::HTTP_11,
             user_agent: None,
             referer: None,
             status: 200,
@@ -383,7 +397,8 @@ mod tests {
         thread.join().unwrap();
         let access = std::fs::read_to_string(dir.join("sites/shop/u_ex231114.log")).unwrap();
         assert!(access.starts_with("#Software: Bulkhead "), "{access}");
-        assert!(access.contains("\n2023-11-14 22:13:20 127.0.0.1 GET /a b=1 8080 - 127.0.0.1 - - 200 0 0 3 10 20\n"));
+        assert!(access
+            .contains("\n2023-11-14 22:13:20 127.0.0.1 GET /a b=1 8080 - 127.0.0.1 HTTP/1.1 - - 200 0 0 3 10 20\n"));
         let err = std::fs::read_to_string(dir.join("HTTPERR/httperr_231114.log")).unwrap();
         assert!(err.contains("Timer_ConnectionIdle"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();

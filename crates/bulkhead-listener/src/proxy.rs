@@ -5,14 +5,18 @@
 //! `Connection`), `Expect` is dropped (the listener answers `100-continue` itself), and
 //! `X-Forwarded-For` (appended), `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Request-Id` are
 //! set. A client's own `X-Request-Id` is kept when it is short, visible ASCII; otherwise one is
-//! generated from the listener's start time and a counter. Towards the client: hop-by-hop
-//! headers are removed from the worker's response. Pure functions on header maps; no I/O.
+//! generated from the listener's start time and a counter. An HTTP/2 request is made an
+//! HTTP/1.1 one for the worker ([`http2_to_http1`]): `:authority` becomes `Host`, the target
+//! origin-form, split `Cookie` fields one line. Towards the client: hop-by-hop headers are
+//! removed from the worker's response. Pure functions on header maps; no I/O.
 //! A leaf of the crate's layering (imports nothing of the listener); used by [`crate::request`]
 //! and [`crate::conn`].
 
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Uri, Version};
 
 /// Longest client-supplied `X-Request-Id` kept.
 const MAX_REQUEST_ID: usize = 128;
@@ -105,6 +109,38 @@ pub fn to_worker(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
     }
 }
 
+/// Makes an HTTP/2 request's head one a worker speaking HTTP/1.1 (or the native protocol, which
+/// carries HTTP/1.1's fields) understands (RFC 9113 §8.3.1, §8.2.3): `Host` from `:authority`
+/// when the client sent none, the target in origin-form (`/path?query`, not
+/// `http://host/path`), and the `Cookie` fields HTTP/2 lets a client split joined with `; `.
+/// The version becomes HTTP/1.1.
+pub fn http2_to_http1(parts: &mut Parts) {
+    parts.version = Version::HTTP_11;
+    if let Some(authority) = parts.uri.authority() {
+        if !parts.headers.contains_key(header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+    }
+    if let Some(pq) = parts.uri.path_and_query() {
+        if parts.uri.scheme().is_some() {
+            parts.uri = Uri::from(pq.clone());
+        }
+    }
+    let mut cookies = parts.headers.get_all(header::COOKIE).iter();
+    if let (Some(first), Some(_)) = (cookies.next(), cookies.next()) {
+        let mut joined = first.as_bytes().to_vec();
+        for c in parts.headers.get_all(header::COOKIE).iter().skip(1) {
+            joined.extend_from_slice(b"; ");
+            joined.extend_from_slice(c.as_bytes());
+        }
+        if let Ok(v) = HeaderValue::from_bytes(&joined) {
+            parts.headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
 /// Rewrites a worker's response headers for the client.
 pub fn to_client(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
@@ -173,6 +209,28 @@ mod tests {
         h.insert("x-request-id", HeaderValue::from_str(&long).unwrap());
         to_worker(&mut h, &forwarded(&id));
         assert_eq!(h["x-request-id"], "gen-2");
+    }
+
+    #[test]
+    fn http2_request_becomes_http1() {
+        let req = http::Request::get("http://shop.example:8080/a/b?x=1")
+            .version(Version::HTTP_2)
+            .header(header::COOKIE, "a=1")
+            .header(header::COOKIE, "b=2")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = req.into_parts();
+        http2_to_http1(&mut parts);
+        assert_eq!(parts.version, Version::HTTP_11);
+        assert_eq!(parts.uri, "/a/b?x=1");
+        assert_eq!(parts.headers[header::HOST], "shop.example:8080");
+        assert_eq!(parts.headers.get_all(header::COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=2"]);
+        // A Host the client sent itself is kept; an origin-form target is left alone.
+        let req = http::Request::get("/p").version(Version::HTTP_2).header(header::HOST, "h.example").body(()).unwrap();
+        let (mut parts, ()) = req.into_parts();
+        http2_to_http1(&mut parts);
+        assert_eq!(parts.uri, "/p");
+        assert_eq!(parts.headers[header::HOST], "h.example");
     }
 
     #[test]

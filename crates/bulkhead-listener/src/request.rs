@@ -201,6 +201,9 @@ impl Exchange<'_> {
             return self.refuse(StatusCode::SERVICE_UNAVAILABLE, "AppShutdown", Some(pool));
         };
         let (mut parts, body) = req.into_parts();
+        if parts.version == Version::HTTP_2 {
+            proxy::http2_to_http1(&mut parts);
+        }
         let replayable = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && body.is_end_stream();
         let shared = &self.ctx.shared;
         let proto = if self.ctx.tls { "https" } else { "http" };
@@ -327,6 +330,7 @@ impl Exchange<'_> {
                     client: self.ctx.peer,
                     method: self.meta.method,
                     uri: self.meta.uri,
+                    version: self.meta.version,
                     user_agent: self.meta.user_agent,
                     referer: self.meta.referer,
                     status,

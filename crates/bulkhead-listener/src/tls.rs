@@ -30,9 +30,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-/// The application protocols offered by ALPN: exactly what [`crate::conn`] serves. `h2` joins
-/// (first) when HTTP/2 lands in the connection layer.
-pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// The application protocols offered by ALPN: exactly what [`crate::conn`] serves, `h2` first (a
+/// client offering both gets HTTP/2, as nginx and Caddy choose).
+pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Sessions remembered for resumption without tickets.
 const SESSION_CACHE: usize = 4096;

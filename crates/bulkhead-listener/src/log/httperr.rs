@@ -6,10 +6,9 @@
 
 use std::fmt::Write as _;
 
-use http::Version;
 use time::OffsetDateTime;
 
-use super::{push_date_time, push_field, HttpErrRecord};
+use super::{push_date_time, push_field, version_name, HttpErrRecord};
 
 /// The `#Fields:` directive, as IIS's HTTPERR log.
 pub const FIELDS: &str =
@@ -39,15 +38,7 @@ pub fn write_line(r: &HttpErrRecord, out: &mut String) {
         r.server.ip().to_canonical(),
         r.server.port()
     );
-    let version = match r.version {
-        Some(Version::HTTP_09) => "HTTP/0.9",
-        Some(Version::HTTP_10) => "HTTP/1.0",
-        Some(Version::HTTP_11) => "HTTP/1.1",
-        Some(Version::HTTP_2) => "HTTP/2.0",
-        Some(_) => "HTTP/3.0",
-        None => "-",
-    };
-    out.push_str(version);
+    out.push_str(r.version.map_or("-", version_name));
     out.push(' ');
     push_field(out, r.method.as_ref().map_or(&b""[..], |m| m.as_str().as_bytes()));
     out.push(' ');
@@ -77,7 +68,7 @@ pub fn write_line(r: &HttpErrRecord, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Method;
+    use http::{Method, Version};
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 

@@ -8,11 +8,12 @@ use std::fmt::Write as _;
 use bulkhead_config::Rollover;
 use time::OffsetDateTime;
 
-use super::{push_date_time, push_field, AccessRecord};
+use super::{push_date_time, push_field, version_name, AccessRecord};
 
-/// The `#Fields:` directive: IIS's default field set.
-pub const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) \
-                          cs(Referer) sc-status sc-substatus sc-win32-status time-taken sc-bytes cs-bytes";
+/// The `#Fields:` directive: IIS's default field set, plus `cs-version` (where IIS puts it, after
+/// `c-ip`) and the byte counts.
+pub const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs-version \
+                          cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken sc-bytes cs-bytes";
 
 /// `u_exYYMMDD.log`, or `u_exYYMMDDHH.log` for hourly rollover.
 pub fn file_name(t: OffsetDateTime, rollover: Rollover) -> String {
@@ -41,7 +42,7 @@ pub fn write_line(r: &AccessRecord, out: &mut String) {
     push_field(out, r.uri.path().as_bytes());
     out.push(' ');
     push_field(out, r.uri.query().unwrap_or("").as_bytes());
-    let _ = write!(out, " {} - {} ", r.server.port(), r.client.ip().to_canonical());
+    let _ = write!(out, " {} - {} {} ", r.server.port(), r.client.ip().to_canonical(), version_name(r.version));
     push_field(out, r.user_agent.as_ref().map_or(&b""[..], |v| v.as_bytes()));
     out.push(' ');
     push_field(out, r.referer.as_ref().map_or(&b""[..], |v| v.as_bytes()));
@@ -72,6 +73,7 @@ mod tests {
             client: "[::ffff:10.0.0.9]:50000".parse().unwrap(),
             method: Method::POST,
             uri: "/api/items".parse().unwrap(),
+            version: http::Version::HTTP_2,
             user_agent: Some(HeaderValue::from_static("curl/8.0 (x86_64 linux)")),
             referer: Some(HeaderValue::from_static("http://a.example/p q")),
             status: 503,
@@ -89,7 +91,7 @@ mod tests {
         write_line(&record(), &mut s);
         assert_eq!(
             s,
-            "2023-11-14 22:13:20 127.0.0.1 POST /api/items - 8080 - 10.0.0.9 curl/8.0+(x86_64+linux) \
+            "2023-11-14 22:13:20 127.0.0.1 POST /api/items - 8080 - 10.0.0.9 HTTP/2 curl/8.0+(x86_64+linux) \
              http://a.example/p+q 503 0 64 12 120 4096\n"
         );
     }

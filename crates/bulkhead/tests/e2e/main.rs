@@ -18,6 +18,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod health;
+mod http2;
 mod layering;
 mod lifecycle;
 mod limits;
