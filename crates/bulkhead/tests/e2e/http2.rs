@@ -19,7 +19,7 @@ use crate::support::server::{python3_available, python_command};
 use crate::support::skip::{skip, Reason};
 use crate::support::{poll, wait_for, Server, TestDir};
 
-fn installed(program: &str, arg: &str) -> bool {
+pub fn installed(program: &str, arg: &str) -> bool {
     Command::new(program).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
@@ -106,11 +106,17 @@ fn curl_prior_knowledge_gets_static_and_pool_routes_logged_as_http2() {
     }
 }
 
-/// `h2load`'s counts: (succeeded, 2xx, failed + errored + timeout).
+/// `h2load`'s counts over h2c: (succeeded, 2xx, failed + errored + timeout).
 fn h2load(addr: SocketAddr, target: &str, n: u32, clients: u32, streams: u32) -> (u64, u64, u64) {
+    h2load_url(&format!("http://{addr}{target}"), n, clients, streams)
+}
+
+/// `h2load`'s counts for `url` (`https://` negotiates h2 by ALPN, and h2load fails a connection
+/// that does not get it): (succeeded, 2xx, failed + errored + timeout).
+pub fn h2load_url(url: &str, n: u32, clients: u32, streams: u32) -> (u64, u64, u64) {
     let out = Command::new("h2load")
         .args(["-n", &n.to_string(), "-c", &clients.to_string(), "-m", &streams.to_string(), "-T", "30"])
-        .arg(format!("http://{addr}{target}"))
+        .arg(url)
         .output()
         .expect("run h2load");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

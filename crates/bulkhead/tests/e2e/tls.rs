@@ -241,7 +241,7 @@ routes = [ { path = "/", root = "www" } ]
     assert_eq!(r.status, 308);
     assert_eq!(r.header("location"), Some(format!("https://site.test:{}/a/b?x=1&y=2", https.port()).as_str()));
     assert_eq!(r.header("strict-transport-security"), None, "HSTS is never sent over plain http");
-    let head = curl(&["-k", "-D", "-", "-o", "/dev/null", &format!("https://{https}/")]).to_ascii_lowercase();
+    let head = curl(&["-k", "--http1.1", "-D", "-", "-o", "/dev/null", &format!("https://{https}/")]).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("strict-transport-security: max-age=31536000"), "{head}");
     // The access log line of an https request is like any other.
@@ -403,4 +403,54 @@ command = {}
     assert_eq!(proto(&over_tls).as_deref(), Some("https"), "{over_tls}");
     let plain = http::get(server.addr_of("http://127.0.0.1:0"), "/headers");
     assert_eq!(proto(&plain.text()).as_deref(), Some("http"), "{}", plain.text());
+}
+
+#[test]
+fn alpn_gives_h2_to_clients_that_offer_it_and_http11_to_the_rest() {
+    if let Some(reason) = tools_missing() {
+        skip!(reason);
+    }
+    if !crate::http2::installed("h2load", "--version") {
+        skip!(Reason::Missing("h2load is not installed (apt-get install nghttp2-client)".into()));
+    }
+    let dir = TestDir::new("tls-alpn");
+    certificate(&dir, "site", &["site.test"]);
+    dir.write("www/index.html", "home\n");
+    let config = r#"
+[[sites]]
+name = "site"
+bindings = ["https://127.0.0.1:0"]
+tls = { cert = "site.pem", key = "site.key" }
+hsts = "max-age=60"
+routes = [ { path = "/", root = "www" } ]
+"#;
+    let server = Server::start(dir, config);
+    let https = server.addr_of("https://127.0.0.1:0");
+    let ca = server.dir.join("site.pem");
+    let ca = ca.to_str().expect("utf-8");
+    let (resolve, url) = (format!("site.test:{}:127.0.0.1", https.port()), format!("https://site.test:{}/", https.port()));
+    // curl offers h2 and http/1.1 and gets h2; offering only http/1.1 gets it. Same body and the
+    // site's headers either way.
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let got = curl(&["--cacert", ca, "--resolve", &resolve, flag, "-D", "-", "-w", "%{http_version}", &url]);
+        assert!(got.ends_with(&format!("home\n{version}")), "{flag}: {got}");
+        assert!(got.to_ascii_lowercase().contains("strict-transport-security: max-age=60"), "{flag}: {got}");
+    }
+    // openssl's own client sees the ALPN choice in the handshake.
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &https.to_string(), "-servername", "site.test", "-alpn", "h2,http/1.1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ALPN protocol: h2"), "openssl s_client said:\n{text}");
+    // Many streams over a few TLS connections (h2load fails any connection not given h2).
+    assert_eq!(crate::http2::h2load_url(&format!("https://{https}/index.html"), 1000, 2, 16), (1000, 1000, 0));
+    // The log says which protocol each request came by.
+    let mut text = String::new();
+    let logged = crate::support::poll(Duration::from_secs(15), || {
+        text = server.access_logs("site").into_values().collect();
+        text.contains(" HTTP/2 ") && text.contains(" HTTP/1.1 ")
+    });
+    assert!(logged, "expected HTTP/2 and HTTP/1.1 lines in the access log:\n{text}");
 }
