@@ -1,6 +1,6 @@
-//! One client connection: HTTP/1.1 and HTTP/2 on any stream that reads and writes (plain TCP
-//! today; a TLS stream is another `S`, wrapped before [`serve`] is called), the connection's
-//! timers, and the in-flight layer on every response.
+//! One client connection: HTTP/1.1 and HTTP/2 on any stream that reads and writes (plain TCP,
+//! or the TLS stream [`crate::accept`] wraps it in before [`serve`] is called), the
+//! connection's timers, and the in-flight layer on every response.
 //!
 //! The protocol is chosen by hyper-util's auto builder from the first bytes: the HTTP/2
 //! connection preface (`PRI * HTTP/2.0…`) means HTTP/2 — h2c with prior knowledge on an
