@@ -96,6 +96,8 @@ protocol = "native"
         httperr_for(&server, "/demo").last().is_some_and(|r| r == "Disabled")
     });
     assert!(!httperr_for(&server, "/demo").iter().any(|r| r == "AppOffline"));
+    // Stopping (its worker finishing) comes before Stopped: wait for the end of it.
+    wait_for("the demo pool Stopped", LIMIT, || pool_status(&server, "demo")["state"] == "Stopped");
     let demo = pool_status(&server, "demo");
     assert_eq!((demo["state"].as_str(), demo["disabled"]["by"].as_str()), (Some("Stopped"), Some("operator")));
     let said = events(&server, "demo");
