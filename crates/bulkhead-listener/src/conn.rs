@@ -235,7 +235,7 @@ where
         let (reason, status) = if e.is_parse_too_large() {
             ("RequestLength", Some(431))
         } else if e.is_parse() {
-            ("BadRequest", Some(400))
+            (crate::conformance::parse_error_reason(e), Some(400))
         } else if e.is_timeout() {
             ("Timer_HeaderWait", None)
         } else {

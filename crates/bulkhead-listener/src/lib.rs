@@ -18,7 +18,7 @@
 //! control        apply Configure, sockets, worker news; the Activity/Stats ticker
 //! accept         one loop per listening socket, the connection limit; generic over `Listen`
 //! conn           one connection (any AsyncRead+AsyncWrite stream): hyper, timers, in-flight
-//! request        limits → site and route → static | redirect | pool (queue, dispatch, retry)
+//! request        conformance, limits → site and route → static | redirect | pool (queue, dispatch, retry)
 //! state          what they share: route table, pools' queues, log and control senders, phase
 //! static_files | queue                  (the response cache will sit here)
 //! routing        the route table: site and route choice
@@ -28,6 +28,7 @@
 //! body           request bodies: limits, stalls, per-request progress and fault
 //! log | proxy | error | to_manager | inherit                                (leaves)
 //! stats | tls    per-site request counters (fed by log) | rustls configs per https socket
+//! conformance    RFC 9112 head rules hyper leaves to servers (Host, framing), HTTPERR reasons
 //! ```
 //!
 //! [`control`] talks to the manager; [`accept`] and [`conn`] own client connections;
@@ -38,13 +39,15 @@
 //! the manager; [`proxy`] rewrites headers; [`error`] holds one error enum per boundary;
 //! [`to_manager`] is the request path's sender to the manager; [`inherit`] turns inherited fds
 //! into sockets; [`tls`] holds the https sockets' rustls configurations (certificates from the
-//! manager, chosen by SNI) that [`accept`] wraps connections in.
+//! manager, chosen by SNI) that [`accept`] wraps connections in; [`conformance`] refuses heads
+//! that are ambiguous or malformed for the rules hyper does not check.
 //!
 //! Like every library of Bulkhead, it reads no environment, argv or signals.
 #![deny(unsafe_code)]
 
 pub mod accept;
 pub mod body;
+pub mod conformance;
 pub mod conn;
 pub mod control;
 pub mod dispatch;

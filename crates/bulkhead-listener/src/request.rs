@@ -37,6 +37,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use crate::body::{BodyFault, BodyProgress, RequestBody};
+use crate::conformance;
 use crate::dispatch::Failure;
 use crate::error::{ErrorSource, RetryType};
 use crate::log::{AccessRecord, HttpErrRecord};
@@ -134,6 +135,9 @@ impl Exchange<'_> {
         if self.ctx.over_limit {
             return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
         }
+        if let Some(reason) = conformance::check(&req) {
+            return self.refuse_and_close(StatusCode::BAD_REQUEST, reason);
+        }
         if let Some((code, reason)) = check_limits(&req, &self.table.limits) {
             return self.refuse(code, reason, None);
         }
@@ -147,6 +151,12 @@ impl Exchange<'_> {
             return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
         }
         let path = req.uri().path();
+        if path == "*" {
+            if req.method() != Method::OPTIONS {
+                return self.refuse_and_close(StatusCode::BAD_REQUEST, "URL");
+            }
+            return (unleased(options_asterisk()), 0);
+        }
         if self.ctx.tls {
             self.hsts = site.hsts.clone();
         } else if let Some(port) = site.redirect_https_port {
@@ -353,6 +363,20 @@ impl Exchange<'_> {
 
 /// The request-level limits of `[limits]`: URL segments (414 `URL`), one header line (431
 /// `FieldLength`), the whole head (431 `RequestLength`), a declared body (413 `EntityTooLarge`).
+/// The answer to an asterisk-form target (RFC 9112 §3.2.4), which is about the server, not a
+/// resource: `OPTIONS *` gets 200 with the methods the server takes in `Allow` (any other
+/// method with it is refused, 400 `URL`). Never passed to a worker.
+fn options_asterisk() -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::empty());
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
+}
+
+/// The methods `OPTIONS *` lists: what routes can take (pools take any method; static routes
+/// GET, HEAD and OPTIONS).
+const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+
 fn check_limits<B>(req: &Request<B>, limits: &Limits) -> Option<(StatusCode, &'static str)> {
     let path = req.uri().path();
     let mut segments = 0u64;

@@ -29,14 +29,15 @@ pub fn read(der: &[u8]) -> Option<CertFacts> {
                 _ => None,
             })
             .collect(),
-        None => cert
-            .subject()
-            .iter_common_name()
-            .filter_map(|cn| cn.as_str().ok())
-            .map(str::to_ascii_lowercase)
-            .collect(),
+        None => {
+            cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_ascii_lowercase).collect()
+        }
     };
-    Some(CertFacts { not_before: validity.not_before.to_datetime(), not_after: validity.not_after.to_datetime(), names })
+    Some(CertFacts {
+        not_before: validity.not_before.to_datetime(),
+        not_after: validity.not_after.to_datetime(),
+        names,
+    })
 }
 
 #[cfg(test)]

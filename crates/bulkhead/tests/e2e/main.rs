@@ -15,6 +15,7 @@ mod support;
 mod admin;
 mod architecture;
 mod cli;
+mod conformance;
 mod crash;
 mod dashboard;
 mod health;

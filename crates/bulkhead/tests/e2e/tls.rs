@@ -241,7 +241,8 @@ routes = [ { path = "/", root = "www" } ]
     assert_eq!(r.status, 308);
     assert_eq!(r.header("location"), Some(format!("https://site.test:{}/a/b?x=1&y=2", https.port()).as_str()));
     assert_eq!(r.header("strict-transport-security"), None, "HSTS is never sent over plain http");
-    let head = curl(&["-k", "--http1.1", "-D", "-", "-o", "/dev/null", &format!("https://{https}/")]).to_ascii_lowercase();
+    let head =
+        curl(&["-k", "--http1.1", "-D", "-", "-o", "/dev/null", &format!("https://{https}/")]).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("strict-transport-security: max-age=31536000"), "{head}");
     // The access log line of an https request is like any other.
@@ -428,7 +429,8 @@ routes = [ { path = "/", root = "www" } ]
     let https = server.addr_of("https://127.0.0.1:0");
     let ca = server.dir.join("site.pem");
     let ca = ca.to_str().expect("utf-8");
-    let (resolve, url) = (format!("site.test:{}:127.0.0.1", https.port()), format!("https://site.test:{}/", https.port()));
+    let (resolve, url) =
+        (format!("site.test:{}:127.0.0.1", https.port()), format!("https://site.test:{}/", https.port()));
     // curl offers h2 and http/1.1 and gets h2; offering only http/1.1 gets it. Same body and the
     // site's headers either way.
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
