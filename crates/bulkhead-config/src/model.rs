@@ -33,12 +33,22 @@ pub struct Server {
     pub admin_token: String,
 }
 
+impl Server {
+    /// `<state_dir>/body-temp`: where the listener spools request bodies too large for memory
+    /// (the manager creates it, mode 0700, for the listener's user).
+    pub fn body_temp_dir(&self) -> PathBuf {
+        self.state_dir.join("body-temp")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_connections: u64,
     pub connection_timeout: Duration,
     pub header_wait_timeout: Duration,
+    /// Zero = off.
     pub min_bytes_per_sec: u64,
+    pub min_bytes_grace: Duration,
     pub max_request_bytes: u64,
     pub max_field_length: u64,
     pub max_url_segment_length: u64,
@@ -234,6 +244,7 @@ pub struct Pool {
     pub shutdown_time_limit: Duration,
     /// Zero = no limit.
     pub response_timeout: Duration,
+    pub request_buffering: bool,
     pub recycle: Recycle,
     pub health: Health,
     pub rapid_fail: RapidFail,

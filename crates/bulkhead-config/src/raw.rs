@@ -68,8 +68,13 @@ pub struct RawLimits {
     pub connection_timeout: String,
     /// The whole request head must arrive within this. Default `"30s"`.
     pub header_wait_timeout: String,
-    /// Slower clients are cut off. Default `240`.
+    /// A request body or response moving slower than this, in bytes a second, once it has had
+    /// `min_bytes_grace`, is cut off (`Timer_MinBytesPerSecond`; IIS's `MinBytesPerSecond`).
+    /// `0` = off. Default `240`.
     pub min_bytes_per_sec: u64,
+    /// How long a slow body or response is measured before `min_bytes_per_sec` applies. Default
+    /// `"10s"`.
+    pub min_bytes_grace: String,
     /// Request line plus headers. Default `16384`.
     pub max_request_bytes: u64,
     /// One header line. Default `16384`.
@@ -106,6 +111,7 @@ impl Default for RawLimits {
             connection_timeout: "120s".into(),
             header_wait_timeout: "30s".into(),
             min_bytes_per_sec: 240,
+            min_bytes_grace: "10s".into(),
             max_request_bytes: 16384,
             max_field_length: 16384,
             max_url_segment_length: 260,
@@ -278,6 +284,11 @@ pub struct RawPool {
     /// closed) and the client gets 504. Streaming bodies are not limited by it. `"0s"` = no
     /// limit. Default `"0s"`.
     pub response_timeout: String,
+    /// Read a request's whole body in the listener (memory, then a temporary file under
+    /// `state_dir`) before it takes a worker slot, so slow uploads hold no worker (nginx's
+    /// `proxy_request_buffering`). `false` streams the body to the worker as it comes. Default
+    /// `true`.
+    pub request_buffering: bool,
     pub recycle: RawRecycle,
     pub health: RawHealth,
     pub rapid_fail: RawRapidFail,
@@ -306,6 +317,7 @@ impl Default for RawPool {
             startup_time_limit: "90s".into(),
             shutdown_time_limit: "90s".into(),
             response_timeout: "0s".into(),
+            request_buffering: true,
             recycle: RawRecycle::default(),
             health: RawHealth::default(),
             rapid_fail: RawRapidFail::default(),

@@ -6,7 +6,7 @@
 //! are for what cannot work; what works but is probably a mistake is a warning. Keys this
 //! version parses but does not build are never taken silently: refused when they would
 //! promise security or could never work (https without `tls`, `fastcgi` and `host` pools,
-//! `execute`), warned about when written but without effect (`min_bytes_per_sec`,
+//! `execute`), warned about when written but without effect (
 //! `max_bandwidth`, `log.format`, `rollover = "size"`, `directory_browsing`, `[cache]`). Paths are
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to
 //! see that referenced directories and files exist and can be read; never creates anything.
@@ -260,6 +260,7 @@ fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
             "no request head could ever arrive in time",
         ),
         min_bytes_per_sec: l.min_bytes_per_sec,
+        min_bytes_grace: c.duration("limits.min_bytes_grace", &l.min_bytes_grace),
         max_request_bytes: l.max_request_bytes,
         max_field_length: l.max_field_length,
         max_url_segment_length: l.max_url_segment_length,
@@ -274,12 +275,6 @@ fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
             max_local_error_reset_streams: l.http2_max_local_error_reset_streams,
         },
     };
-    if limits.min_bytes_per_sec != 0 {
-        c.not_acted_on(
-            "limits.min_bytes_per_sec",
-            "is not enforced yet: slow clients are not cut off by their rate (connection_timeout and header_wait_timeout still apply)",
-        );
-    }
     c.at_least_one("limits.max_connections", limits.max_connections);
     c.at_least_one("limits.max_field_length", limits.max_field_length);
     c.at_least_one("limits.max_url_segment_length", limits.max_url_segment_length);

@@ -157,6 +157,7 @@ impl Control {
         for pool in config.pools.values() {
             if let Some(queue) = self.shared.pool(&pool.name) {
                 queue.set_response_timeout(pool.response_timeout);
+                queue.set_request_buffering(pool.request_buffering);
             }
         }
         for queue in removed {

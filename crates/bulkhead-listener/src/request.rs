@@ -36,7 +36,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use crate::body::{BodyFault, BodyProgress, RequestBody};
+use crate::body::{BodyFault, BodyLimits, BodyProgress, RequestBody};
 use crate::conformance;
 use crate::dispatch::Failure;
 use crate::error::{ErrorSource, RetryType};
@@ -224,10 +224,35 @@ impl Exchange<'_> {
         let body = if replayable {
             RequestBody::Empty
         } else {
-            let limits = &self.table.limits;
-            let (body, progress) = RequestBody::client(body, limits.max_body, limits.connection_timeout);
+            let l = &self.table.limits;
+            let limits = BodyLimits {
+                max: l.max_body,
+                stall: l.connection_timeout,
+                min_rate: l.min_bytes_per_sec,
+                grace: l.min_bytes_grace,
+            };
+            let (body, progress) = RequestBody::client(body, limits);
             self.body = Some(progress);
-            body
+            if !queue.request_buffering() {
+                body
+            } else {
+                // Read whole before a worker slot is taken (slow uploads hold no worker); the
+                // worker gets a Content-Length body.
+                match body.spool(&self.table.spool_dir).await {
+                    Ok((spooled, len)) => {
+                        parts.headers.remove(header::TRANSFER_ENCODING);
+                        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                        spooled
+                    }
+                    Err(e) => {
+                        if let Some(refusal) = self.body_refusal(&pool) {
+                            return refusal;
+                        }
+                        tracing::error!("pool {:?}: cannot spool a request body: {e}", &*pool);
+                        return self.refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal", Some(pool));
+                    }
+                }
+            }
         };
         let mut request = Some(Request::from_parts(parts, body));
         let mut exclude = None;
@@ -265,11 +290,8 @@ impl Exchange<'_> {
                 Err(failure) => failure,
             };
             let Failure { error, request: unsent } = failure;
-            match self.body.as_ref().map_or(BodyFault::None, |b| b.fault()) {
-                BodyFault::TooLarge => return self.refuse(StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge", Some(pool)),
-                BodyFault::Stalled => return self.refuse(StatusCode::REQUEST_TIMEOUT, "Timer_EntityBody", Some(pool)),
-                BodyFault::Client => return self.refuse(StatusCode::BAD_REQUEST, "Connection_Dropped", Some(pool)),
-                BodyFault::None => {}
+            if let Some(refusal) = self.body_refusal(&pool) {
+                return refusal;
             }
             match error.source_of() {
                 ErrorSource::Client => return self.refuse(StatusCode::BAD_REQUEST, "BadRequest", Some(pool)),
@@ -318,6 +340,21 @@ impl Exchange<'_> {
             queue,
         });
         (plain(code), 0)
+    }
+
+    /// The answer for a request body that stopped early (413, 408 or 400, the connection
+    /// closed: the rest of the body is never read), or `None` if it did not.
+    fn body_refusal(&self, pool: &Arc<str>) -> Option<(Response<Leased<Slot>>, u16)> {
+        let (code, reason) = match self.body.as_ref().map_or(BodyFault::None, |b| b.fault()) {
+            BodyFault::None => return None,
+            BodyFault::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge"),
+            BodyFault::Stalled => (StatusCode::REQUEST_TIMEOUT, "Timer_EntityBody"),
+            BodyFault::TooSlow => (StatusCode::REQUEST_TIMEOUT, "Timer_MinBytesPerSecond"),
+            BodyFault::Client => (StatusCode::BAD_REQUEST, "Connection_Dropped"),
+        };
+        let (mut resp, sub) = self.refuse(code, reason, Some(pool.clone()));
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Some((resp, sub))
     }
 
     fn refuse_and_close(&self, code: StatusCode, reason: &'static str) -> (Response<Leased<Slot>>, u16) {

@@ -143,7 +143,7 @@ pub async fn run_with_services(
     let state_dir = state_dir::StateDir::prepare(&config.server, std::process::id())?;
     let upkeep = supervisor::Upkeep::new(&config, options.local_offset, options.allow_root_workers).and_then(|u| {
         match &u.listener {
-            Some(l) => l.prepare_dirs(&state_dir.sockets, &state_dir.log_dir).map(|()| u),
+            Some(l) => l.prepare_dirs(&state_dir.sockets, &state_dir.body_temp, &state_dir.log_dir).map(|()| u),
             None => Ok(u),
         }
     });

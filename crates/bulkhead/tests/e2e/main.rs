@@ -31,6 +31,7 @@ mod preflight;
 mod refusals;
 mod reload;
 mod routing;
+mod slow_clients;
 mod static_files;
 mod streaming;
 mod tls;
