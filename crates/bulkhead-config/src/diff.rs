@@ -67,6 +67,7 @@ impl Config {
             },
             limits: Limits {
                 max_connections: 0,
+                max_connections_per_ip: 0,
                 connection_timeout: Duration::ZERO,
                 header_wait_timeout: Duration::ZERO,
                 min_bytes_per_sec: 0,

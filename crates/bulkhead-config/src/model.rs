@@ -44,6 +44,8 @@ impl Server {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_connections: u64,
+    /// Zero = no limit.
+    pub max_connections_per_ip: u64,
     pub connection_timeout: Duration,
     pub header_wait_timeout: Duration,
     /// Zero = off.

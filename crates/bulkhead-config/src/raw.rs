@@ -64,6 +64,9 @@ impl Default for RawServer {
 pub struct RawLimits {
     /// Open client connections, whole server. Default `100000`.
     pub max_connections: u64,
+    /// Open client connections from one client address (nginx's `limit_conn`); `0` = no
+    /// limit. Default `0`.
+    pub max_connections_per_ip: u64,
     /// Idle keep-alive and request body stalls. Default `"120s"`.
     pub connection_timeout: String,
     /// The whole request head must arrive within this. Default `"30s"`.
@@ -108,6 +111,7 @@ impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             max_connections: 100_000,
+            max_connections_per_ip: 0,
             connection_timeout: "120s".into(),
             header_wait_timeout: "30s".into(),
             min_bytes_per_sec: 240,

@@ -67,6 +67,7 @@ pub(crate) const SERVER: &[Field] = &[
 
 pub(crate) const LIMITS: &[Field] = &[
     opt("max_connections", U64),
+    opt("max_connections_per_ip", U64),
     opt("connection_timeout", DURATION),
     opt("header_wait_timeout", DURATION),
     opt("min_bytes_per_sec", U64),

@@ -249,6 +249,7 @@ fn server(c: &mut Checker<'_>, s: &RawServer) -> Server {
 fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
     let limits = Limits {
         max_connections: l.max_connections,
+        max_connections_per_ip: l.max_connections_per_ip,
         connection_timeout: c.nonzero_duration(
             "limits.connection_timeout",
             &l.connection_timeout,

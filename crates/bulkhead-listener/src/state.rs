@@ -12,8 +12,9 @@
 //! [`crate::log`] and [`crate::to_manager`] — and never a module above it.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
@@ -41,6 +42,8 @@ pub struct Shared {
     pub log: LogSender,
     pub control: ControlTx,
     connections: AtomicU64,
+    /// Open connections per client address, counted only while `max_connections_per_ip` is on.
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
     pub connections_closed: Notify,
     phase: watch::Sender<Phase>,
     request_ids: AtomicU64,
@@ -60,6 +63,21 @@ impl Drop for ConnectionGuard<'_> {
     }
 }
 
+/// Counts one connection of a client address until dropped.
+pub struct IpGuard<'a>(&'a Shared, IpAddr);
+
+impl Drop for IpGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.0.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.1);
+            }
+        }
+    }
+}
+
 impl Shared {
     pub fn new(table: Table, log: LogSender, control: ControlTx) -> Arc<Self> {
         let id_prefix =
@@ -70,6 +88,7 @@ impl Shared {
             log,
             control,
             connections: AtomicU64::new(0),
+            per_ip: Mutex::new(HashMap::new()),
             connections_closed: Notify::new(),
             phase: watch::channel(Phase::Running).0,
             request_ids: AtomicU64::new(0),
@@ -135,6 +154,20 @@ impl Shared {
     pub fn connection_opened(&self) -> ConnectionGuard<'_> {
         self.connections.fetch_add(1, Ordering::AcqRel);
         ConnectionGuard(self)
+    }
+
+    /// Counts a connection from `ip` against `limit` (zero = no limit, nothing counted): the
+    /// guard, and whether that address is over the limit with it (the connection then gets one
+    /// 503 `ConnLimit`, as past `max_connections`).
+    pub fn ip_connection_opened(&self, ip: IpAddr, limit: u64) -> (Option<IpGuard<'_>>, bool) {
+        if limit == 0 {
+            return (None, false);
+        }
+        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        *n += 1;
+        let over = u64::from(*n) > limit;
+        (Some(IpGuard(self, ip)), over)
     }
 
     /// Client connections open now.
