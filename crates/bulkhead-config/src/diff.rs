@@ -84,6 +84,7 @@ impl Config {
                     max_local_error_reset_streams: 0,
                 },
             },
+            acme: Acme { directory: String::new(), ca_file: None, renew_before: Duration::ZERO },
             cache: Cache { enabled: false, max_memory: 0, max_item: 0, scavenge_after: Duration::ZERO },
             sites: Vec::new(),
             pools: BTreeMap::new(),
