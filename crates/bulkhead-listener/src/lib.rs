@@ -44,6 +44,7 @@
 #![deny(unsafe_code)]
 
 pub mod accept;
+pub mod acme_challenge;
 pub mod body;
 pub mod conn;
 pub mod control;
