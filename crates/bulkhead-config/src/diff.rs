@@ -26,6 +26,10 @@ pub enum Change {
     LimitsChanged,
     /// `[cache]` changed: the listener resizes or clears its response cache.
     CacheChanged,
+    /// `[acme]` changed: the manager re-plans every ACME site's certificate (a new directory
+    /// or ca_file starts over; a new `renew_before` moves the next renewal). Not listed at
+    /// start-up, where each ACME site is planned anyway.
+    AcmeChanged,
     /// A new pool: set up its queue; start workers now if `start = "always"`.
     PoolAdded { name: String },
     /// A pool's settings changed (`fields` names them). `recycle_needed`: something a worker
@@ -107,6 +111,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     }
     if old.cache != new.cache {
         changes.push(Change::CacheChanged);
+    }
+    if old.acme != new.acme && !old.is_before_start() {
+        changes.push(Change::AcmeChanged);
     }
     for (name, pool) in &new.pools {
         match old.pools.get(name) {

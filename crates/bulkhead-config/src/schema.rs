@@ -88,7 +88,8 @@ pub(crate) const CACHE: &[Field] =
 
 pub(crate) const TLS: &[Field] = &[opt("cert", Shape::Str), opt("key", Shape::Str), opt("acme", Shape::Str)];
 
-pub(crate) const ACME: &[Field] = &[opt("directory", Shape::Str), opt("ca_file", Shape::Str), opt("renew_before", DURATION)];
+pub(crate) const ACME: &[Field] =
+    &[opt("directory", Shape::Str), opt("ca_file", Shape::Str), opt("renew_before", DURATION)];
 
 pub(crate) const SITE_LOG: &[Field] =
     &[opt("format", Shape::Str), opt("rollover", Shape::Str), opt("enabled", Shape::Bool)];

@@ -321,7 +321,8 @@ fn acme_defaults_and_keys() {
 fn acme_site_refusals() {
     let acme = "tls = { acme = \"ops@shop.example\" }\n";
     // Exactly one form of tls.
-    let e = one_error(&format!("{ACME_SITE}tls = {{ acme = \"ops@shop.example\", cert = \"c.pem\", key = \"k.pem\" }}\n"));
+    let e =
+        one_error(&format!("{ACME_SITE}tls = {{ acme = \"ops@shop.example\", cert = \"c.pem\", key = \"k.pem\" }}\n"));
     assert!(e.contains("sites[0].tls: takes either cert and key"), "{e}");
     let e = one_error(&format!("{ACME_SITE}tls = {{ cert = \"c.pem\" }}\n"));
     assert!(e.contains("sites[0].tls: has cert but no key"), "{e}");
@@ -334,15 +335,25 @@ fn acme_site_refusals() {
     for binding in ["https://*:443", "https://127.0.0.1:443"] {
         let text = format!("[[sites]]\nname = \"s\"\nbindings = [\"http://*:80\", {binding:?}]\n{acme}");
         let e = one_error(&text);
-        assert!(e.contains(&format!("sites[0].bindings[1]: {binding:?}: a site with tls = {{ acme = … }} needs host names")), "{e}");
+        assert!(
+            e.contains(&format!(
+                "sites[0].bindings[1]: {binding:?}: a site with tls = {{ acme = … }} needs host names"
+            )),
+            "{e}"
+        );
     }
     // No http binding: named by site.
     let e = one_error(&format!("[[sites]]\nname = \"shop\"\nbindings = [\"https://shop.example:443\"]\n{acme}"));
     assert!(e.contains("sites[0].tls.acme: site \"shop\" has no http:// binding"), "{e}");
     // An http binding not on port 80 works (a forwarded port, a test CA) but is warned about.
-    let w = warnings(&format!("[[sites]]\nname = \"s\"\nbindings = [\"http://*:8080\", \"https://shop.example:8443\"]\n{acme}"));
+    let w = warnings(&format!(
+        "[[sites]]\nname = \"s\"\nbindings = [\"http://*:8080\", \"https://shop.example:8443\"]\n{acme}"
+    ));
     assert_eq!(w.len(), 1, "{w:#?}");
-    assert!(w[0].contains("sites[0].tls.acme: site \"s\" has no http:// binding on port 80; the CA connects to port 80"), "{w:#?}");
+    assert!(
+        w[0].contains("sites[0].tls.acme: site \"s\" has no http:// binding on port 80; the CA connects to port 80"),
+        "{w:#?}"
+    );
 }
 
 #[test]

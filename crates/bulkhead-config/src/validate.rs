@@ -211,15 +211,15 @@ fn acme(c: &mut Checker<'_>, a: &RawAcme) -> Acme {
     if !(a.directory.starts_with("https://") && a.directory.len() > "https://".len()) && !loopback_http {
         c.err(
             "acme.directory",
-            format!("{:?} is not an ACME directory URL; expected \"https://…/directory\" (default {LETS_ENCRYPT:?})", a.directory),
+            format!(
+                "{:?} is not an ACME directory URL; expected \"https://…/directory\" (default {LETS_ENCRYPT:?})",
+                a.directory
+            ),
         );
     }
-    let renew_before = c.nonzero_duration("acme.renew_before", &a.renew_before, "a certificate would be renewed only once expired");
-    Acme {
-        directory: a.directory.clone(),
-        ca_file: (!a.ca_file.is_empty()).then(|| c.path(&a.ca_file)),
-        renew_before,
-    }
+    let renew_before =
+        c.nonzero_duration("acme.renew_before", &a.renew_before, "a certificate would be renewed only once expired");
+    Acme { directory: a.directory.clone(), ca_file: (!a.ca_file.is_empty()).then(|| c.path(&a.ca_file)), renew_before }
 }
 
 fn server(c: &mut Checker<'_>, s: &RawServer) -> Server {

@@ -41,6 +41,7 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
 
+mod acme;
 pub mod admin;
 mod admin_command;
 pub mod cgroup;

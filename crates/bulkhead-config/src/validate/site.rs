@@ -146,7 +146,9 @@ fn acme_site(c: &mut Checker<'_>, key: &str, s: &RawSite, email: &str, bindings:
     if !valid_email(email) {
         c.err(
             format!("{key}.tls.acme"),
-            format!("{email:?} is not an email address; the ACME account's contact is written like \"ops@shop.example\""),
+            format!(
+                "{email:?} is not an email address; the ACME account's contact is written like \"ops@shop.example\""
+            ),
         );
     }
     for (j, text) in s.bindings.iter().enumerate() {
