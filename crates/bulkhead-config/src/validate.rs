@@ -208,7 +208,8 @@ fn acme(c: &mut Checker<'_>, a: &RawAcme) -> Acme {
         let host = rest.split(['/', ':']).next().unwrap_or("");
         host == "localhost" || host == "127.0.0.1" || rest.starts_with("[::1]")
     });
-    if !(a.directory.starts_with("https://") && a.directory.len() > "https://".len()) && !loopback_http {
+    let https = a.directory.strip_prefix("https://").is_some_and(|rest| !rest.is_empty());
+    if !https && !loopback_http {
         c.err(
             "acme.directory",
             format!(

@@ -36,8 +36,9 @@ impl AcmeChallenges {
         self.tokens.load().get(token).cloned()
     }
 
-    pub fn len(&self) -> usize {
-        self.tokens.load().len()
+    /// Whether no challenge is being answered.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.load().is_empty()
     }
 }
 
@@ -55,6 +56,6 @@ mod tests {
         assert_eq!(c.answer("/abc"), None);
         assert_eq!(c.answer("/.well-known/acme-challenge/"), None);
         c.replace(Vec::new());
-        assert_eq!((c.answer("/.well-known/acme-challenge/abc"), c.len()), (None, 0));
+        assert_eq!((c.answer("/.well-known/acme-challenge/abc"), c.is_empty()), (None, true));
     }
 }

@@ -114,9 +114,24 @@ pub fn spawn_order(job: OrderJob, events: EventSender) -> AbortHandle {
     tokio::spawn(async move {
         let result = client::obtain(&job, &events).await;
         let _ = events.send(Event::AcmeChallenges { site: job.site.clone(), tokens: Vec::new() });
-        let _ = events.send(Event::AcmeFinished { site: job.site, result: result.map_err(|e| e.to_string()) });
+        let _ = events.send(Event::AcmeFinished { site: job.site, result: result.map_err(|e| with_causes(&e)) });
     })
     .abort_handle()
+}
+
+/// An error and the causes under it that its own text does not already say ("client error
+/// (Connect)" alone does not tell an operator the port was closed).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[cfg(test)]

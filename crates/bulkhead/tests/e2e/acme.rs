@@ -347,3 +347,70 @@ fn renews_live_without_closing_a_connection() {
     assert!(log.contains("is longer than the life of the certificate the CA issues"), "{log}");
     assert_eq!(log.matches("ordering a renewal").count(), 1, "{log}");
 }
+
+fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(crate::support::server::bulkhead_exe())
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the bulkhead CLI");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn an_unreadable_ca_file_is_refused_with_file_line_and_key() {
+    let dir = TestDir::new("acme-cafile");
+    let text = "[acme]\nca_file = \"no-such-ca.pem\"\n\n[[sites]]\nname = \"shop\"\nbindings = [\"http://*:80\", \"https://shop.test:443\"]\ntls = { acme = \"ops@shop.test\" }\n";
+    dir.write("acme.toml", text);
+    let (ok, out) = cli(dir.path(), &["config", "check", "acme.toml"]);
+    assert!(!ok, "{out}");
+    let want = format!("acme.toml:2:11: acme.ca_file: {}: cannot be read", dir.join("no-such-ca.pem").display());
+    assert!(out.contains(&want), "{out}");
+    dir.write("not-pem.pem", "hello\n");
+    dir.write("acme.toml", text.replace("no-such-ca.pem", "not-pem.pem"));
+    let (ok, out) = cli(dir.path(), &["config", "check", "acme.toml"]);
+    assert!(!ok && out.contains("acme.ca_file:") && out.contains("holds no PEM certificate"), "{out}");
+}
+
+/// An ACME server that cannot be reached: an error event naming the site and the cause, the
+/// retry time, no certificate (handshakes fail), and `bulkhead status` shows it all.
+#[test]
+fn a_failed_order_is_reported_and_retried_later() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        skip!(Reason::Missing("curl".into()));
+    }
+    let dir = TestDir::new("acme-fail");
+    let root_dir = www(&dir);
+    let closed = free_port();
+    let config = format!(
+        "[acme]\ndirectory = \"https://127.0.0.1:{closed}/dir\"\n\n[[sites]]\nname = \"shop\"\nbindings = [\"http://*:0\", \"https://shop.test:0\"]\ntls = {{ acme = \"ops@shop.test\" }}\nroutes = [{{ path = \"/\", root = {root_dir:?} }}]\n"
+    );
+    let server = Server::start(dir, &config);
+    let port = server.addr_of("https://shop.test:0").port();
+    let mut last = serde_json::Value::Null;
+    let failed = poll(Duration::from_secs(30), || {
+        last = api(&server, "GET", "/status", None).1;
+        last["certificates"][0]["last_error"].is_string()
+    });
+    assert!(failed, "no failure reported: {last}\n{}", server.output());
+    let cert = &last["certificates"][0];
+    assert!(cert["not_after"].is_null() && cert["next_renewal"].is_string(), "{last}");
+    let out = server.output();
+    assert!(
+        out.contains(&format!("site \"shop\": ACME order from https://127.0.0.1:{closed}/dir failed (retry at ")),
+        "{out}"
+    );
+    assert!(
+        out.contains("in 1m; failure 1 in a row") && out.contains("TLS handshakes on its https bindings fail"),
+        "{out}"
+    );
+    // No certificate yet: the https binding completes no handshake.
+    let resolve = format!("shop.test:{port}:127.0.0.1");
+    let got = curl(&["-k", "--resolve", &resolve, &format!("https://shop.test:{port}/")]);
+    assert!(!got.contains("ok from the ACME site"), "{got}");
+    let config_path = server.config_path.clone().expect("config path");
+    let (ok, status) = cli(server.dir.path(), &["status", "--config", &config_path.display().to_string()]);
+    assert!(ok, "{status}");
+    assert!(status.contains("CERTIFICATE") && status.contains("acme") && status.contains("none yet"), "{status}");
+}
