@@ -11,6 +11,10 @@
 //! finishes or the client goes away), and every refusal before a worker saw the request also
 //! gets an HTTPERR line with IIS's reason.
 //!
+//! On plain HTTP, a `GET`/`HEAD` for a current ACME HTTP-01 token
+//! (`/.well-known/acme-challenge/…`, [`crate::acme_challenge`]) is answered first, before
+//! `redirect_http` and the routes; any other path under that prefix is routed as usual.
+//!
 //! Failure semantics (issue #2 item 6): a request the worker never received (connect refused, a
 //! kept-alive connection found closed) is sent again; a replayable request (GET/HEAD/OPTIONS with
 //! no body) that a worker failed before answering is re-queued once, at the front, for another
