@@ -311,6 +311,10 @@ fn acme_defaults_and_keys() {
     assert!(warnings(&text).is_empty(), "{:#?}", warnings(&text));
     let e = one_error("[acme]\ndirectory = \"acme.example\"\n");
     assert!(e.starts_with("test.toml:2:13: acme.directory: \"acme.example\" is not an ACME directory URL"), "{e}");
+    // Plain http only for a test server on this machine.
+    assert_eq!(ok("[acme]\ndirectory = \"http://127.0.0.1:14000/dir\"\n").acme.directory, "http://127.0.0.1:14000/dir");
+    let e = one_error("[acme]\ndirectory = \"http://acme.example/dir\"\n");
+    assert!(e.contains("acme.directory: \"http://acme.example/dir\" is not an ACME directory URL"), "{e}");
     let e = one_error("[acme]\nrenew_before = \"0s\"\n");
     assert!(e.contains("acme.renew_before: must be more than 0s"), "{e}");
     let e = one_error("[acme]\nrenew_befor = \"1d\"\n");
