@@ -26,6 +26,10 @@ pub enum Change {
     LimitsChanged,
     /// `[cache]` changed: the listener resizes or clears its response cache.
     CacheChanged,
+    /// `[acme]` changed: the manager re-plans every ACME site's certificate (a new directory
+    /// or ca_file starts over; a new `renew_before` moves the next renewal). Not listed at
+    /// start-up, where each ACME site is planned anyway.
+    AcmeChanged,
     /// A new pool: set up its queue; start workers now if `start = "always"`.
     PoolAdded { name: String },
     /// A pool's settings changed (`fields` names them). `recycle_needed`: something a worker
@@ -86,6 +90,7 @@ impl Config {
                     max_local_error_reset_streams: 0,
                 },
             },
+            acme: Acme { directory: String::new(), ca_file: None, renew_before: Duration::ZERO },
             cache: Cache { enabled: false, max_memory: 0, max_item: 0, scavenge_after: Duration::ZERO },
             sites: Vec::new(),
             pools: BTreeMap::new(),
@@ -108,6 +113,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     }
     if old.cache != new.cache {
         changes.push(Change::CacheChanged);
+    }
+    if old.acme != new.acme && !old.is_before_start() {
+        changes.push(Change::AcmeChanged);
     }
     for (name, pool) in &new.pools {
         match old.pools.get(name) {

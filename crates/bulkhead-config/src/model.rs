@@ -15,9 +15,22 @@ pub use bulkhead_proto::Protocol;
 pub struct Config {
     pub server: Server,
     pub limits: Limits,
+    pub acme: Acme,
     pub cache: Cache,
     pub sites: Vec<Site>,
     pub pools: BTreeMap<String, Pool>,
+}
+
+/// `[acme]`: where `tls = { acme = … }` sites get their certificates (see `RawAcme`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acme {
+    /// The ACME directory URL (https, or http only for a loopback test server).
+    pub directory: String,
+    /// Extra PEM roots trusted for the directory, absolute; `None` = the system's roots only.
+    /// The manager checks at preflight that it can be read.
+    pub ca_file: Option<PathBuf>,
+    /// A certificate is renewed once less than this is left before its `not_after`.
+    pub renew_before: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +101,10 @@ pub struct Site {
     /// Certificate and key files for the https bindings (relative paths resolved against the
     /// config file's directory).
     pub tls: Option<Tls>,
+    /// `tls = { acme = "email" }`: the contact email of the ACME account that obtains this
+    /// site's certificate (for the names of its https bindings, all host names). Never set
+    /// together with `tls`.
+    pub acme: Option<String>,
     /// Plain-HTTP requests get 308 to the site's first https binding.
     pub redirect_http: bool,
     /// `Strict-Transport-Security` value for https responses.

@@ -17,6 +17,7 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub server: RawServer,
     pub limits: RawLimits,
+    pub acme: RawAcme,
     pub cache: RawCache,
     pub sites: Vec<RawSite>,
     pub pools: BTreeMap<String, RawPool>,
@@ -131,6 +132,29 @@ impl Default for RawLimits {
     }
 }
 
+/// `[acme]`: the ACME server (RFC 8555) that issues certificates for `tls = { acme = … }` sites.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAcme {
+    /// The ACME directory URL. Default Let's Encrypt's production directory,
+    /// `"https://acme-v02.api.letsencrypt.org/directory"`.
+    pub directory: String,
+    /// Extra PEM roots to trust for the directory (a private or test CA), relative to the config
+    /// file; `""` = only the system's roots. Default `""`.
+    pub ca_file: String,
+    /// Renew a certificate this long before it expires. Default `"30d"`.
+    pub renew_before: String,
+}
+
+/// Let's Encrypt's production ACME directory, `[acme] directory`'s default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for RawAcme {
+    fn default() -> Self {
+        RawAcme { directory: LETS_ENCRYPT.into(), ca_file: String::new(), renew_before: "30d".into() }
+    }
+}
+
 /// `[cache]`: the front-end response cache.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -164,7 +188,7 @@ pub struct RawSite {
     pub name: String,
     /// `scheme://(*|IP|host-name):port`. Required, at least one.
     pub bindings: Vec<String>,
-    /// Certificate and key for https bindings. Default: none.
+    /// Certificate and key files, or ACME, for https bindings. Default: none.
     #[serde(default)]
     pub tls: Option<RawTls>,
     /// Plain-HTTP requests to this site get 308 to its https binding. Default `false`.
@@ -194,12 +218,17 @@ fn default_zero() -> String {
     "0".into()
 }
 
-/// `tls = { cert, key }`.
+/// `tls = { cert, key }` or `tls = { acme = "email" }`: exactly one of the two forms.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
-    pub cert: String,
-    pub key: String,
+    /// PEM certificate chain file, relative to the config file. Default: none.
+    pub cert: Option<String>,
+    /// PEM private key file, relative to the config file. Default: none.
+    pub key: Option<String>,
+    /// Obtain and renew the certificate from `[acme] directory`, with this contact email.
+    /// Default: none.
+    pub acme: Option<String>,
 }
 
 /// `log = { format, rollover }`.

@@ -194,11 +194,33 @@ pub fn absolute(base: &Path, text: &str) -> PathBuf {
 pub(crate) fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Config {
     let server = server(c, &raw.server);
     let limits = limits(c, &raw.limits);
+    let acme = acme(c, &raw.acme);
     let cache = cache(c, &raw.cache);
     let pools: BTreeMap<String, Pool> =
         raw.pools.iter().map(|(name, p)| (name.clone(), pool::pool(c, name, p, &server))).collect();
     let sites = site::sites(c, &raw.sites, &pools);
-    Config { server, limits, cache, sites, pools }
+    Config { server, limits, acme, cache, sites, pools }
+}
+
+/// `[acme]`: only shapes here; the manager's preflight reads `ca_file`.
+fn acme(c: &mut Checker<'_>, a: &RawAcme) -> Acme {
+    let loopback_http = a.directory.strip_prefix("http://").is_some_and(|rest| {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        host == "localhost" || host == "127.0.0.1" || rest.starts_with("[::1]")
+    });
+    let https = a.directory.strip_prefix("https://").is_some_and(|rest| !rest.is_empty());
+    if !https && !loopback_http {
+        c.err(
+            "acme.directory",
+            format!(
+                "{:?} is not an ACME directory URL; expected \"https://…/directory\" (default {LETS_ENCRYPT:?})",
+                a.directory
+            ),
+        );
+    }
+    let renew_before =
+        c.nonzero_duration("acme.renew_before", &a.renew_before, "a certificate would be renewed only once expired");
+    Acme { directory: a.directory.clone(), ca_file: (!a.ca_file.is_empty()).then(|| c.path(&a.ca_file)), renew_before }
 }
 
 fn server(c: &mut Checker<'_>, s: &RawServer) -> Server {

@@ -233,6 +233,10 @@ impl Control {
                         self.install_tls(&config, &sockets, &certificates);
                     }
                 }
+                ManagerToListener::AcmeChallenges { tokens } => {
+                    tracing::info!("ACME: answering {} HTTP-01 challenge(s)", tokens.len());
+                    self.shared.acme.replace(tokens);
+                }
                 ManagerToListener::WorkerUp(info) => {
                     let timeout = self.shared.table().limits.queue_timeout;
                     let queue = self.shared.pool_or_create(&info.pool, 1000, timeout);

@@ -11,6 +11,10 @@
 //! finishes or the client goes away), and every refusal before a worker saw the request also
 //! gets an HTTPERR line with IIS's reason.
 //!
+//! On plain HTTP, a `GET`/`HEAD` for a current ACME HTTP-01 token
+//! (`/.well-known/acme-challenge/…`, [`crate::acme_challenge`]) is answered first, before
+//! `redirect_http` and the routes; any other path under that prefix is routed as usual.
+//!
 //! Failure semantics (issue #2 item 6): a request the worker never received (connect refused, a
 //! kept-alive connection found closed) is sent again; a replayable request (GET/HEAD/OPTIONS with
 //! no body) that a worker failed before answering is re-queued once, at the front, for another
@@ -157,6 +161,11 @@ impl Exchange<'_> {
             }
             return (unleased(options_asterisk()), 0);
         }
+        if !self.ctx.tls && path.starts_with(crate::acme_challenge::PREFIX) {
+            if let Some(answer) = self.acme_challenge(&req) {
+                return (answer, 0);
+            }
+        }
         if self.ctx.tls {
             self.hsts = site.hsts.clone();
         } else if let Some(port) = site.redirect_https_port {
@@ -185,6 +194,23 @@ impl Exchange<'_> {
                 }
             }
         }
+    }
+
+    /// An ACME HTTP-01 challenge the manager handed over: 200 with the key authorization for
+    /// GET and HEAD of a current token; anything else falls through to the site's routes.
+    fn acme_challenge(&self, req: &Request<Incoming>) -> Option<Response<Leased<Slot>>> {
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return None;
+        }
+        let body = self.ctx.shared.acme.answer(req.uri().path())?;
+        let len = body.len();
+        let body = if req.method() == Method::HEAD { ResponseBody::empty() } else { ResponseBody::full(body) };
+        let mut resp = Response::new(body);
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(unleased(resp))
     }
 
     /// Counts this connection against its site's `max_connections` (once per connection).

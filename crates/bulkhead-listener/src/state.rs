@@ -9,7 +9,8 @@
 //!
 //! Layering: used by everything above the request path's services (control, accept, conn,
 //! request); it imports only what it holds — [`crate::routing`], [`crate::queue`],
-//! [`crate::log`] and [`crate::to_manager`] — and never a module above it.
+//! [`crate::log`], [`crate::to_manager`], [`crate::tls`] and [`crate::acme_challenge`] — and
+//! never a module above it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -50,6 +51,8 @@ pub struct Shared {
     id_prefix: u64,
     /// The https sockets' TLS configurations.
     pub tls: crate::tls::TlsState,
+    /// The ACME HTTP-01 challenges answered on http:// bindings.
+    pub acme: crate::acme_challenge::AcmeChallenges,
 }
 
 /// Counts one open connection until dropped.
@@ -94,6 +97,7 @@ impl Shared {
             request_ids: AtomicU64::new(0),
             id_prefix,
             tls: crate::tls::TlsState::new(),
+            acme: crate::acme_challenge::AcmeChallenges::default(),
         })
     }
 

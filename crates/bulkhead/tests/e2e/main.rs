@@ -12,6 +12,7 @@
 
 mod support;
 
+mod acme;
 mod admin;
 mod architecture;
 mod cli;
