@@ -278,8 +278,10 @@ impl Exchange<'_> {
                 // worker gets a Content-Length body.
                 match body.spool(&self.table.spool_dir).await {
                     Ok((spooled, len)) => {
-                        parts.headers.remove(header::TRANSFER_ENCODING);
-                        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                        if let Some(len) = len {
+                            parts.headers.remove(header::TRANSFER_ENCODING);
+                            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                        }
                         spooled
                     }
                     Err(e) => {

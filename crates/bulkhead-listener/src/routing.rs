@@ -140,7 +140,10 @@ impl Table {
             }
             by_socket.insert(socket.fd, entry);
         }
-        let spool_dir = config.server.body_temp_dir().into();
+        let spool_dir: Arc<Path> = config.server.body_temp_dir().into();
+        // The manager makes it (owned by the listener's user); a listener run on its own makes
+        // its own. If neither can, bodies past memory stream instead (crate::body).
+        let _ = std::fs::create_dir_all(&spool_dir);
         Table { limits: config.limits.clone(), spool_dir, sites, sockets: by_socket }
     }
 
