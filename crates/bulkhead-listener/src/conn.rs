@@ -26,7 +26,10 @@
 //! (SETTINGS, PING, WINDOW_UPDATE), so it is idle when no stream is in flight, whatever it reads;
 //! it is closed with GOAWAY. Request body stalls are timed per request by [`crate::body`].
 //! Shutdown and listener handover (`Phase::Graceful`) shut every connection down gracefully:
-//! HTTP/1.1 closes after the response in flight, HTTP/2 sends GOAWAY and finishes its streams.
+//! HTTP/2 sends GOAWAY and finishes its streams; HTTP/1.1 answers its next request with
+//! `Connection: close` and closes after it, and a connection that stays idle for [`DRAIN_IDLE`]
+//! is closed (closing an idle keep-alive connection at once races a request the client may be
+//! sending on it: the client would see a reset instead of an answer).
 //!
 //! [`ConnState`] holds only what belongs to the connection (bytes read, requests in flight,
 //! when it went idle); each request's — each stream's — own state lives with the request
@@ -75,6 +78,9 @@ pub struct ConnState {
     bytes_written: AtomicU64,
     /// The last write found the client's socket full (it is not reading fast enough).
     write_blocked: AtomicBool,
+    /// The listener is shutting down or handing over: HTTP/1.1 responses say
+    /// `Connection: close`, so a client learns it before it sends its next request.
+    draining: AtomicBool,
     /// A request of a connection over `max_connections` was answered: time to close.
     refused: Notify,
 }
@@ -90,6 +96,7 @@ impl ConnState {
             http2: AtomicBool::new(false),
             bytes_written: AtomicU64::new(0),
             write_blocked: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             refused: Notify::new(),
         }
     }
@@ -141,6 +148,10 @@ impl Drop for InFlight {
     }
 }
 
+/// How long a draining HTTP/1.1 connection may stay idle before it is closed (a client sending
+/// requests back to back gets `Connection: close` on its next response instead).
+const DRAIN_IDLE: Duration = Duration::from_secs(1);
+
 /// The first bytes of an HTTP/2 connection (RFC 9113 §3.4), as far as the watchdog needs them.
 const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
 
@@ -180,13 +191,17 @@ where
     let builder = builder(limits, over_limit);
     let requests = info.clone();
     let counters = state.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let in_flight = InFlight::start(&counters);
         let info = requests.clone();
+        let http1 = req.version() != http::Version::HTTP_2;
         async move {
-            let resp = crate::request::handle(&info, req).await?;
+            let mut resp = crate::request::handle(&info, req).await?;
             if info.over_limit {
                 in_flight.0.refused.notify_one();
+            }
+            if http1 && in_flight.0.draining.load(Ordering::Relaxed) {
+                resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             }
             Ok::<_, std::convert::Infallible>(resp.map(|body| ConnBody::new(body, in_flight)))
         }
@@ -206,6 +221,7 @@ where
         conn.as_mut().graceful_shutdown();
     }
     let mut head_seen: Option<(Instant, u64)> = None;
+    let mut draining_since: Option<Instant> = None;
     let mut blocked: Option<(Instant, u64)> = None;
     let mut goaway_sent = false;
     let result = loop {
@@ -213,6 +229,15 @@ where
             r = conn.as_mut() => break r,
             _ = ticker.tick() => {
                 let http2 = state.http2.load(Ordering::Relaxed);
+                if !http2
+                    && draining_since.is_some_and(|t| t.elapsed() >= DRAIN_IDLE)
+                    && state.in_flight.load(Ordering::Relaxed) == 0
+                {
+                    // Draining, and no request came for a while: close it (hyper closes an
+                    // idle HTTP/1.1 connection at once, a busy one after its response).
+                    conn.as_mut().graceful_shutdown();
+                    draining_since = None;
+                }
                 let slow = slow_reader(&state, &mut blocked, min_rate, grace);
                 if let Some(reason) = slow.or_else(|| watchdog(&state, http2, &mut head_seen, header_wait, idle_timeout)) {
                     if http2 && goaway_sent {
@@ -238,7 +263,15 @@ where
                 let now = if changed.is_ok() { *phase.borrow() } else { Phase::Abort };
                 match now {
                     Phase::Running => {}
-                    Phase::Graceful => conn.as_mut().graceful_shutdown(),
+                    // HTTP/2: GOAWAY, and the streams in flight finish. HTTP/1.1: closing an idle
+                    // connection now would race a request the client is sending on it, so the
+                    // next response says `Connection: close` instead, and a connection that stays
+                    // idle is closed after DRAIN_IDLE.
+                    Phase::Graceful if state.http2.load(Ordering::Relaxed) => conn.as_mut().graceful_shutdown(),
+                    Phase::Graceful => {
+                        state.draining.store(true, Ordering::Relaxed);
+                        draining_since = Some(Instant::now());
+                    }
                     Phase::Abort => break Ok(()),
                 }
             }

@@ -18,6 +18,8 @@
 //!   `ending`: why the manager is ending it, e.g. `"recycled"`, `"idle timeout"`, or `null`),
 //!   and the registered services (`[{"name","pid","starts"}]`, `pid` null while restarting).
 //! - `GET /pools` — the `pools` part of `/status`.
+//! - `POST /listener/restart` — hand over to a new listener process on the same sockets
+//!   (`{"old_pid","new_pid","message"}`); 409 while a handover is already under way.
 //! - `POST /pools/NAME/start`, `/stop`, `/recycle` — `{"pool","action","message"}`; 404 for an
 //!   unknown pool.
 //! - `GET /events?limit=N` — the most recent lifecycle events, oldest first:

@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Rollback { version: u64, reply: oneshot::Sender<Reply> },
     /// `POST /pools/NAME/ACTION`.
     Pool { name: String, action: PoolAction, reply: oneshot::Sender<Reply> },
+    /// `POST /listener/restart`: hand over to a new listener process.
+    ListenerRestart(oneshot::Sender<Reply>),
 }
 
 impl std::fmt::Debug for Command {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for Command {
             Command::Validate { .. } => "Validate",
             Command::Rollback { .. } => "Rollback",
             Command::Pool { .. } => "Pool",
+            Command::ListenerRestart(_) => "ListenerRestart",
         })
     }
 }

@@ -82,6 +82,9 @@ pub(crate) struct Supervisor {
     public: PublicSockets,
     pools: BTreeMap<String, Pool>,
     listener: Option<ListenerProcess>,
+    /// The listener being replaced by `bulkhead listener restart`: it finishes its requests
+    /// once the new one is ready, then exits (`supervisor/listener.rs`).
+    retiring: Option<ListenerProcess>,
     listener_generation: u64,
     listener_ever_ready: bool,
     /// The listener's restart policy: quick deaths in a row and the next try.
@@ -120,6 +123,7 @@ impl Supervisor {
             public: PublicSockets::default(),
             pools: BTreeMap::new(),
             listener: None,
+            retiring: None,
             listener_generation: 0,
             listener_ever_ready: false,
             listener_restarts: Restarts::default(),
@@ -191,6 +195,8 @@ impl Supervisor {
             Event::Listener { generation, message } => {
                 if self.listener.as_ref().is_some_and(|l| l.generation == generation) {
                     self.on_listener_message(message);
+                } else if self.retiring.as_ref().is_some_and(|l| l.generation == generation) {
+                    self.on_retiring_message(message);
                 }
             }
             Event::ListenerChannelClosed { generation, error } => self.on_listener_channel_closed(generation, error),
@@ -198,7 +204,11 @@ impl Supervisor {
             Event::Exited { pid } => match self.children.remove(&pid) {
                 Some(Role::Listener) => {
                     let status = spawn::reap(pid);
-                    self.on_listener_exit(pid, status);
+                    if self.retiring.as_ref().is_some_and(|l| l.process.pid == pid) {
+                        self.on_retiring_exit(status);
+                    } else {
+                        self.on_listener_exit(pid, status);
+                    }
                 }
                 Some(Role::Worker { pool, id }) => {
                     let status = spawn::reap(pid);
@@ -637,6 +647,9 @@ impl Supervisor {
             self.tick_pool(&name, now);
         }
         self.tick_services(now);
+        if let Some(old) = self.retiring.as_mut() {
+            old.process.tick_stop(now, false);
+        }
         self.tick_acme();
         self.tick_sampling(now);
         self.sweep_retired_pools();

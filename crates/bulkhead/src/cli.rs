@@ -61,9 +61,13 @@ pub enum Command {
         #[command(subcommand)]
         action: PoolAction,
     },
-    /// The front-end process (started by the manager).
-    #[command(hide = true)]
-    Listener,
+    /// The front end: `bulkhead listener restart` hands over to a new listener process with no
+    /// connection refused. (With no subcommand it is the front-end process itself, which only
+    /// the manager starts.)
+    Listener {
+        #[command(subcommand)]
+        action: Option<ListenerAction>,
+    },
     /// The demo application behind the default config's /demo.
     #[command(name = "demo-app", hide = true)]
     DemoApp,
@@ -96,6 +100,16 @@ pub enum ConfigCommand {
     /// Write an earlier version back to the config file and apply it.
     Rollback {
         version: String,
+        #[command(flatten)]
+        client: ClientOptions,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListenerAction {
+    /// Start a new listener on the same sockets and workers; the old one finishes its
+    /// requests, closes its keep-alive connections gracefully and exits.
+    Restart {
         #[command(flatten)]
         client: ClientOptions,
     },

@@ -226,6 +226,10 @@ pub fn pool(opts: &ClientOptions, name: &str, action: &str) -> anyhow::Result<Ex
     run(opts, "POST", &path, None, |v| println!("{}", str_of(v, "message")))
 }
 
+pub fn listener_restart(opts: &ClientOptions) -> anyhow::Result<ExitCode> {
+    run(opts, "POST", "/listener/restart", None, |v| println!("{}", str_of(v, "message")))
+}
+
 pub fn history(opts: &ClientOptions) -> anyhow::Result<ExitCode> {
     run(opts, "GET", "/config/history", None, |v| {
         let rows: Vec<Vec<String>> = v

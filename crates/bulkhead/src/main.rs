@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ConfigCommand, PoolAction};
+use crate::cli::{Cli, Command, ConfigCommand, ListenerAction, PoolAction};
 
 /// mimalloc instead of glibc's allocator: a profile of the listener under load showed an eighth
 /// of its CPU in glibc's malloc and free (hyper, header maps and the native protocol allocate
@@ -34,7 +34,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. } | Command::Listener | Command::DemoApp | Command::Worker) {
+    if !matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Listener { action: None } | Command::DemoApp | Command::Worker
+    ) {
         die_quietly_on_a_closed_pipe();
     }
     install_logging();
@@ -53,7 +56,8 @@ fn main() -> ExitCode {
             PoolAction::Stop { name, client } => client::pool(&client, &name, "stop"),
             PoolAction::Recycle { name, client } => client::pool(&client, &name, "recycle"),
         },
-        Command::Listener => child::listener(),
+        Command::Listener { action: None } => child::listener(),
+        Command::Listener { action: Some(ListenerAction::Restart { client }) } => client::listener_restart(&client),
         Command::DemoApp => demo::run().map(|()| ExitCode::SUCCESS),
         Command::Worker => {
             eprintln!("bulkhead: the built-in worker host is not implemented yet");

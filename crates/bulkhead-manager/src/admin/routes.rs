@@ -45,6 +45,7 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: &Context) -> Response<Fu
             Some(action) => ask(ctx, |reply| Command::Pool { name: name.to_string(), action, reply }).await,
             None => Reply::error(404, format!("unknown pool action {action:?}: use start, stop or recycle")),
         },
+        (&Method::POST, ["listener", "restart"]) => ask(ctx, Command::ListenerRestart).await,
         (&Method::GET, ["events"]) => {
             let limit = auth::form_value(&query, "limit").and_then(|l| l.parse().ok()).unwrap_or(100);
             ask(ctx, |reply| Command::Events { limit, reply }).await
@@ -77,7 +78,7 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: &Context) -> Response<Fu
             Ok(version) => ask(ctx, |reply| Command::Rollback { version, reply }).await,
             Err(_) => Reply::error(400, format!("{n:?} is not a version number")),
         },
-        (_, ["status" | "pools" | "events" | "metrics" | "config", ..]) => {
+        (_, ["status" | "pools" | "events" | "metrics" | "config" | "listener", ..]) => {
             Reply::error(405, format!("{method} is not allowed on {path}"))
         }
         _ => Reply::error(404, format!("no such endpoint: {method} {path} (see GET / or the README)")),

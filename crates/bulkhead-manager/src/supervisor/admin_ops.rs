@@ -81,6 +81,9 @@ impl Supervisor {
             Command::Pool { name, action, reply } => {
                 let _ = reply.send(self.pool_command(&name, action));
             }
+            Command::ListenerRestart(reply) => {
+                let _ = reply.send(self.hand_over_listener());
+            }
         }
     }
 

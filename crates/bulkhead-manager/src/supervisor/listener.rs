@@ -12,11 +12,16 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::{send, Phase, Supervisor, LISTENER_QUICK_DEATH};
+use crate::admin_command::Reply;
 use crate::listener_process::{self, ListenerStartError};
 use crate::process::Role;
+use crate::process::Stop;
 use crate::spawn::{self, ExitStatus};
 use crate::worker::WorkerState;
 use crate::ManagerError;
+
+/// How long past its grace a retiring listener may take before it is killed.
+const HANDOVER_MARGIN: Duration = Duration::from_secs(2);
 
 impl Supervisor {
     pub(super) fn start_listener(&mut self) -> Result<(), ListenerStartError> {
@@ -57,8 +62,92 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Sends to the listener — and to a retiring one finishing its requests, which needs the
+    /// same news of workers and pools to finish them.
     pub(super) fn send_listener(&self, message: ManagerToListener) {
+        if self.retiring.is_some() {
+            send(&self.retiring, message.clone());
+        }
         send(&self.listener, message);
+    }
+
+    /// `bulkhead listener restart` (`POST /listener/restart`): starts a new listener on the
+    /// same sockets, workers and certificates; once it is ready the old one is told to shut
+    /// down gracefully (it stops accepting, finishes its requests and closes its keep-alive
+    /// connections, HTTP/2 with GOAWAY) and exits. The ports never close and both accept while
+    /// they overlap, so no connection is refused. The same handover will serve a binary upgrade.
+    pub(super) fn hand_over_listener(&mut self) -> Reply {
+        if self.phase != Phase::Serving {
+            return Reply::error(409, "the server is shutting down");
+        }
+        if let Some(old) = &self.retiring {
+            return Reply::error(
+                409,
+                format!("a listener handover is already under way (pid {} is finishing its requests)", old.process.pid),
+            );
+        }
+        match &self.listener {
+            Some(l) if l.ready => {}
+            _ => return Reply::error(409, "the listener is starting or restarting; try again when it is ready"),
+        }
+        let old = self.listener.take();
+        let old_pid = old.as_ref().map(|l| l.process.pid.as_raw()).unwrap_or_default();
+        self.retiring = old;
+        if let Err(e) = self.start_listener() {
+            self.listener = self.retiring.take();
+            return Reply::error(500, format!("{e}; the running listener (pid {old_pid}) stays"));
+        }
+        let new_pid = self.listener.as_ref().map(|l| l.process.pid.as_raw()).unwrap_or_default();
+        let message = format!(
+            "listener handover: the new listener (pid {new_pid}) takes over once ready; the old one (pid {old_pid}) then finishes its requests and exits"
+        );
+        self.events.info(None, message.clone());
+        Reply::json(200, serde_json::json!({ "old_pid": old_pid, "new_pid": new_pid, "message": message }))
+    }
+
+    /// A retiring listener's messages: its requests still need workers started and failures
+    /// reported; its `Ready` and `Drained` mean nothing to the supervisor.
+    pub(super) fn on_retiring_message(&mut self, message: ListenerToManager) {
+        match message {
+            ListenerToManager::Ready | ListenerToManager::Drained => {}
+            other => self.on_listener_message(other),
+        }
+    }
+
+    /// The new listener is ready: the retiring one stops accepting and drains, within the
+    /// shutdown grace (then it is killed).
+    fn retire_old_listener(&mut self) {
+        let grace = self.grace();
+        let Some(old) = self.retiring.as_mut() else { return };
+        old.send(ManagerToListener::Shutdown { grace_ms: grace.as_millis() as u64 });
+        old.process.begin_stop(Stop::kill_after(Instant::now(), grace + HANDOVER_MARGIN));
+        let pid = old.process.pid;
+        self.events.info(
+            None,
+            format!(
+                "the old listener (pid {pid}) stops accepting and finishes its requests (up to {})",
+                format_duration(grace)
+            ),
+        );
+    }
+
+    pub(super) fn on_retiring_exit(&mut self, status: ExitStatus) {
+        let Some(mut old) = self.retiring.take() else { return };
+        let pid = old.process.pid;
+        old.release();
+        if old.process.was_forced() {
+            self.events.warn(
+                None,
+                format!(
+                    "the old listener (pid {pid}) did not finish in time and was killed ({status}); handover complete"
+                ),
+            );
+        } else {
+            self.events.info(
+                None,
+                format!("the old listener (pid {pid}) finished its requests and exited; handover complete"),
+            );
+        }
     }
 
     pub(super) fn on_listener_message(&mut self, message: ListenerToManager) {
@@ -95,6 +184,11 @@ impl Supervisor {
         }
         listener.ready = true;
         let pid = listener.process.pid;
+        if self.retiring.is_some() {
+            self.events.info(None, format!("the new listener (pid {pid}) is ready and accepting"));
+            self.retire_old_listener();
+            return;
+        }
         if self.listener_ever_ready {
             self.events.info(None, format!("listener (pid {pid}) restarted and ready; the ports never closed"));
             return;

@@ -25,7 +25,7 @@ pub const MIN_GRACE: Duration = Duration::from_secs(3);
 const MARGIN: Duration = Duration::from_secs(2);
 
 impl Supervisor {
-    fn grace(&self) -> Duration {
+    pub(super) fn grace(&self) -> Duration {
         self.pools.values().map(|p| p.config.shutdown_time_limit).max().unwrap_or(MIN_GRACE).max(MIN_GRACE)
     }
 

@@ -20,6 +20,7 @@ mod cli;
 mod conformance;
 mod crash;
 mod dashboard;
+mod handover;
 mod health;
 mod http2;
 mod layering;
