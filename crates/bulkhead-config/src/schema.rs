@@ -89,7 +89,7 @@ pub(crate) const CACHE: &[Field] =
 pub(crate) const TLS: &[Field] = &[req("cert", Shape::Str), req("key", Shape::Str)];
 
 pub(crate) const SITE_LOG: &[Field] =
-    &[opt("format", Shape::Str), opt("rollover", Shape::Str), opt("enabled", Shape::Bool)];
+    &[opt("format", Shape::Str), opt("rollover", Shape::Str), opt("max_size", SIZE), opt("enabled", Shape::Bool)];
 
 pub(crate) const ROUTE: &[Field] = &[
     req("path", Shape::Str),

@@ -7,7 +7,7 @@
 //! version parses but does not build are never taken silently: refused when they would
 //! promise security or could never work (https without `tls`, `fastcgi` and `host` pools,
 //! `execute`), warned about when written but without effect (`min_bytes_per_sec`,
-//! `max_bandwidth`, `log.format`, `rollover = "size"`, `directory_browsing`, `[cache]`). Paths are
+//! `max_bandwidth`, `directory_browsing`, `[cache]`). Paths are
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to
 //! see that referenced directories and files exist and can be read; never creates anything.
 //!
