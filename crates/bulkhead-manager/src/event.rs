@@ -42,6 +42,8 @@ pub(crate) enum Event {
     Admin(Command),
     /// A watched certificate or key file changed (`reload::watch_certificates`).
     CertificatesChanged,
+    /// SIGUSR1: reopen every log file (`reload::on_reopen_signal`).
+    ReopenLogs,
 }
 
 /// The sending side every helper task holds.
