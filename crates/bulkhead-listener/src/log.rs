@@ -204,13 +204,18 @@ struct OpenLog {
     lines: u64,
 }
 
+/// Appends one formatted access-log line.
+type LineWriter = fn(&AccessRecord, &mut String);
+/// The directives at the top of a file (empty for NCSA and JSON).
+type HeaderWriter = fn(OffsetDateTime) -> String;
+
 /// How a file is named and begins.
 struct FileKind {
     /// The name without `_N` and `.log`: `u_ex231114`, `httperr_231114`.
     period: String,
     /// With `rollover = "size"`: the most a file may hold.
     max_size: Option<u64>,
-    header: fn(OffsetDateTime) -> String,
+    header: HeaderWriter,
 }
 
 /// Which file a record goes to.
@@ -259,12 +264,11 @@ impl Writer {
                 let Some(site) = self.config.sites.get(&*rec.site) else { return };
                 let when = OffsetDateTime::from(rec.when);
                 self.line.clear();
-                let (write_line, header): (fn(&AccessRecord, &mut String), fn(OffsetDateTime) -> String) =
-                    match site.format {
-                        LogFormat::W3c => (w3c::write_line, w3c::header),
-                        LogFormat::Ncsa => (ncsa::write_line, ncsa::header),
-                        LogFormat::Json => (json::write_line, json::header),
-                    };
+                let (write_line, header): (LineWriter, HeaderWriter) = match site.format {
+                    LogFormat::W3c => (w3c::write_line, w3c::header),
+                    LogFormat::Ncsa => (ncsa::write_line, ncsa::header),
+                    LogFormat::Json => (json::write_line, json::header),
+                };
                 write_line(&rec, &mut self.line);
                 let kind = FileKind {
                     period: access_period(site.format, when, site.rollover),
