@@ -26,7 +26,7 @@ pub mod json;
 pub mod ncsa;
 pub mod w3c;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
@@ -186,7 +186,15 @@ pub fn start(config: LogConfig) -> std::io::Result<(LogSender, std::thread::Join
     let dropped = Arc::new(AtomicU64::new(0));
     let counter = dropped.clone();
     let handle = std::thread::Builder::new().name("bulkhead-log".into()).spawn(move || {
-        Writer { config, files: HashMap::new(), line: String::new(), dropped: counter, reported: 0 }.run(rx)
+        Writer {
+            config,
+            files: HashMap::new(),
+            line: String::new(),
+            dropped: counter,
+            reported: 0,
+            unopenable: HashSet::new(),
+        }
+        .run(rx)
     })?;
     Ok((LogSender { tx, dropped, stats: Arc::default() }, handle))
 }
@@ -231,6 +239,8 @@ struct Writer {
     line: String,
     dropped: Arc<AtomicU64>,
     reported: u64,
+    /// Files that failed to open, warned about once each.
+    unopenable: HashSet<PathBuf>,
 }
 
 impl Writer {
@@ -251,7 +261,9 @@ impl Writer {
             }
             let dropped = self.dropped.load(Ordering::Relaxed);
             if dropped > self.reported {
-                tracing::warn!("log writer fell behind: {} log lines dropped so far", dropped);
+                tracing::warn!(
+                    "{dropped} log lines dropped so far (the log writer fell behind, or a file could not be written)"
+                );
                 self.reported = dropped;
             }
             std::thread::sleep(BATCH_INTERVAL);
@@ -323,10 +335,18 @@ impl Writer {
             }
             match open(dir, &kind, seq, line_len, when) {
                 Ok(f) => {
+                    self.unopenable.remove(&dir.join(&f.name));
                     self.files.insert(target.clone(), f);
                 }
                 Err((name, e)) => {
-                    tracing::warn!("cannot open log file {}: {e}; line dropped", dir.join(name).display());
+                    // Once per file until it opens: every line after it is counted, not logged.
+                    let path = dir.join(name);
+                    if self.unopenable.insert(path.clone()) {
+                        tracing::warn!(
+                            "cannot open log file {}: {e}; its lines are dropped (and counted)",
+                            path.display()
+                        );
+                    }
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                     return;
                 }

@@ -3,7 +3,9 @@
 //! in `<log_dir>/sites/<site>/u_exYYMMDD.log` (UTC date). Issue 10 item 5: NCSA combined and
 //! JSON lines, size rollover with a tiny `max_size`, SIGUSR1 reopening the access, HTTPERR and
 //! pool logs after they were moved away (no line lost), and the dropped-line counter in the
-//! status API and `/metrics`.
+//! status API, `/metrics` and `bulkhead status` — for lines whose file cannot be opened, and
+//! for a writer stalled for real (its file is a FIFO nobody reads) while 9000 requests are
+//! served regardless.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -345,4 +347,82 @@ command = {}
     let new_access = std::fs::read_to_string(&moved[0]).unwrap_or_default();
     assert_eq!(count(&new_access, &last), 2, "{new_access}");
     assert_eq!(count(&server.pool_log("py"), &format!("/py/{last}")), 1);
+}
+
+#[test]
+fn lines_that_cannot_be_written_are_counted_as_dropped_in_status_metrics_and_the_cli() {
+    let dir = TestDir::new("dropped");
+    dir.write("www/index.html", "x\n");
+    // The site's log directory is a file: no log file can be opened there, even as root.
+    dir.write("state/logs/sites/blocked", "not a directory\n");
+    let config = r#"
+[[sites]]
+name = "blocked"
+bindings = ["http://127.0.0.1:0"]
+routes = [ { path = "/", root = "www" } ]
+"#;
+    let server = Server::start(dir, config);
+    const REQUESTS: u64 = 5;
+    for _ in 0..REQUESTS {
+        assert_eq!(http::get(server.addr(), "/index.html").status, 200, "requests are served all the same");
+    }
+    wait_for("5 dropped lines in /status", Duration::from_secs(15), || {
+        api(&server, "GET", "/status", None).1["server"]["log_lines_dropped"].as_u64() == Some(REQUESTS)
+    });
+    let (_, metrics) = api(&server, "GET", "/metrics", None);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(metrics.lines().any(|l| l == format!("bulkhead_log_lines_dropped_total {REQUESTS}")), "{metrics}");
+    let file = server.config_path.clone().expect("config path");
+    let out = crate::admin::cli(&["status", "--config", file.to_str().expect("utf-8 path")]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains(&format!("log lines dropped: {REQUESTS}")), "{printed}");
+}
+
+#[test]
+fn a_stalled_log_writer_never_blocks_a_request_and_its_lost_lines_are_counted() {
+    let dir = TestDir::new("stall");
+    dir.write("www/index.html", "x\n");
+    // The day's access log is a FIFO nobody reads: the writer's open() hangs, as on a dead disk.
+    let fifo = dir.join(&format!("state/logs/sites/stall/{}", daily_log_name(now_secs())));
+    std::fs::create_dir_all(fifo.parent().expect("parent")).expect("mkdir");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    // Writable by the listener's user, whoever that is.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o666)).expect("chmod");
+    let config = r#"
+[[sites]]
+name = "stall"
+bindings = ["http://127.0.0.1:0"]
+routes = [ { path = "/", root = "www" } ]
+"#;
+    let mut server = Server::start(dir, config);
+    // More than the writer's queue holds (8192 lines), on one keep-alive connection; bounded in
+    // count and time.
+    const REQUESTS: u64 = 9000;
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    conn.stream().set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    for i in 0..REQUESTS {
+        let r = conn.request("GET", "/index.html", &[], b"").unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(r.status, 200, "request {i}");
+        assert!(std::time::Instant::now() < deadline, "only {i} requests in 120 s");
+    }
+    drop(conn);
+    // The writer took one line and hangs in open(); the queue holds 8192; the rest are dropped.
+    let expected = REQUESTS - 8192 - 1;
+    let mut seen = None;
+    let counted = poll(Duration::from_secs(15), || {
+        seen = api(&server, "GET", "/status", None).1["server"]["log_lines_dropped"].as_u64();
+        seen == Some(expected)
+    });
+    assert!(counted, "log_lines_dropped = {seen:?}, expected {expected}");
+    let (_, metrics) = api(&server, "GET", "/metrics", None);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(metrics.lines().any(|l| l == format!("bulkhead_log_lines_dropped_total {expected}")), "{metrics}");
+
+    // Unstall: read the FIFO until the listener closes it (at shutdown), so it can exit.
+    let reader = std::thread::spawn(move || std::fs::read(&fifo).map(|b| b.len()));
+    server.terminate();
+    let read = reader.join().expect("reader thread").expect("read the FIFO");
+    assert!(read > 0, "the queued lines reached the file once the disk came back");
 }
