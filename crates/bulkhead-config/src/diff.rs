@@ -26,6 +26,10 @@ pub enum Change {
     LimitsChanged,
     /// `[cache]` changed: the listener resizes or clears its response cache.
     CacheChanged,
+    /// `[acme]` changed: the manager re-plans every ACME site's certificate (a new directory
+    /// or ca_file starts over; a new `renew_before` moves the next renewal). Not listed at
+    /// start-up, where each ACME site is planned anyway.
+    AcmeChanged,
     /// A new pool: set up its queue; start workers now if `start = "always"`.
     PoolAdded { name: String },
     /// A pool's settings changed (`fields` names them). `recycle_needed`: something a worker
@@ -67,9 +71,11 @@ impl Config {
             },
             limits: Limits {
                 max_connections: 0,
+                max_connections_per_ip: 0,
                 connection_timeout: Duration::ZERO,
                 header_wait_timeout: Duration::ZERO,
                 min_bytes_per_sec: 0,
+                min_bytes_grace: Duration::ZERO,
                 max_request_bytes: 0,
                 max_field_length: 0,
                 max_url_segment_length: 0,
@@ -84,6 +90,7 @@ impl Config {
                     max_local_error_reset_streams: 0,
                 },
             },
+            acme: Acme { directory: String::new(), ca_file: None, renew_before: Duration::ZERO },
             cache: Cache { enabled: false, max_memory: 0, max_item: 0, scavenge_after: Duration::ZERO },
             sites: Vec::new(),
             pools: BTreeMap::new(),
@@ -106,6 +113,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     }
     if old.cache != new.cache {
         changes.push(Change::CacheChanged);
+    }
+    if old.acme != new.acme && !old.is_before_start() {
+        changes.push(Change::AcmeChanged);
     }
     for (name, pool) in &new.pools {
         match old.pools.get(name) {
@@ -181,6 +191,7 @@ fn pool_changed(o: &Pool, n: &Pool) -> Change {
         ("idle_timeout", o.idle_timeout != n.idle_timeout),
         ("startup_time_limit", o.startup_time_limit != n.startup_time_limit),
         ("response_timeout", o.response_timeout != n.response_timeout),
+        ("request_buffering", o.request_buffering != n.request_buffering),
         ("shutdown_time_limit", o.shutdown_time_limit != n.shutdown_time_limit),
         ("recycle", o.recycle != n.recycle),
         ("health", o.health != n.health),

@@ -15,9 +15,22 @@ pub use bulkhead_proto::Protocol;
 pub struct Config {
     pub server: Server,
     pub limits: Limits,
+    pub acme: Acme,
     pub cache: Cache,
     pub sites: Vec<Site>,
     pub pools: BTreeMap<String, Pool>,
+}
+
+/// `[acme]`: where `tls = { acme = … }` sites get their certificates (see `RawAcme`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acme {
+    /// The ACME directory URL (https, or http only for a loopback test server).
+    pub directory: String,
+    /// Extra PEM roots trusted for the directory, absolute; `None` = the system's roots only.
+    /// The manager checks at preflight that it can be read.
+    pub ca_file: Option<PathBuf>,
+    /// A certificate is renewed once less than this is left before its `not_after`.
+    pub renew_before: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,12 +46,24 @@ pub struct Server {
     pub admin_token: String,
 }
 
+impl Server {
+    /// `<state_dir>/body-temp`: where the listener spools request bodies too large for memory
+    /// (the manager creates it, mode 0700, for the listener's user).
+    pub fn body_temp_dir(&self) -> PathBuf {
+        self.state_dir.join("body-temp")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_connections: u64,
+    /// Zero = no limit.
+    pub max_connections_per_ip: u64,
     pub connection_timeout: Duration,
     pub header_wait_timeout: Duration,
+    /// Zero = off.
     pub min_bytes_per_sec: u64,
+    pub min_bytes_grace: Duration,
     pub max_request_bytes: u64,
     pub max_field_length: u64,
     pub max_url_segment_length: u64,
@@ -76,6 +101,10 @@ pub struct Site {
     /// Certificate and key files for the https bindings (relative paths resolved against the
     /// config file's directory).
     pub tls: Option<Tls>,
+    /// `tls = { acme = "email" }`: the contact email of the ACME account that obtains this
+    /// site's certificate (for the names of its https bindings, all host names). Never set
+    /// together with `tls`.
+    pub acme: Option<String>,
     /// Plain-HTTP requests get 308 to the site's first https binding.
     pub redirect_http: bool,
     /// `Strict-Transport-Security` value for https responses.
@@ -252,6 +281,7 @@ pub struct Pool {
     pub shutdown_time_limit: Duration,
     /// Zero = no limit.
     pub response_timeout: Duration,
+    pub request_buffering: bool,
     pub recycle: Recycle,
     pub health: Health,
     pub rapid_fail: RapidFail,

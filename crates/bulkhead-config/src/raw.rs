@@ -17,6 +17,7 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub server: RawServer,
     pub limits: RawLimits,
+    pub acme: RawAcme,
     pub cache: RawCache,
     pub sites: Vec<RawSite>,
     pub pools: BTreeMap<String, RawPool>,
@@ -64,12 +65,20 @@ impl Default for RawServer {
 pub struct RawLimits {
     /// Open client connections, whole server. Default `100000`.
     pub max_connections: u64,
+    /// Open client connections from one client address (nginx's `limit_conn`); `0` = no
+    /// limit. Default `0`.
+    pub max_connections_per_ip: u64,
     /// Idle keep-alive and request body stalls. Default `"120s"`.
     pub connection_timeout: String,
     /// The whole request head must arrive within this. Default `"30s"`.
     pub header_wait_timeout: String,
-    /// Slower clients are cut off. Default `240`.
+    /// A request body or response moving slower than this, in bytes a second, once it has had
+    /// `min_bytes_grace`, is cut off (`Timer_MinBytesPerSecond`; IIS's `MinBytesPerSecond`).
+    /// `0` = off. Default `240`.
     pub min_bytes_per_sec: u64,
+    /// How long a slow body or response is measured before `min_bytes_per_sec` applies. Default
+    /// `"10s"`.
+    pub min_bytes_grace: String,
     /// Request line plus headers. Default `16384`.
     pub max_request_bytes: u64,
     /// One header line. Default `16384`.
@@ -103,9 +112,11 @@ impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             max_connections: 100_000,
+            max_connections_per_ip: 0,
             connection_timeout: "120s".into(),
             header_wait_timeout: "30s".into(),
             min_bytes_per_sec: 240,
+            min_bytes_grace: "10s".into(),
             max_request_bytes: 16384,
             max_field_length: 16384,
             max_url_segment_length: 260,
@@ -118,6 +129,29 @@ impl Default for RawLimits {
             http2_max_pending_accept_reset_streams: 20,
             http2_max_local_error_reset_streams: 1024,
         }
+    }
+}
+
+/// `[acme]`: the ACME server (RFC 8555) that issues certificates for `tls = { acme = … }` sites.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAcme {
+    /// The ACME directory URL. Default Let's Encrypt's production directory,
+    /// `"https://acme-v02.api.letsencrypt.org/directory"`.
+    pub directory: String,
+    /// Extra PEM roots to trust for the directory (a private or test CA), relative to the config
+    /// file; `""` = only the system's roots. Default `""`.
+    pub ca_file: String,
+    /// Renew a certificate this long before it expires. Default `"30d"`.
+    pub renew_before: String,
+}
+
+/// Let's Encrypt's production ACME directory, `[acme] directory`'s default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for RawAcme {
+    fn default() -> Self {
+        RawAcme { directory: LETS_ENCRYPT.into(), ca_file: String::new(), renew_before: "30d".into() }
     }
 }
 
@@ -154,7 +188,7 @@ pub struct RawSite {
     pub name: String,
     /// `scheme://(*|IP|host-name):port`. Required, at least one.
     pub bindings: Vec<String>,
-    /// Certificate and key for https bindings. Default: none.
+    /// Certificate and key files, or ACME, for https bindings. Default: none.
     #[serde(default)]
     pub tls: Option<RawTls>,
     /// Plain-HTTP requests to this site get 308 to its https binding. Default `false`.
@@ -184,12 +218,17 @@ fn default_zero() -> String {
     "0".into()
 }
 
-/// `tls = { cert, key }`.
+/// `tls = { cert, key }` or `tls = { acme = "email" }`: exactly one of the two forms.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
-    pub cert: String,
-    pub key: String,
+    /// PEM certificate chain file, relative to the config file. Default: none.
+    pub cert: Option<String>,
+    /// PEM private key file, relative to the config file. Default: none.
+    pub key: Option<String>,
+    /// Obtain and renew the certificate from `[acme] directory`, with this contact email.
+    /// Default: none.
+    pub acme: Option<String>,
 }
 
 /// `log = { format, rollover, max_size, enabled }`.
@@ -282,6 +321,11 @@ pub struct RawPool {
     /// closed) and the client gets 504. Streaming bodies are not limited by it. `"0s"` = no
     /// limit. Default `"0s"`.
     pub response_timeout: String,
+    /// Read a request's whole body in the listener (memory, then a temporary file under
+    /// `state_dir`) before it takes a worker slot, so slow uploads hold no worker (nginx's
+    /// `proxy_request_buffering`). `false` streams the body to the worker as it comes. Default
+    /// `true`.
+    pub request_buffering: bool,
     pub recycle: RawRecycle,
     pub health: RawHealth,
     pub rapid_fail: RawRapidFail,
@@ -310,6 +354,7 @@ impl Default for RawPool {
             startup_time_limit: "90s".into(),
             shutdown_time_limit: "90s".into(),
             response_timeout: "0s".into(),
+            request_buffering: true,
             recycle: RawRecycle::default(),
             health: RawHealth::default(),
             rapid_fail: RawRapidFail::default(),

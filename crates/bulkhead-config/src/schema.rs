@@ -67,9 +67,11 @@ pub(crate) const SERVER: &[Field] = &[
 
 pub(crate) const LIMITS: &[Field] = &[
     opt("max_connections", U64),
+    opt("max_connections_per_ip", U64),
     opt("connection_timeout", DURATION),
     opt("header_wait_timeout", DURATION),
     opt("min_bytes_per_sec", U64),
+    opt("min_bytes_grace", DURATION),
     opt("max_request_bytes", U64),
     opt("max_field_length", U64),
     opt("max_url_segment_length", U64),
@@ -86,7 +88,10 @@ pub(crate) const LIMITS: &[Field] = &[
 pub(crate) const CACHE: &[Field] =
     &[opt("enabled", Shape::Bool), opt("max_memory", SIZE), opt("max_item", SIZE), opt("scavenge_after", DURATION)];
 
-pub(crate) const TLS: &[Field] = &[req("cert", Shape::Str), req("key", Shape::Str)];
+pub(crate) const TLS: &[Field] = &[opt("cert", Shape::Str), opt("key", Shape::Str), opt("acme", Shape::Str)];
+
+pub(crate) const ACME: &[Field] =
+    &[opt("directory", Shape::Str), opt("ca_file", Shape::Str), opt("renew_before", DURATION)];
 
 pub(crate) const SITE_LOG: &[Field] =
     &[opt("format", Shape::Str), opt("rollover", Shape::Str), opt("max_size", SIZE), opt("enabled", Shape::Bool)];
@@ -155,6 +160,7 @@ pub(crate) const POOL: &[Field] = &[
     opt("startup_time_limit", DURATION),
     opt("shutdown_time_limit", DURATION),
     opt("response_timeout", DURATION),
+    opt("request_buffering", Shape::Bool),
     opt("recycle", Shape::Table(RECYCLE)),
     opt("health", Shape::Table(HEALTH)),
     opt("rapid_fail", Shape::Table(RAPID_FAIL)),
@@ -166,6 +172,7 @@ pub(crate) const POOL: &[Field] = &[
 pub(crate) const ROOT: &[Field] = &[
     opt("server", Shape::Table(SERVER)),
     opt("limits", Shape::Table(LIMITS)),
+    opt("acme", Shape::Table(ACME)),
     opt("cache", Shape::Table(CACHE)),
     opt("sites", Shape::Array(&Shape::Table(SITE))),
     opt("pools", Shape::Map(&Shape::Table(POOL))),
@@ -176,6 +183,7 @@ const TABLES: &[(&str, &[Field])] = &[
     ("the top level", ROOT),
     ("[server]", SERVER),
     ("[limits]", LIMITS),
+    ("[acme]", ACME),
     ("[cache]", CACHE),
     ("[[sites]]", SITE),
     ("a site's tls", TLS),
@@ -189,13 +197,6 @@ const TABLES: &[(&str, &[Field])] = &[
     ("a pool's cpu", CPU),
     ("a pool's limits", CGROUP_LIMITS),
 ];
-
-/// Keys of DESIGN §5 that this version does not build, refused by name with why: `[acme]` and
-/// `tls = { acme = … }` would promise certificates that nothing obtains.
-const NOT_BUILT: &[(&str, &str)] = &[(
-    "acme",
-    "ACME is not built yet: no certificate would be obtained; use tls = { cert = \"…\", key = \"…\" } with your own certificate files",
-)];
 
 /// One unknown key, wrong type or missing key.
 #[derive(Debug)]
@@ -383,9 +384,6 @@ fn found(value: &DeValue<'_>) -> String {
 /// The message for an unknown key: the closest known key of this table, or the table the
 /// key belongs to, or else the list of known keys.
 fn unknown_key(name: &str, fields: &[Field]) -> String {
-    if let Some((_, why)) = NOT_BUILT.iter().find(|(k, _)| *k == name) {
-        return (*why).to_string();
-    }
     if let Some(best) = closest(name, fields.iter().map(|f| f.name)) {
         return format!("unknown key; did you mean `{best}`?");
     }

@@ -6,8 +6,8 @@
 //! are for what cannot work; what works but is probably a mistake is a warning. Keys this
 //! version parses but does not build are never taken silently: refused when they would
 //! promise security or could never work (https without `tls`, `fastcgi` and `host` pools,
-//! `execute`), warned about when written but without effect (`min_bytes_per_sec`,
-//! `max_bandwidth`, `directory_browsing`, `[cache]`). Paths are
+//! `execute`), warned about when written but without effect (`max_bandwidth`,
+//! `directory_browsing`, `[cache]`). Paths are
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to
 //! see that referenced directories and files exist and can be read; never creates anything.
 //!
@@ -194,11 +194,33 @@ pub fn absolute(base: &Path, text: &str) -> PathBuf {
 pub(crate) fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Config {
     let server = server(c, &raw.server);
     let limits = limits(c, &raw.limits);
+    let acme = acme(c, &raw.acme);
     let cache = cache(c, &raw.cache);
     let pools: BTreeMap<String, Pool> =
         raw.pools.iter().map(|(name, p)| (name.clone(), pool::pool(c, name, p, &server))).collect();
     let sites = site::sites(c, &raw.sites, &pools);
-    Config { server, limits, cache, sites, pools }
+    Config { server, limits, acme, cache, sites, pools }
+}
+
+/// `[acme]`: only shapes here; the manager's preflight reads `ca_file`.
+fn acme(c: &mut Checker<'_>, a: &RawAcme) -> Acme {
+    let loopback_http = a.directory.strip_prefix("http://").is_some_and(|rest| {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        host == "localhost" || host == "127.0.0.1" || rest.starts_with("[::1]")
+    });
+    let https = a.directory.strip_prefix("https://").is_some_and(|rest| !rest.is_empty());
+    if !https && !loopback_http {
+        c.err(
+            "acme.directory",
+            format!(
+                "{:?} is not an ACME directory URL; expected \"https://…/directory\" (default {LETS_ENCRYPT:?})",
+                a.directory
+            ),
+        );
+    }
+    let renew_before =
+        c.nonzero_duration("acme.renew_before", &a.renew_before, "a certificate would be renewed only once expired");
+    Acme { directory: a.directory.clone(), ca_file: (!a.ca_file.is_empty()).then(|| c.path(&a.ca_file)), renew_before }
 }
 
 fn server(c: &mut Checker<'_>, s: &RawServer) -> Server {
@@ -249,6 +271,7 @@ fn server(c: &mut Checker<'_>, s: &RawServer) -> Server {
 fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
     let limits = Limits {
         max_connections: l.max_connections,
+        max_connections_per_ip: l.max_connections_per_ip,
         connection_timeout: c.nonzero_duration(
             "limits.connection_timeout",
             &l.connection_timeout,
@@ -260,6 +283,7 @@ fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
             "no request head could ever arrive in time",
         ),
         min_bytes_per_sec: l.min_bytes_per_sec,
+        min_bytes_grace: c.duration("limits.min_bytes_grace", &l.min_bytes_grace),
         max_request_bytes: l.max_request_bytes,
         max_field_length: l.max_field_length,
         max_url_segment_length: l.max_url_segment_length,
@@ -274,12 +298,6 @@ fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
             max_local_error_reset_streams: l.http2_max_local_error_reset_streams,
         },
     };
-    if limits.min_bytes_per_sec != 0 {
-        c.not_acted_on(
-            "limits.min_bytes_per_sec",
-            "is not enforced yet: slow clients are not cut off by their rate (connection_timeout and header_wait_timeout still apply)",
-        );
-    }
     c.at_least_one("limits.max_connections", limits.max_connections);
     c.at_least_one("limits.max_field_length", limits.max_field_length);
     c.at_least_one("limits.max_url_segment_length", limits.max_url_segment_length);

@@ -1,6 +1,7 @@
-//! Accepting client connections: one loop per listening socket, and the whole server's
-//! connection limit (`limits.max_connections`: past it, a connection is still served, but only
-//! with one 503 `ConnLimit` and no keep-alive — [`crate::conn`] does that).
+//! Accepting client connections: one loop per listening socket, the whole server's connection
+//! limit (`limits.max_connections`) and the per-client-address one
+//! (`limits.max_connections_per_ip`, nginx's `limit_conn`): past either, a connection is still
+//! served, but only with one 503 `ConnLimit` and no keep-alive — [`crate::conn`] does that.
 //!
 //! The loop is generic over what it accepts from ([`Listen`]): a plain TCP listener, whose
 //! streams go to [`crate::conn::serve`] with their local and peer addresses. On an https socket
@@ -77,7 +78,8 @@ where
 {
     let _counted = shared.connection_opened();
     let table = shared.table();
-    let over_limit = shared.connections() > table.limits.max_connections;
+    let (_per_ip, ip_over) = shared.ip_connection_opened(ends.peer.ip(), table.limits.max_connections_per_ip);
+    let over_limit = ip_over || shared.connections() > table.limits.max_connections;
     if table.scheme_of(ends.socket) != Scheme::Https {
         crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
         return;

@@ -71,6 +71,10 @@ pub struct ConnState {
     idle_since_ms: AtomicU64,
     /// The client opened with the HTTP/2 preface (set by the first read).
     http2: AtomicBool,
+    /// Bytes written to the client.
+    bytes_written: AtomicU64,
+    /// The last write found the client's socket full (it is not reading fast enough).
+    write_blocked: AtomicBool,
     /// A request of a connection over `max_connections` was answered: time to close.
     refused: Notify,
 }
@@ -84,7 +88,21 @@ impl ConnState {
             idle_bytes: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
             http2: AtomicBool::new(false),
+            bytes_written: AtomicU64::new(0),
+            write_blocked: AtomicBool::new(false),
             refused: Notify::new(),
+        }
+    }
+
+    /// Notes a write's outcome for [`slow_reader`].
+    fn wrote(&self, r: &Poll<io::Result<usize>>) {
+        match r {
+            Poll::Pending => self.write_blocked.store(true, Ordering::Relaxed),
+            Poll::Ready(Ok(n)) => {
+                self.bytes_written.fetch_add(*n as u64, Ordering::Relaxed);
+                self.write_blocked.store(false, Ordering::Relaxed);
+            }
+            Poll::Ready(Err(_)) => {}
         }
     }
 
@@ -178,6 +196,7 @@ where
 
     let header_wait = limits.header_wait_timeout;
     let idle_timeout = limits.connection_timeout;
+    let (min_rate, grace) = (limits.min_bytes_per_sec, limits.min_bytes_grace);
     let tick = (header_wait.min(idle_timeout) / 8).clamp(Duration::from_millis(50), Duration::from_secs(5));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -187,13 +206,15 @@ where
         conn.as_mut().graceful_shutdown();
     }
     let mut head_seen: Option<(Instant, u64)> = None;
+    let mut blocked: Option<(Instant, u64)> = None;
     let mut goaway_sent = false;
     let result = loop {
         tokio::select! {
             r = conn.as_mut() => break r,
             _ = ticker.tick() => {
                 let http2 = state.http2.load(Ordering::Relaxed);
-                if let Some(reason) = watchdog(&state, http2, &mut head_seen, header_wait, idle_timeout) {
+                let slow = slow_reader(&state, &mut blocked, min_rate, grace);
+                if let Some(reason) = slow.or_else(|| watchdog(&state, http2, &mut head_seen, header_wait, idle_timeout)) {
                     if http2 && goaway_sent {
                         // The client had a tick to take the GOAWAY and close.
                         break Ok(());
@@ -311,6 +332,27 @@ fn watchdog(
     (idle_since.elapsed() >= idle).then_some("Timer_ConnectionIdle")
 }
 
+/// Whether the client reads the responses slower than `min_rate` bytes a second (zero = off):
+/// measured from the first tick that found a write blocked on the client's full socket, over at
+/// least `grace`, and forgotten at a tick that finds the writes flowing. Returns the HTTPERR
+/// reason to cut the connection (IIS's `MinBytesPerSecond`).
+fn slow_reader(
+    state: &ConnState,
+    blocked: &mut Option<(Instant, u64)>,
+    min_rate: u64,
+    grace: Duration,
+) -> Option<&'static str> {
+    if min_rate == 0 || !state.write_blocked.load(Ordering::Relaxed) {
+        *blocked = None;
+        return None;
+    }
+    let written = state.bytes_written.load(Ordering::Relaxed);
+    let (since, at) = *blocked.get_or_insert((Instant::now(), written));
+    let elapsed = since.elapsed();
+    let slow = elapsed >= grace && ((written - at) as f64) < min_rate as f64 * elapsed.as_secs_f64();
+    slow.then_some("Timer_MinBytesPerSecond")
+}
+
 /// The client stream, counting bytes read for the watchdog (and telling it, from the first
 /// read, whether the client speaks HTTP/2).
 struct CountingIo<S> {
@@ -341,7 +383,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.state.wrote(&r);
+        r
     }
 
     fn poll_write_vectored(
@@ -349,7 +393,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.state.wrote(&r);
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -388,5 +434,26 @@ mod tests {
         for http2 in [false, true] {
             assert_eq!(watchdog(&state, http2, &mut None, Duration::ZERO, Duration::ZERO), None);
         }
+    }
+
+    #[test]
+    fn a_blocked_writer_is_slow_only_past_the_grace_and_below_the_rate() {
+        let state = ConnState::new();
+        let mut blocked = None;
+        // Writes flowing: never slow, whatever the rate.
+        assert_eq!(slow_reader(&state, &mut blocked, 1_000_000, Duration::ZERO), None);
+        state.write_blocked.store(true, Ordering::Relaxed);
+        // Blocked, within the grace: measured, not cut.
+        assert_eq!(slow_reader(&state, &mut blocked, 240, HOUR), None);
+        assert!(blocked.is_some());
+        // Blocked past a zero grace with no byte written since: cut.
+        let mut blocked = Some((Instant::now() - Duration::from_secs(2), 0));
+        assert_eq!(slow_reader(&state, &mut blocked, 240, Duration::ZERO), Some("Timer_MinBytesPerSecond"));
+        // Enough bytes went out over those two seconds: not slow.
+        state.bytes_written.store(10_000, Ordering::Relaxed);
+        assert_eq!(slow_reader(&state, &mut blocked, 240, Duration::ZERO), None);
+        // Off when the rate is zero; the measure is forgotten once writes flow.
+        assert_eq!(slow_reader(&state, &mut blocked, 0, Duration::ZERO), None);
+        assert!(blocked.is_none());
     }
 }

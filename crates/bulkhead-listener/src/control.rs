@@ -157,6 +157,7 @@ impl Control {
         for pool in config.pools.values() {
             if let Some(queue) = self.shared.pool(&pool.name) {
                 queue.set_response_timeout(pool.response_timeout);
+                queue.set_request_buffering(pool.request_buffering);
             }
         }
         for queue in removed {
@@ -231,6 +232,10 @@ impl Control {
                     if let Some((config, sockets)) = self.current.clone() {
                         self.install_tls(&config, &sockets, &certificates);
                     }
+                }
+                ManagerToListener::AcmeChallenges { tokens } => {
+                    tracing::info!("ACME: answering {} HTTP-01 challenge(s)", tokens.len());
+                    self.shared.acme.replace(tokens);
                 }
                 ManagerToListener::WorkerUp(info) => {
                     let timeout = self.shared.table().limits.queue_timeout;

@@ -6,7 +6,8 @@
 //! application code. It is spawned by the manager as the hidden `bulkhead listener` subcommand;
 //! the binary wraps the inherited control socket (fd 3) and calls [`run`]. Everything it serves
 //! comes from the manager over that channel: the configuration, the listening sockets and the
-//! https sites' certificates (`Configure`, `Certificates`), workers appearing, draining and going (`WorkerUp`, ...), and `Shutdown`.
+//! https sites' certificates (`Configure`, `Certificates`), the ACME HTTP-01 challenges to answer
+//! (`AcmeChallenges`), workers appearing, draining and going (`WorkerUp`, ...), and `Shutdown`.
 //!
 //! The crate is a layering: each line below may use the lines under it, never those above, and
 //! no two modules import each other, directly or round a circle
@@ -27,7 +28,8 @@
 //! dispatch/http1 | dispatch/native      (FastCGI next), each giving back its own connections
 //! body           request bodies: limits, stalls, per-request progress and fault
 //! log | proxy | error | to_manager | inherit                                (leaves)
-//! stats | tls    per-site request counters (fed by log) | rustls configs per https socket
+//! stats | tls | acme_challenge   per-site request counters (fed by log) | rustls configs per
+//!                https socket | the ACME HTTP-01 tokens answered on http:// bindings
 //! conformance    RFC 9112 head rules hyper leaves to servers (Host, framing), HTTPERR reasons
 //! ```
 //!
@@ -39,13 +41,16 @@
 //! the manager; [`proxy`] rewrites headers; [`error`] holds one error enum per boundary;
 //! [`to_manager`] is the request path's sender to the manager; [`inherit`] turns inherited fds
 //! into sockets; [`tls`] holds the https sockets' rustls configurations (certificates from the
-//! manager, chosen by SNI) that [`accept`] wraps connections in; [`conformance`] refuses heads
-//! that are ambiguous or malformed for the rules hyper does not check.
+//! manager, chosen by SNI) that [`accept`] wraps connections in; [`acme_challenge`] holds the
+//! HTTP-01 tokens the manager's ACME client hands over, which [`request`] answers first;
+//! [`conformance`] refuses heads that are ambiguous or malformed for the rules hyper does not
+//! check.
 //!
 //! Like every library of Bulkhead, it reads no environment, argv or signals.
 #![deny(unsafe_code)]
 
 pub mod accept;
+pub mod acme_challenge;
 pub mod body;
 pub mod conformance;
 pub mod conn;

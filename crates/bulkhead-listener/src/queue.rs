@@ -19,7 +19,7 @@
 //! response body's lease layer ([`crate::response::Leased`]) until the response ends.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,6 +38,8 @@ pub struct RequestQueue {
     /// Requests given a slot since the last `Activity` report.
     dispatched: AtomicU64,
     response_timeout_ms: AtomicU64,
+    /// The pool's `request_buffering`.
+    request_buffering: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +111,7 @@ impl RequestQueue {
             }),
             dispatched: AtomicU64::new(0),
             response_timeout_ms: AtomicU64::new(0),
+            request_buffering: AtomicBool::new(true),
         })
     }
 
@@ -123,6 +126,15 @@ impl RequestQueue {
 
     pub fn set_response_timeout(&self, timeout: Duration) {
         self.response_timeout_ms.store(timeout.as_millis().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
+    /// Whether request bodies are read whole before they take a worker slot.
+    pub fn request_buffering(&self) -> bool {
+        self.request_buffering.load(Ordering::Relaxed)
+    }
+
+    pub fn set_request_buffering(&self, on: bool) {
+        self.request_buffering.store(on, Ordering::Relaxed);
     }
 
     pub fn pool(&self) -> &Arc<str> {

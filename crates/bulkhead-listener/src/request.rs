@@ -11,6 +11,10 @@
 //! finishes or the client goes away), and every refusal before a worker saw the request also
 //! gets an HTTPERR line with IIS's reason.
 //!
+//! On plain HTTP, a `GET`/`HEAD` for a current ACME HTTP-01 token
+//! (`/.well-known/acme-challenge/…`, [`crate::acme_challenge`]) is answered first, before
+//! `redirect_http` and the routes; any other path under that prefix is routed as usual.
+//!
 //! Failure semantics (issue #2 item 6): a request the worker never received (connect refused, a
 //! kept-alive connection found closed) is sent again; a replayable request (GET/HEAD/OPTIONS with
 //! no body) that a worker failed before answering is re-queued once, at the front, for another
@@ -36,7 +40,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use crate::body::{BodyFault, BodyProgress, RequestBody};
+use crate::body::{BodyFault, BodyLimits, BodyProgress, RequestBody};
 use crate::conformance;
 use crate::dispatch::Failure;
 use crate::error::{ErrorSource, RetryType};
@@ -157,6 +161,11 @@ impl Exchange<'_> {
             }
             return (unleased(options_asterisk()), 0);
         }
+        if !self.ctx.tls && path.starts_with(crate::acme_challenge::PREFIX) {
+            if let Some(answer) = self.acme_challenge(&req) {
+                return (answer, 0);
+            }
+        }
         if self.ctx.tls {
             self.hsts = site.hsts.clone();
         } else if let Some(port) = site.redirect_https_port {
@@ -185,6 +194,23 @@ impl Exchange<'_> {
                 }
             }
         }
+    }
+
+    /// An ACME HTTP-01 challenge the manager handed over: 200 with the key authorization for
+    /// GET and HEAD of a current token; anything else falls through to the site's routes.
+    fn acme_challenge(&self, req: &Request<Incoming>) -> Option<Response<Leased<Slot>>> {
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return None;
+        }
+        let body = self.ctx.shared.acme.answer(req.uri().path())?;
+        let len = body.len();
+        let body = if req.method() == Method::HEAD { ResponseBody::empty() } else { ResponseBody::full(body) };
+        let mut resp = Response::new(body);
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(unleased(resp))
     }
 
     /// Counts this connection against its site's `max_connections` (once per connection).
@@ -224,10 +250,35 @@ impl Exchange<'_> {
         let body = if replayable {
             RequestBody::Empty
         } else {
-            let limits = &self.table.limits;
-            let (body, progress) = RequestBody::client(body, limits.max_body, limits.connection_timeout);
+            let l = &self.table.limits;
+            let limits = BodyLimits {
+                max: l.max_body,
+                stall: l.connection_timeout,
+                min_rate: l.min_bytes_per_sec,
+                grace: l.min_bytes_grace,
+            };
+            let (body, progress) = RequestBody::client(body, limits);
             self.body = Some(progress);
-            body
+            if !queue.request_buffering() {
+                body
+            } else {
+                // Read whole before a worker slot is taken (slow uploads hold no worker); the
+                // worker gets a Content-Length body.
+                match body.spool(&self.table.spool_dir).await {
+                    Ok((spooled, len)) => {
+                        parts.headers.remove(header::TRANSFER_ENCODING);
+                        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                        spooled
+                    }
+                    Err(e) => {
+                        if let Some(refusal) = self.body_refusal(&pool) {
+                            return refusal;
+                        }
+                        tracing::error!("pool {:?}: cannot spool a request body: {e}", &*pool);
+                        return self.refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal", Some(pool));
+                    }
+                }
+            }
         };
         let mut request = Some(Request::from_parts(parts, body));
         let mut exclude = None;
@@ -265,11 +316,8 @@ impl Exchange<'_> {
                 Err(failure) => failure,
             };
             let Failure { error, request: unsent } = failure;
-            match self.body.as_ref().map_or(BodyFault::None, |b| b.fault()) {
-                BodyFault::TooLarge => return self.refuse(StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge", Some(pool)),
-                BodyFault::Stalled => return self.refuse(StatusCode::REQUEST_TIMEOUT, "Timer_EntityBody", Some(pool)),
-                BodyFault::Client => return self.refuse(StatusCode::BAD_REQUEST, "Connection_Dropped", Some(pool)),
-                BodyFault::None => {}
+            if let Some(refusal) = self.body_refusal(&pool) {
+                return refusal;
             }
             match error.source_of() {
                 ErrorSource::Client => return self.refuse(StatusCode::BAD_REQUEST, "BadRequest", Some(pool)),
@@ -318,6 +366,21 @@ impl Exchange<'_> {
             queue,
         });
         (plain(code), 0)
+    }
+
+    /// The answer for a request body that stopped early (413, 408 or 400, the connection
+    /// closed: the rest of the body is never read), or `None` if it did not.
+    fn body_refusal(&self, pool: &Arc<str>) -> Option<(Response<Leased<Slot>>, u16)> {
+        let (code, reason) = match self.body.as_ref().map_or(BodyFault::None, |b| b.fault()) {
+            BodyFault::None => return None,
+            BodyFault::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge"),
+            BodyFault::Stalled => (StatusCode::REQUEST_TIMEOUT, "Timer_EntityBody"),
+            BodyFault::TooSlow => (StatusCode::REQUEST_TIMEOUT, "Timer_MinBytesPerSecond"),
+            BodyFault::Client => (StatusCode::BAD_REQUEST, "Connection_Dropped"),
+        };
+        let (mut resp, sub) = self.refuse(code, reason, Some(pool.clone()));
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Some((resp, sub))
     }
 
     fn refuse_and_close(&self, code: StatusCode, reason: &'static str) -> (Response<Leased<Slot>>, u16) {

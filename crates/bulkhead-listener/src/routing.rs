@@ -18,7 +18,7 @@
 //! path, static files, the shared state and the control task use it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -29,6 +29,8 @@ use bulkhead_proto::ListenSocket;
 #[derive(Debug)]
 pub struct Table {
     pub limits: Limits,
+    /// Where spooled request bodies too large for memory go (`Server::body_temp_dir`).
+    pub spool_dir: Arc<Path>,
     pub sites: Vec<SiteEntry>,
     /// Listening socket (its fd number) → the sites it serves.
     sockets: HashMap<i32, SocketSites>,
@@ -127,7 +129,8 @@ impl Table {
             }
             by_socket.insert(socket.fd, entry);
         }
-        Table { limits: config.limits.clone(), sites, sockets: by_socket }
+        let spool_dir = config.server.body_temp_dir().into();
+        Table { limits: config.limits.clone(), spool_dir, sites, sockets: by_socket }
     }
 
     /// The site for a request that arrived on `socket` with this host (from the `Host` header

@@ -9,11 +9,13 @@
 //!
 //! Layering: used by everything above the request path's services (control, accept, conn,
 //! request); it imports only what it holds — [`crate::routing`], [`crate::queue`],
-//! [`crate::log`] and [`crate::to_manager`] — and never a module above it.
+//! [`crate::log`], [`crate::to_manager`], [`crate::tls`] and [`crate::acme_challenge`] — and
+//! never a module above it.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
@@ -41,12 +43,16 @@ pub struct Shared {
     pub log: LogSender,
     pub control: ControlTx,
     connections: AtomicU64,
+    /// Open connections per client address, counted only while `max_connections_per_ip` is on.
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
     pub connections_closed: Notify,
     phase: watch::Sender<Phase>,
     request_ids: AtomicU64,
     id_prefix: u64,
     /// The https sockets' TLS configurations.
     pub tls: crate::tls::TlsState,
+    /// The ACME HTTP-01 challenges answered on http:// bindings.
+    pub acme: crate::acme_challenge::AcmeChallenges,
 }
 
 /// Counts one open connection until dropped.
@@ -56,6 +62,21 @@ impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
         if self.0.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.connections_closed.notify_waiters();
+        }
+    }
+}
+
+/// Counts one connection of a client address until dropped.
+pub struct IpGuard<'a>(&'a Shared, IpAddr);
+
+impl Drop for IpGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.0.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.1);
+            }
         }
     }
 }
@@ -70,11 +91,13 @@ impl Shared {
             log,
             control,
             connections: AtomicU64::new(0),
+            per_ip: Mutex::new(HashMap::new()),
             connections_closed: Notify::new(),
             phase: watch::channel(Phase::Running).0,
             request_ids: AtomicU64::new(0),
             id_prefix,
             tls: crate::tls::TlsState::new(),
+            acme: crate::acme_challenge::AcmeChallenges::default(),
         })
     }
 
@@ -135,6 +158,20 @@ impl Shared {
     pub fn connection_opened(&self) -> ConnectionGuard<'_> {
         self.connections.fetch_add(1, Ordering::AcqRel);
         ConnectionGuard(self)
+    }
+
+    /// Counts a connection from `ip` against `limit` (zero = no limit, nothing counted): the
+    /// guard, and whether that address is over the limit with it (the connection then gets one
+    /// 503 `ConnLimit`, as past `max_connections`).
+    pub fn ip_connection_opened(&self, ip: IpAddr, limit: u64) -> (Option<IpGuard<'_>>, bool) {
+        if limit == 0 {
+            return (None, false);
+        }
+        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        *n += 1;
+        let over = u64::from(*n) > limit;
+        (Some(IpGuard(self, ip)), over)
     }
 
     /// Client connections open now.

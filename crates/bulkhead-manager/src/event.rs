@@ -5,7 +5,7 @@
 //!
 //! A leaf module: it names the messages and depends only on [`crate::admin_command`] and
 //! [`crate::procfs`]'s sample type. Senders: `listener_process`, `worker`, `health`,
-//! `readiness` probes, `admin`, `reload`; the receiver: the supervisor's loop. It must never
+//! `readiness` probes, `admin`, `reload`, `acme`; the receiver: the supervisor's loop. It must never
 //! hold state or do I/O. (Operator-facing records of what happened are [`crate::event_log`].)
 
 use std::collections::HashMap;
@@ -42,6 +42,11 @@ pub(crate) enum Event {
     Admin(Command),
     /// A watched certificate or key file changed (`reload::watch_certificates`).
     CertificatesChanged,
+    /// An ACME order's current HTTP-01 challenges for `site` (`acme::spawn_order`): the whole
+    /// set for that site, empty when the order is over.
+    AcmeChallenges { site: String, tokens: Vec<(String, String)> },
+    /// An ACME order for `site` ended: the certificate is stored, or why not.
+    AcmeFinished { site: String, result: Result<(), String> },
     /// SIGUSR1: reopen every log file (`reload::on_reopen_signal`).
     ReopenLogs,
 }

@@ -140,10 +140,12 @@ impl ListenerIdentity {
     }
 
     /// Gives the listener what it needs after dropping privileges: the sockets directory (to
-    /// reach worker sockets), and the log directory with its `sites/` and `HTTPERR/` trees (to
-    /// write access and error logs). Pool logs stay the manager's.
-    pub fn prepare_dirs(&self, sockets: &Path, log_dir: &Path) -> Result<(), String> {
+    /// reach worker sockets), the directory it spools request bodies to, and the log directory
+    /// with its `sites/` and `HTTPERR/` trees (to write access and error logs). Pool logs stay
+    /// the manager's.
+    pub fn prepare_dirs(&self, sockets: &Path, body_temp: &Path, log_dir: &Path) -> Result<(), String> {
         self.chown(sockets)?;
+        self.chown(body_temp)?;
         self.chown(log_dir)?;
         for sub in ["sites", "HTTPERR"] {
             let dir = log_dir.join(sub);

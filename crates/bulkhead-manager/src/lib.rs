@@ -15,7 +15,9 @@
 //! triggers of a live reload ([`reload`]: file watch, SIGHUP); the supervisor applies a new
 //! config as a diff (`supervisor/metabase.rs`). The https sites' certificate and key files are
 //! read and checked here only ([`tls`], at validation and on their files' change,
-//! `supervisor/certificates.rs`) and handed to the listener, which never opens a key.
+//! `supervisor/certificates.rs`) and handed to the listener, which never opens a key; so are
+//! certificates obtained from an ACME server ([`acme`], `supervisor/acme_sites.rs`), whose
+//! HTTP-01 challenges the listener answers.
 //!
 //! The modules are a layering: each line may use the lines under it, never those above, and
 //! no two modules import each other (the e2e test `layering` pins these lines):
@@ -24,7 +26,8 @@
 //! supervisor        the event loop; owns the pools, the listener and the services
 //! pool              Pool state machine (Idle, Active, Disabled(cause)) → listener messages
 //! worker            Worker state machine, its launch and its ending
-//! admin | health | listener_process | reload      the API, pings, the listener child, triggers
+//! admin | health | listener_process | reload | acme   the API, pings, the listener child,
+//!                                   triggers, ACME orders (tasks that report by events)
 //! event | preflight                 the supervisor's messages; machine checks at validation
 //! admin_command | command           operator commands; a pool's program found as its user
 //! config_store | identity | process history; users; the supervised-process type (process/)
@@ -41,6 +44,7 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
 
+mod acme;
 pub mod admin;
 mod admin_command;
 pub mod cgroup;
@@ -147,7 +151,7 @@ pub async fn run_with_services(
     let state_dir = state_dir::StateDir::prepare(&config.server, std::process::id())?;
     let upkeep = supervisor::Upkeep::new(&config, options.local_offset, options.allow_root_workers).and_then(|u| {
         match &u.listener {
-            Some(l) => l.prepare_dirs(&state_dir.sockets, &state_dir.log_dir).map(|()| u),
+            Some(l) => l.prepare_dirs(&state_dir.sockets, &state_dir.body_temp, &state_dir.log_dir).map(|()| u),
             None => Ok(u),
         }
     });

@@ -14,7 +14,8 @@
 //!   execute ([`crate::command`] says which file, which user, and what is in the way);
 //! - per https site, a certificate or key that cannot be served ([`crate::tls`]: unreadable,
 //!   no PEM certificate or key, a key that does not match, names that miss a binding's host);
-//!   an expired certificate is a warning.
+//!   an expired certificate is a warning;
+//! - `[acme] ca_file` that cannot be read or holds no PEM certificate.
 //!
 //! Not running as root, `user` and `group` do not apply (workers run as whoever started the
 //! server): a value that is set is reported as a warning, never silently dropped. This module
@@ -100,6 +101,18 @@ pub fn check(config: &Config, text: &str, file: &str, host: &Host<'_>) -> Findin
             report(true, &["pools", name, "command"], format!("pool {name:?}: {message}"));
         }
     }
+    if let Some(path) = &config.acme.ca_file {
+        if let Some(problem) = ca_file_problem(path) {
+            report(
+                true,
+                &["acme", "ca_file"],
+                format!(
+                    "{}: {problem}; expected a PEM file of CA certificates to trust for [acme] directory",
+                    path.display()
+                ),
+            );
+        }
+    }
     for (i, site) in crate::tls::tls_sites(config) {
         match crate::tls::load(i, site) {
             Ok(loaded) => out.warnings.extend(
@@ -112,6 +125,17 @@ pub fn check(config: &Config, text: &str, file: &str, host: &Host<'_>) -> Findin
         }
     }
     out
+}
+
+/// Why `[acme] ca_file` cannot serve as extra roots, if it cannot.
+fn ca_file_problem(path: &Path) -> Option<String> {
+    use rustls_pki_types::pem::PemObject;
+    let pem = match std::fs::read(path) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("cannot be read ({e})")),
+    };
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem).filter(Result::is_ok).count();
+    (certs == 0).then(|| "holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")".to_string())
 }
 
 /// The account `pool`'s workers would run as, reporting what stands in the way. When it

@@ -12,6 +12,9 @@
 //! - `bindings.json`: `[{"binding":"http://127.0.0.1:0","address":"127.0.0.1:41234"}, ...]`,
 //!   written atomically once the listener is ready.
 //! - `sockets/` (0700): one unix socket per worker.
+//! - `body-temp/` (0700, the listener's user's): request bodies the listener spools to disk,
+//!   as unnamed files (a named leftover `body-*` of a listener killed mid-spool is removed at
+//!   start-up).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -37,6 +40,7 @@ pub enum StateDirError {
 pub struct StateDir {
     pub root: PathBuf,
     pub sockets: PathBuf,
+    pub body_temp: PathBuf,
     pub log_dir: PathBuf,
     pub pool_logs: PathBuf,
     _lock: Flock<File>,
@@ -87,7 +91,16 @@ impl StateDir {
                 .unwrap_or_default();
             StateDirError::Locked { path: root.clone(), pid }
         })?;
-        let dir = StateDir { root, sockets, log_dir, pool_logs, _lock: lock };
+        let body_temp = server.body_temp_dir();
+        create(&body_temp)?;
+        fs::set_permissions(&body_temp, fs::Permissions::from_mode(0o700))
+            .map_err(|source| StateDirError::Create { path: body_temp.clone(), source })?;
+        for entry in fs::read_dir(&body_temp).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("body-") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        let dir = StateDir { root, sockets, body_temp, log_dir, pool_logs, _lock: lock };
         write_atomic(&dir.root.join("bulkhead.pid"), format!("{own_pid}\n").as_bytes())?;
         let _ = fs::remove_file(dir.bindings_path());
         Ok(dir)

@@ -40,6 +40,7 @@ use crate::state_dir::StateDir;
 use crate::worker::{self, pool_log, Ending, LaunchContext, Readiness, StopCause, WorkerState};
 use crate::{ManagerError, ManagerOptions};
 
+mod acme_sites;
 mod admin_ops;
 mod certificates;
 mod health_checks;
@@ -100,6 +101,8 @@ pub(crate) struct Supervisor {
     upkeep: Upkeep,
     /// The running config, its history, the admin service and metrics (`supervisor/metabase.rs`).
     admin: metabase::AdminState,
+    /// Every https site's certificate: files' expiry, ACME sites' orders (`supervisor/acme_sites.rs`).
+    certs: acme_sites::CertificateState,
 }
 
 impl Supervisor {
@@ -134,6 +137,7 @@ impl Supervisor {
             fatal: None,
             upkeep,
             admin,
+            certs: acme_sites::CertificateState::default(),
         }
     }
 
@@ -233,6 +237,8 @@ impl Supervisor {
             Event::Usage { samples } => self.on_usage(samples),
             Event::Admin(command) => self.on_admin(command),
             Event::CertificatesChanged => self.on_certificates_changed(),
+            Event::AcmeChallenges { site, tokens } => self.on_acme_challenges(&site, tokens),
+            Event::AcmeFinished { site, result } => self.on_acme_finished(&site, result),
             Event::ReopenLogs => self.reopen_logs(),
         }
     }
@@ -660,6 +666,7 @@ impl Supervisor {
             self.tick_pool(&name, now);
         }
         self.tick_services(now);
+        self.tick_acme();
         self.tick_sampling(now);
         self.sweep_retired_pools();
         self.tick_shutdown(now);

@@ -146,6 +146,11 @@ pub enum ManagerToListener {
     /// The certificate files changed on disk and still validate: serve these to new TLS
     /// connections from now on (open connections keep theirs).
     Certificates { certificates: Vec<SiteCertificate> },
+    /// The ACME HTTP-01 challenges to answer now, as `(token, key_authorization)`: the whole
+    /// current set (an empty one clears it). On http:// bindings, `GET` or `HEAD
+    /// /.well-known/acme-challenge/TOKEN` for a token in the set is answered 200 `text/plain`
+    /// with its key authorization, before `redirect_http` and the site's routes.
+    AcmeChallenges { tokens: Vec<(String, String)> },
     /// A worker is ready: add it to its pool's dispatch set.
     WorkerUp(WorkerInfo),
     /// Send no new requests to this worker; let in-flight ones finish (recycle, shutdown).

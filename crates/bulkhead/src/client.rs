@@ -329,8 +329,36 @@ fn print_status(v: &Value) {
         })
         .collect();
     table(&["SITE", "BINDINGS", "REQUESTS", "REQ/S"], &sites);
+    print_certificates(v["certificates"].as_array().map(Vec::as_slice).unwrap_or(&[]));
     println!();
     print_pools(v["pools"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+}
+
+/// One row per https site: where its certificate comes from, its names and expiry, and for
+/// ACME the next renewal and the last error.
+fn print_certificates(certs: &[Value]) {
+    if certs.is_empty() {
+        return;
+    }
+    let text = |c: &Value, key: &str| c.get(key).and_then(Value::as_str).unwrap_or("-").to_string();
+    let rows: Vec<Vec<String>> = certs
+        .iter()
+        .map(|c| {
+            let names: Vec<&str> =
+                c["names"].as_array().map(Vec::as_slice).unwrap_or(&[]).iter().filter_map(Value::as_str).collect();
+            let renewal = if str_of(c, "source") == "acme" { text(c, "next_renewal") } else { String::new() };
+            vec![
+                str_of(c, "site"),
+                str_of(c, "source"),
+                names.join(", "),
+                c.get("not_after").and_then(Value::as_str).unwrap_or("none yet").to_string(),
+                renewal,
+                c.get("last_error").and_then(Value::as_str).unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    println!();
+    table(&["CERTIFICATE", "SOURCE", "NAMES", "EXPIRES (UTC)", "NEXT RENEWAL", "LAST ERROR"], &rows);
 }
 
 fn print_pools(pools: &[Value]) {

@@ -131,6 +131,8 @@ fn limits_and_cache() {
     assert_eq!(changes(BASE, &limits), [Change::LimitsChanged]);
     let cache = format!("[cache]\nenabled = false\n{BASE}");
     assert_eq!(changes(BASE, &cache), [Change::CacheChanged]);
+    let acme = format!("{BASE}\n[acme]\nrenew_before = \"60d\"\n");
+    assert_eq!(changes(BASE, &acme), [Change::AcmeChanged]);
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn schema_has_exactly_the_raw_fields() {
     assert_eq!(schema_fields(SERVER), serde_fields::<RawServer>());
     assert_eq!(schema_fields(LIMITS), serde_fields::<RawLimits>());
     assert_eq!(schema_fields(CACHE), serde_fields::<RawCache>());
+    assert_eq!(schema_fields(ACME), serde_fields::<RawAcme>());
     assert_eq!(schema_fields(SITE), serde_fields::<RawSite>());
     assert_eq!(schema_fields(TLS), serde_fields::<RawTls>());
     assert_eq!(schema_fields(SITE_LOG), serde_fields::<RawSiteLog>());

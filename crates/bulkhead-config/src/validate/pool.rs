@@ -94,6 +94,7 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         ),
         shutdown_time_limit: c.duration(&k("shutdown_time_limit"), &p.shutdown_time_limit),
         response_timeout: c.duration(&k("response_timeout"), &p.response_timeout),
+        request_buffering: p.request_buffering,
         recycle: recycle(c, &key, &p.recycle),
         health: health(c, &key, &p.health),
         rapid_fail: rapid_fail(c, &key, &p.rapid_fail),

@@ -1,5 +1,11 @@
 //! `[[sites]]` → [`Site`]: names, bindings (and which site claims which address and host),
-//! TLS files, access-log settings and routes.
+//! TLS files or ACME, access-log settings and routes.
+//!
+//! `tls` takes exactly one of two forms: `{ cert, key }` (files the manager reads) or
+//! `{ acme = "email" }` (the manager obtains the certificate). An ACME site's https bindings
+//! must all be host names (no CA issues a certificate for `*` or an IP address), and the site
+//! needs an http:// binding, where the listener answers the CA's HTTP-01 challenges; a warning
+//! says when no http binding is on port 80, the port the CA connects to.
 //!
 //! Called by [`super::validate`] after the pools, which routes must name. Also home of
 //! [`parse_binding`], which the manager and listener use on binding strings too.
@@ -99,6 +105,86 @@ impl Claims {
     }
 }
 
+/// A site's `tls`: the resolved files, or the ACME contact email after its checks.
+fn tls_source(
+    c: &mut Checker<'_>,
+    key: &str,
+    s: &RawSite,
+    t: &RawTls,
+    bindings: &[Binding],
+) -> (Option<Tls>, Option<String>) {
+    let tkey = format!("{key}.tls");
+    match (&t.cert, &t.key, &t.acme) {
+        // Only resolved here: the files are read and checked by the manager (bulkhead-manager's
+        // tls module), never by the unprivileged listener, which parses this same text.
+        (Some(cert), Some(k), None) => (Some(Tls { cert: c.path(cert), key: c.path(k) }), None),
+        (None, None, Some(email)) => {
+            acme_site(c, key, s, email, bindings);
+            (None, Some(email.clone()))
+        }
+        (_, _, Some(_)) => {
+            c.err(tkey, "takes either cert and key (your own certificate files) or acme (certificates obtained from [acme] directory), not both");
+            (None, None)
+        }
+        (Some(_), None, None) => {
+            c.err(tkey, "has cert but no key; expected tls = { cert = \"cert.pem\", key = \"key.pem\" }");
+            (None, None)
+        }
+        (None, Some(_), None) => {
+            c.err(tkey, "has key but no cert; expected tls = { cert = \"cert.pem\", key = \"key.pem\" }");
+            (None, None)
+        }
+        (None, None, None) => {
+            c.err(tkey, "is empty; expected tls = { cert = \"cert.pem\", key = \"key.pem\" } or tls = { acme = \"you@example.com\" }");
+            (None, None)
+        }
+    }
+}
+
+/// The checks of an ACME site: a real email, host-name https bindings, an http binding.
+fn acme_site(c: &mut Checker<'_>, key: &str, s: &RawSite, email: &str, bindings: &[Binding]) {
+    if !valid_email(email) {
+        c.err(
+            format!("{key}.tls.acme"),
+            format!(
+                "{email:?} is not an email address; the ACME account's contact is written like \"ops@shop.example\""
+            ),
+        );
+    }
+    for (j, text) in s.bindings.iter().enumerate() {
+        let Ok(b) = parse_binding(text) else { continue };
+        if b.scheme == Scheme::Https && !matches!(b.host, BindingHost::Name(_)) {
+            c.err(
+                format!("{key}.bindings[{j}]"),
+                format!("{text:?}: a site with tls = {{ acme = … }} needs host names on its https bindings (like \"https://shop.example:443\"); no CA issues a certificate for \"*\" or an IP address"),
+            );
+        }
+    }
+    let http: Vec<&Binding> = bindings.iter().filter(|b| b.scheme == Scheme::Http).collect();
+    if http.is_empty() {
+        c.err(
+            format!("{key}.tls.acme"),
+            format!("site {:?} has no http:// binding; ACME's HTTP-01 challenge is answered on plain HTTP: add one like \"http://*:80\"", s.name),
+        );
+    } else if !http.iter().any(|b| b.port == 80) {
+        c.warn(
+            format!("{key}.tls.acme"),
+            format!("site {:?} has no http:// binding on port 80; the CA connects to port 80 for HTTP-01, so a public CA cannot validate this site unless port 80 is forwarded to {:?}", s.name, http[0].text),
+        );
+    }
+}
+
+/// `local@domain.tld` without spaces: enough to catch a name or URL written by mistake.
+fn valid_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else { return false };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !text.chars().any(|ch| ch.is_whitespace() || ch.is_control() || ch == ',' || ch == ':')
+}
+
 fn scheme_name(s: Scheme) -> &'static str {
     match s {
         Scheme::Http => "http",
@@ -148,9 +234,10 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
             c.err(format!("{key}.hsts"), format!("{h:?} is not a Strict-Transport-Security value; expected \"max-age=SECONDS\", optionally with \"; includeSubDomains\" and \"; preload\""));
         }
     }
-    // Only resolved here: the files are read and checked by the manager (bulkhead-manager's
-    // tls module), never by the unprivileged listener, which parses this same text.
-    let tls = s.tls.as_ref().map(|t| Tls { cert: c.path(&t.cert), key: c.path(&t.key) });
+    let (tls, acme) = match &s.tls {
+        Some(t) => tls_source(c, key, s, t, &bindings),
+        None => (None, None),
+    };
     if s.max_connections == 0 {
         c.err(format!("{key}.max_connections"), "must be at least 1");
     }
@@ -198,6 +285,7 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
         name: s.name.clone(),
         bindings,
         tls,
+        acme,
         redirect_http: s.redirect_http,
         hsts,
         max_connections: s.max_connections,

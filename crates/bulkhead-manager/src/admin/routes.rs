@@ -232,6 +232,7 @@ pub fn describe_change(c: &bulkhead_config::Change) -> String {
         ),
         Change::LimitsChanged => "[limits] changed".into(),
         Change::CacheChanged => "[cache] changed".into(),
+        Change::AcmeChanged => "[acme] changed".into(),
         Change::PoolAdded { name } => format!("pool {name:?} added"),
         Change::PoolChanged { name, recycle_needed, fields } => format!(
             "pool {name:?}: {} changed{}",

@@ -258,7 +258,8 @@ impl Supervisor {
             .iter()
             .map(|s| json!({ "name": s.spec.name, "pid": s.process.as_ref().map(|p| p.pid.as_raw()), "starts": s.starts }))
             .collect();
-        json!({ "server": server, "config_error": config_error, "sites": sites, "pools": pools, "services": services })
+        let certificates = self.certs.status(&self.admin.config.sites);
+        json!({ "server": server, "config_error": config_error, "sites": sites, "certificates": certificates, "pools": pools, "services": services })
     }
 }
 

@@ -2,7 +2,8 @@
 //! it applies, watching their files, and handing a changed, still valid set to the listener
 //! (`Certificates`) without restarting it or closing a connection. A changed file that no
 //! longer validates is refused like a bad config (event, `bulkhead status`), and the listener
-//! keeps serving the old certificate. The checks themselves are [`crate::tls`]'s.
+//! keeps serving the old certificate. The checks themselves are [`crate::tls`]'s. ACME sites'
+//! certificates are `supervisor/acme_sites.rs`'s and join the same set.
 
 use bulkhead_config::{ConfigError, ConfigErrors};
 use bulkhead_proto::{ManagerToListener, SiteCertificate};
@@ -21,13 +22,17 @@ impl Supervisor {
         let mut certificates = Vec::new();
         for (site, loaded) in loads {
             match loaded {
-                Ok(l) => certificates.push(l.certificate),
+                Ok(l) => {
+                    self.certs.note_file(&site, &l.certificate.names, l.not_after);
+                    certificates.push(l.certificate)
+                }
                 Err(e) => {
                     self.events.error(None, format!("{e}; keeping the certificate the site had"));
                     certificates.extend(self.admin.certificates.iter().find(|c| c.site == site).cloned());
                 }
             }
         }
+        self.refresh_acme(&mut certificates);
         self.admin.certificates = certificates;
         self.watch_certificates();
     }
@@ -71,8 +76,11 @@ impl Supervisor {
             for w in &l.warnings {
                 self.events.warn(None, w.clone());
             }
+            self.certs.note_file(&l.certificate.site, &l.certificate.names, l.not_after);
             certificates.push(l.certificate);
         }
+        // ACME sites keep what they serve: their files are bulkhead's, not watched.
+        certificates.extend(self.admin.certificates.iter().filter(|c| self.certs.is_acme(&c.site)).cloned());
         if certificates == self.admin.certificates {
             return;
         }

@@ -52,6 +52,8 @@ impl Supervisor {
         }
         self.events.info(None, format!("listener started (pid {})", listener.process.pid));
         self.listener = Some(listener);
+        // …and the ACME challenges it must answer (an order may be waiting on them).
+        self.send_challenges();
         Ok(())
     }
 

@@ -118,6 +118,7 @@ impl Supervisor {
 
     /// Kills and reaps whatever is still alive, removes socket files and the state files.
     pub(super) fn finish(&mut self) {
+        self.stop_acme();
         for (pid, _) in self.children.drain() {
             spawn::signal_group(pid, Signal::SIGKILL);
             spawn::reap(pid);

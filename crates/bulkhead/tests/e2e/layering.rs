@@ -33,7 +33,7 @@ const PINNED: [(&str, &[&[&str]]); 2] = [
             &["dispatch"],
             &["body"],
             &["log", "proxy", "error", "to_manager", "inherit"],
-            &["conformance", "stats", "tls"],
+            &["acme_challenge", "conformance", "stats", "tls"],
         ],
     ),
     (
@@ -42,7 +42,7 @@ const PINNED: [(&str, &[&[&str]]); 2] = [
             &["supervisor"],
             &["pool"],
             &["worker"],
-            &["admin", "health", "listener_process", "reload"],
+            &["admin", "health", "listener_process", "reload", "acme"],
             &["event", "preflight"],
             &["admin_command", "command"],
             &["config_store", "identity", "process"],

@@ -109,3 +109,38 @@ fn requests_over_the_limits_get_413_414_431_with_httperr_lines() {
     }
     assert_eq!(http::get(addr, "/ok.txt").status, 200, "the server still serves");
 }
+
+#[test]
+fn connections_past_max_connections_per_ip_get_503_conn_limit_until_one_closes() {
+    let dir = TestDir::new("per-ip");
+    dir.write("www/ok.txt", "ok\n");
+    let config = format!(
+        "[limits]\nmax_connections_per_ip = 2\n\n[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [ {{ path = \"/\", root = \"{}\" }} ]\n",
+        dir.join("www").display()
+    );
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    // Two kept-alive connections from 127.0.0.1 are served and stay open.
+    let mut first = Conn::connect(addr).expect("connect");
+    let mut second = Conn::connect(addr).expect("connect");
+    for c in [&mut first, &mut second] {
+        let r = c.request("GET", "/ok.txt", &[], b"").expect("served");
+        assert_eq!((r.status, r.closes()), (200, false));
+    }
+    // A third gets one 503 and is closed.
+    let mut third = Conn::connect(addr).expect("connect");
+    let r = third.request("GET", "/ok.txt", &[], b"").expect("answered");
+    assert_eq!((r.status, r.closes()), (503, true), "{}", r.text());
+    // Once one of the two closes, a new connection is served again (its close reaches the
+    // listener asynchronously: bounded retries).
+    drop(first);
+    drop(third);
+    let served = poll(Duration::from_secs(10), || {
+        let mut c = Conn::connect(addr).expect("connect");
+        c.request("GET", "/ok.txt", &[], b"").is_ok_and(|r| r.status == 200)
+    });
+    assert!(served, "a connection was refused after the address fell under its limit");
+    let logged = poll(Duration::from_secs(10), || server.httperr_log().contains("ConnLimit"));
+    assert!(logged, "no ConnLimit in HTTPERR:\n{}", server.httperr_log());
+    drop(second);
+}

@@ -12,6 +12,7 @@
 
 mod support;
 
+mod acme;
 mod admin;
 mod architecture;
 mod cli;
@@ -31,6 +32,7 @@ mod preflight;
 mod refusals;
 mod reload;
 mod routing;
+mod slow_clients;
 mod static_files;
 mod streaming;
 mod tls;

@@ -91,7 +91,8 @@ fn slow_readers_do_not_make_the_listener_buffer() {
 
 #[test]
 fn an_upload_to_a_slow_reader_streams_without_piling_up() {
-    let server = Server::start(TestDir::new("native-upload"), &config(""));
+    // Streamed, not spooled first: the worker's slow reading is what the credit windows hold back.
+    let server = Server::start(TestDir::new("native-upload"), &config("request_buffering = false"));
     let addr = server.addr();
     let listener = server.listener_pid();
     let before = procs::vm_hwm_kib(listener).unwrap_or(0);

@@ -85,6 +85,8 @@ pub struct Server {
     pub log_dir: PathBuf,
     pub config_path: Option<PathBuf>,
     output_path: PathBuf,
+    /// The `bulkhead` arguments it was started with, for [`Server::restart`].
+    args: Vec<String>,
     bindings: Vec<(String, SocketAddr)>,
     seen: Mutex<Vec<ProcId>>,
     /// Declared last: dropped after the processes are gone.
@@ -145,6 +147,7 @@ impl Server {
             state_dir,
             config_path,
             output_path,
+            args,
             bindings: Vec::new(),
             seen: Mutex::new(Vec::new()),
             dir,
@@ -278,6 +281,33 @@ impl Server {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the manager (SIGTERM) if it runs and starts it again with the same arguments,
+    /// directory and state_dir (its output is appended to the same log), until it serves.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        let _ = fs::remove_file(self.state_dir.join("bindings.json"));
+        let out = fs::OpenOptions::new().append(true).open(&self.output_path).expect("open server.log");
+        let err = out.try_clone().expect("clone server.log handle");
+        let child = Command::new(bulkhead_exe())
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "info")
+            .env("BULKHEAD_ALLOW_ROOT_WORKERS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn the bulkhead binary");
+        self.manager_pid = child.id();
+        self.child = Some(child);
+        self.remember(self.manager_pid);
+        if let Err(e) = self.wait_ready() {
+            panic!("{e}");
         }
     }
 
