@@ -458,7 +458,6 @@ fn keys_not_acted_on_are_warned_about_by_name_when_written() {
     let w = warnings(&text);
     let expect = [
         "test.toml:3:1: cache: the response cache is not built yet",
-        "test.toml:8:17: sites[0].max_bandwidth: is not enforced yet",
         "test.toml:10:61: sites[0].routes[0].directory_browsing: is not built yet",
     ];
     assert_eq!(w.len(), expect.len(), "{w:#?}");

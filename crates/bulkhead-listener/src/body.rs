@@ -125,10 +125,12 @@ pub struct ClientBody {
     progress: Arc<BodyProgress>,
 }
 
-/// A body read whole before it was sent: in memory, or in an unnamed temporary file.
+/// A body read whole before it was sent: in memory, or in an unnamed temporary file — or, when
+/// no file could be made, its first pieces and the rest of the client's body behind them.
 pub enum Spooled {
     Memory(VecDeque<Bytes>),
     File { file: tokio::fs::File, left: u64, buf: Vec<u8> },
+    Streaming { head: VecDeque<Bytes>, rest: Box<RequestBody> },
 }
 
 impl RequestBody {
@@ -150,8 +152,11 @@ impl RequestBody {
 
     /// Reads this (client) body whole, into memory up to [`SPOOL_MEMORY`] and then into an
     /// unnamed file in `dir`; returns the spooled body and its length. Fails as the client body
-    /// does (its [`BodyProgress`] says why), or with the file's I/O error (no fault set).
-    pub async fn spool(mut self, dir: &Path) -> Result<(RequestBody, u64), BoxError> {
+    /// does (its [`BodyProgress`] says why), or with the file's I/O error once the file was made.
+    /// When no file can be made in `dir` at all, nothing is lost: the pieces read so far and the
+    /// rest of the body stream to the worker as they come (length `None`), and the error is
+    /// logged.
+    pub async fn spool(mut self, dir: &Path) -> Result<(RequestBody, Option<u64>), BoxError> {
         let mut memory: VecDeque<Bytes> = VecDeque::new();
         let mut in_memory = 0usize;
         let mut file: Option<tokio::fs::File> = None;
@@ -166,7 +171,16 @@ impl RequestBody {
             in_memory += data.len();
             memory.push_back(data);
             if in_memory > SPOOL_MEMORY {
-                let mut f = temp_file(dir).await?;
+                let mut f = match temp_file(dir).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!("{e}; streaming this request body to the worker instead");
+                        return Ok((
+                            RequestBody::Spooled(Spooled::Streaming { head: memory, rest: Box::new(self) }),
+                            None,
+                        ));
+                    }
+                };
                 for piece in memory.drain(..) {
                     tokio::io::AsyncWriteExt::write_all(&mut f, &piece).await?;
                 }
@@ -181,7 +195,7 @@ impl RequestBody {
                 Spooled::File { file: f, left: len, buf: Vec::new() }
             }
         };
-        Ok((RequestBody::Spooled(spooled), len))
+        Ok((RequestBody::Spooled(spooled), Some(len)))
     }
 }
 
@@ -222,6 +236,7 @@ impl Body for RequestBody {
             RequestBody::Client(b) => b.incoming.is_end_stream(),
             RequestBody::Spooled(Spooled::Memory(m)) => m.is_empty(),
             RequestBody::Spooled(Spooled::File { left, .. }) => *left == 0,
+            RequestBody::Spooled(Spooled::Streaming { head, rest }) => head.is_empty() && rest.is_end_stream(),
         }
     }
 
@@ -231,6 +246,7 @@ impl Body for RequestBody {
             RequestBody::Client(b) => b.incoming.size_hint(),
             RequestBody::Spooled(Spooled::Memory(m)) => SizeHint::with_exact(m.iter().map(|b| b.len() as u64).sum()),
             RequestBody::Spooled(Spooled::File { left, .. }) => SizeHint::with_exact(*left),
+            RequestBody::Spooled(Spooled::Streaming { .. }) => SizeHint::new(),
         }
     }
 }
@@ -315,6 +331,10 @@ impl Spooled {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self {
             Spooled::Memory(pieces) => Poll::Ready(pieces.pop_front().map(|b| Ok(Frame::data(b)))),
+            Spooled::Streaming { head, rest } => match head.pop_front() {
+                Some(piece) => Poll::Ready(Some(Ok(Frame::data(piece)))),
+                None => Pin::new(&mut **rest).poll_frame(cx),
+            },
             Spooled::File { left: 0, .. } => Poll::Ready(None),
             Spooled::File { file, left, buf } => {
                 let want = (*left).min(SPOOL_READ as u64) as usize;

@@ -31,6 +31,7 @@
 //! stats | tls | acme_challenge   per-site request counters (fed by log) | rustls configs per
 //!                https socket | the ACME HTTP-01 tokens answered on http:// bindings
 //! conformance    RFC 9112 head rules hyper leaves to servers (Host, framing), HTTPERR reasons
+//! bandwidth      each site's max_bandwidth bucket and the body layer that paces responses
 //! ```
 //!
 //! [`control`] talks to the manager; [`accept`] and [`conn`] own client connections;
@@ -51,6 +52,7 @@
 
 pub mod accept;
 pub mod acme_challenge;
+pub mod bandwidth;
 pub mod body;
 pub mod conformance;
 pub mod conn;

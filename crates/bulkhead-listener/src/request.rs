@@ -40,6 +40,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
+use crate::bandwidth::{Bucket, Throttled};
 use crate::body::{BodyFault, BodyLimits, BodyProgress, RequestBody};
 use crate::conformance;
 use crate::dispatch::Failure;
@@ -59,7 +60,7 @@ const WORKER_FAILED: &str = "Connection_Abandoned_By_AppPool";
 
 /// A response body as the request path hands it to the connection: the queue-slot lease inside,
 /// the access-log completion outside.
-pub type Answer = Logged<Leased<Slot>>;
+pub type Answer = Logged<Throttled<Leased<Slot>>>;
 
 /// What a request knows about the connection it came on; made once per connection by
 /// [`crate::conn`], shared by its requests.
@@ -104,6 +105,8 @@ struct Exchange<'a> {
     body: Option<Arc<BodyProgress>>,
     /// The site's `Strict-Transport-Security` value, on a TLS connection.
     hsts: Option<HeaderValue>,
+    /// The site's `max_bandwidth` bucket, if it has one.
+    bandwidth: Option<Arc<Bucket>>,
 }
 
 /// Answers one request.
@@ -116,8 +119,16 @@ pub async fn handle(ctx: &ConnInfo, req: Request<Incoming>) -> Result<Response<A
         referer: req.headers().get(header::REFERER).cloned(),
         head_bytes: request_head_bytes(&req),
     };
-    let mut x =
-        Exchange { ctx, table: ctx.shared.table(), meta, started: Instant::now(), site: None, body: None, hsts: None };
+    let mut x = Exchange {
+        ctx,
+        table: ctx.shared.table(),
+        meta,
+        started: Instant::now(),
+        site: None,
+        body: None,
+        hsts: None,
+        bandwidth: None,
+    };
     let (mut resp, substatus) = x.route(req).await;
     if let Some(hsts) = x.hsts.take() {
         resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts);
@@ -151,6 +162,7 @@ impl Exchange<'_> {
             return self.refuse(StatusCode::NOT_FOUND, "NoSite", None);
         };
         self.site = Some((site.id, site.name.clone(), site.log_enabled));
+        self.bandwidth = site.bandwidth.clone();
         if !self.claim_site_connection(site) {
             return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
         }
@@ -266,8 +278,10 @@ impl Exchange<'_> {
                 // worker gets a Content-Length body.
                 match body.spool(&self.table.spool_dir).await {
                     Ok((spooled, len)) => {
-                        parts.headers.remove(header::TRANSFER_ENCODING);
-                        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                        if let Some(len) = len {
+                            parts.headers.remove(header::TRANSFER_ENCODING);
+                            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                        }
                         spooled
                     }
                     Err(e) => {
@@ -420,7 +434,8 @@ impl Exchange<'_> {
             })),
             _ => None,
         };
-        resp.map(|body| Layered::new(body, log))
+        let bandwidth = self.bandwidth;
+        resp.map(|body| Layered::new(Throttled::new(body, bandwidth), log))
     }
 }
 

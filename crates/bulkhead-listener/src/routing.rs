@@ -14,8 +14,8 @@
 //! `/api`, `/api/x`, but not `/apix`); routes come sorted longest first from the config crate.
 //!
 //! Must never do I/O on the request path (static roots are canonicalised when the table is
-//! built, off the runtime threads). Layering: it imports nothing of the listener; the request
-//! path, static files, the shared state and the control task use it.
+//! built, off the runtime threads). Layering: it imports only the leaf [`crate::bandwidth`] (each
+//! site's bucket); the request path, static files, the shared state and the control task use it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use bulkhead_config::{BindingHost, Config, Limits, RouteAction, Scheme, Site};
 use bulkhead_proto::ListenSocket;
+
+use crate::bandwidth::Bucket;
 
 /// Everything the request path needs from one configuration.
 #[derive(Debug)]
@@ -52,6 +54,9 @@ pub struct SiteEntry {
     pub redirect_https_port: Option<u16>,
     /// `hsts`: the `Strict-Transport-Security` value for its https responses.
     pub hsts: Option<http::HeaderValue>,
+    /// `max_bandwidth`: the bucket its responses share (kept across reconfigurations by name
+    /// while the rate is the same); `None` = unlimited.
+    pub bandwidth: Option<Arc<Bucket>>,
 }
 
 /// One route of a site.
@@ -104,6 +109,12 @@ impl Table {
                 .map(|s| s.connections.clone())
                 .unwrap_or_default();
             let mut entry = site_entry(i as u32 + 1, site, connections);
+            entry.bandwidth = (site.max_bandwidth > 0).then(|| {
+                old.and_then(|t| t.sites.iter().find(|s| *s.name == *site.name))
+                    .and_then(|s| s.bandwidth.clone())
+                    .filter(|b| b.rate() == site.max_bandwidth)
+                    .unwrap_or_else(|| Arc::new(Bucket::new(site.max_bandwidth)))
+            });
             if site.redirect_http {
                 entry.redirect_https_port = https_port(site, sockets);
             }
@@ -129,7 +140,10 @@ impl Table {
             }
             by_socket.insert(socket.fd, entry);
         }
-        let spool_dir = config.server.body_temp_dir().into();
+        let spool_dir: Arc<Path> = config.server.body_temp_dir().into();
+        // The manager makes it (owned by the listener's user); a listener run on its own makes
+        // its own. If neither can, bodies past memory stream instead (crate::body).
+        let _ = std::fs::create_dir_all(&spool_dir);
         Table { limits: config.limits.clone(), spool_dir, sites, sockets: by_socket }
     }
 
@@ -220,6 +234,7 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
         routes,
         redirect_https_port: None,
         hsts: site.hsts.as_deref().and_then(|h| http::HeaderValue::from_str(h).ok()),
+        bandwidth: None,
     }
 }
 

@@ -252,9 +252,6 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
         &[("daily", Rollover::Daily), ("hourly", Rollover::Hourly), ("size", Rollover::Size)],
     );
     let max_bandwidth = c.size(&format!("{key}.max_bandwidth"), s.max_bandwidth.trim_end_matches("/s"));
-    if max_bandwidth != 0 {
-        c.not_acted_on(format!("{key}.max_bandwidth"), "is not enforced yet: responses are sent at full speed");
-    }
     let max_size = match &s.log.max_size {
         None => DEFAULT_LOG_MAX_SIZE,
         Some(text) => {

@@ -33,7 +33,7 @@ const PINNED: [(&str, &[&[&str]]); 2] = [
             &["dispatch"],
             &["body"],
             &["log", "proxy", "error", "to_manager", "inherit"],
-            &["acme_challenge", "conformance", "stats", "tls"],
+            &["acme_challenge", "bandwidth", "conformance", "stats", "tls"],
         ],
     ),
     (

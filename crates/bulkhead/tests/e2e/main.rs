@@ -15,6 +15,7 @@ mod support;
 mod acme;
 mod admin;
 mod architecture;
+mod bandwidth;
 mod cli;
 mod conformance;
 mod crash;
