@@ -165,25 +165,43 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a site's access log lines look like (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogFormat {
+    /// IIS's W3C extended format, `u_exYYMMDD.log`. The default.
     W3c,
+    /// NCSA combined (Apache's `combined`), `u_ncYYMMDD.log`.
     Ncsa,
+    /// One JSON object per line, `u_jsYYMMDD.log`.
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When a site's access log starts a new file (`log.rollover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rollover {
+    /// One file per UTC day. The default.
     Daily,
+    /// One file per UTC hour (`u_exYYMMDDHH.log`).
     Hourly,
+    /// One file per UTC day, and a further one (`u_exYYMMDD_1.log`, `_2`, …) whenever a file
+    /// would grow past `log.max_size`.
     Size,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Default `log.max_size`: 64 MiB.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SiteLog {
+    /// Whether the site writes an access log. Default `true`.
     pub enabled: bool,
+    /// Default W3C.
     pub format: LogFormat,
+    /// Default daily.
     pub rollover: Rollover,
+    /// Largest file with `rollover = "size"`, in bytes (unused otherwise, where the key is
+    /// refused). Default [`DEFAULT_LOG_MAX_SIZE`].
+    pub max_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -203,7 +203,7 @@ pub struct RawSite {
     /// Bytes per second to clients of this site, `"0"` = unlimited. Default `"0"`.
     #[serde(default = "default_zero")]
     pub max_bandwidth: String,
-    /// Access log. Default `{ format = "w3c", rollover = "daily" }`.
+    /// Access log. Default `{ format = "w3c", rollover = "daily", enabled = true }`.
     #[serde(default)]
     pub log: RawSiteLog,
     /// Longest path prefix wins. Default: none (every request 404).
@@ -231,7 +231,7 @@ pub struct RawTls {
     pub acme: Option<String>,
 }
 
-/// `log = { format, rollover }`.
+/// `log = { format, rollover, max_size, enabled }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSiteLog {
@@ -239,13 +239,17 @@ pub struct RawSiteLog {
     pub format: String,
     /// `daily`, `hourly` or `size`. Default `"daily"`.
     pub rollover: String,
+    /// With `rollover = "size"`: a file that would grow past this is closed and the next one
+    /// (`_1`, `_2`, … before `.log`) started; refused with any other rollover. Default
+    /// `"64MiB"`.
+    pub max_size: Option<String>,
     /// Whether the site writes an access log at all. Default `true`.
     pub enabled: bool,
 }
 
 impl Default for RawSiteLog {
     fn default() -> Self {
-        RawSiteLog { format: "w3c".into(), rollover: "daily".into(), enabled: true }
+        RawSiteLog { format: "w3c".into(), rollover: "daily".into(), max_size: None, enabled: true }
     }
 }
 

@@ -94,7 +94,7 @@ pub(crate) const ACME: &[Field] =
     &[opt("directory", Shape::Str), opt("ca_file", Shape::Str), opt("renew_before", DURATION)];
 
 pub(crate) const SITE_LOG: &[Field] =
-    &[opt("format", Shape::Str), opt("rollover", Shape::Str), opt("enabled", Shape::Bool)];
+    &[opt("format", Shape::Str), opt("rollover", Shape::Str), opt("max_size", SIZE), opt("enabled", Shape::Bool)];
 
 pub(crate) const ROUTE: &[Field] = &[
     req("path", Shape::Str),

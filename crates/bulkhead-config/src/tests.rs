@@ -458,8 +458,6 @@ fn keys_not_acted_on_are_warned_about_by_name_when_written() {
     let w = warnings(&text);
     let expect = [
         "test.toml:3:1: cache: the response cache is not built yet",
-        "test.toml:9:18: sites[0].log.format: \"json\" is not written yet",
-        "test.toml:9:37: sites[0].log.rollover: \"size\" is not built yet",
         "test.toml:10:61: sites[0].routes[0].directory_browsing: is not built yet",
     ];
     assert_eq!(w.len(), expect.len(), "{w:#?}");
@@ -470,6 +468,30 @@ fn keys_not_acted_on_are_warned_about_by_name_when_written() {
     let checked = check(&text, "test.toml", Path::new("/tmp")).expect("warnings do not refuse");
     assert_eq!(checked.warnings().len(), expect.len());
     assert_eq!(checked.warnings()[0].key, "cache");
+}
+
+#[test]
+fn log_formats_and_size_rollover_are_taken() {
+    let text = format!("{SITE}log = {{ format = \"ncsa\", rollover = \"size\", max_size = \"1KiB\" }}\n");
+    let config = ok(&text);
+    let log = &config.sites[0].log;
+    assert_eq!((log.format, log.rollover, log.max_size), (LogFormat::Ncsa, Rollover::Size, 1024));
+    assert_eq!(warnings(&text), Vec::<String>::new());
+    let text = format!("{SITE}log = {{ format = \"json\", rollover = \"size\" }}\n");
+    let log = ok(&text).sites.remove(0).log;
+    assert_eq!((log.format, log.max_size), (LogFormat::Json, DEFAULT_LOG_MAX_SIZE));
+}
+
+#[test]
+fn max_size_is_refused_without_size_rollover_and_when_zero() {
+    let e = one_error(&format!("{SITE}log = {{ rollover = \"daily\", max_size = \"1MiB\" }}\n"));
+    assert!(e.contains("sites[0].log.max_size: applies only with rollover = \"size\""), "{e}");
+    let e = one_error(&format!("{SITE}log = {{ max_size = \"1MiB\" }}\n"));
+    assert!(e.contains("sites[0].log.max_size: applies only with rollover = \"size\""), "{e}");
+    let e = one_error(&format!("{SITE}log = {{ rollover = \"size\", max_size = \"0\" }}\n"));
+    assert!(e.contains("sites[0].log.max_size: must be more than 0"), "{e}");
+    let e = one_error(&format!("{SITE}log = {{ rollover = \"size\", max_size = \"12\" }}\n"));
+    assert!(e.contains("sites[0].log.max_size:"), "{e}");
 }
 
 #[test]

@@ -274,6 +274,10 @@ impl Control {
                 ManagerToListener::AddSockets { fd_channel, sockets } => {
                     self.receive_sockets(fd_channel, sockets).await;
                 }
+                ManagerToListener::ReopenLogs => {
+                    tracing::info!("reopening the access and HTTPERR logs");
+                    self.shared.log.reopen();
+                }
                 ManagerToListener::Shutdown { grace_ms } => {
                     self.shutdown(Duration::from_millis(grace_ms)).await;
                     return Ok(Ending::Shutdown);
@@ -336,6 +340,7 @@ impl Control {
 /// site, queue depths), once a second, until the control sender closes.
 pub async fn activity_ticker(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut dropped_reported = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -359,8 +364,15 @@ pub async fn activity_ticker(shared: Arc<Shared>) {
             })
             .collect();
         let tls_handshake_failures = shared.tls.take_failures();
-        if (!sites.is_empty() || !pools.is_empty() || tls_handshake_failures > 0)
-            && shared.control.send(ListenerToManager::Stats { sites, pools, tls_handshake_failures }).is_err()
+        let dropped = shared.log.dropped();
+        let log_lines_dropped = dropped.saturating_sub(dropped_reported);
+        dropped_reported = dropped;
+        let news = !sites.is_empty() || !pools.is_empty() || tls_handshake_failures > 0 || log_lines_dropped > 0;
+        if news
+            && shared
+                .control
+                .send(ListenerToManager::Stats { sites, pools, tls_handshake_failures, log_lines_dropped })
+                .is_err()
         {
             return;
         }

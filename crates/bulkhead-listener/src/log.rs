@@ -4,19 +4,29 @@
 //! method, URI and header values it already has) and hands it to [`LogSender::access`] or
 //! [`LogSender::http_err`], which never block: the channel is bounded and, when it is full, the
 //! record is counted and dropped. All formatting, date arithmetic, file opening and writing
-//! happen in the writer thread started by [`start`]. Formats: [`w3c`] (per site, IIS's W3C extended) and [`httperr`] (IIS's HTTPERR).
+//! happen in the writer thread started by [`start`]. Formats, per site: [`w3c`] (IIS's W3C
+//! extended), [`ncsa`] (Apache's combined), [`json`] (JSON Lines); and [`httperr`] (IIS's
+//! HTTPERR) for the server.
 //!
-//! Files (common brief): `<log_dir>/sites/<site>/u_exYYMMDD.log` (`u_exYYMMDDHH.log` with
-//! `rollover = "hourly"`; `size` rolls daily for now) and `<log_dir>/HTTPERR/httperr_YYMMDD.log`,
-//! UTC dates. Only the W3C format is written so far; sites configured `ncsa`/`json` get W3C too.
+//! Files: `<log_dir>/sites/<site>/u_exYYMMDD.log` (`u_nc…` for NCSA, `u_js…` for JSON;
+//! `u_exYYMMDDHH.log` with `rollover = "hourly"`; with `rollover = "size"` daily files and,
+//! whenever the next line would take a file past `max_size`, `u_exYYMMDD_1.log`, `_2`, …) and
+//! `<log_dir>/HTTPERR/httperr_YYMMDD.log`, UTC dates. [`LogSender::reopen`] closes every file so
+//! the next line opens its path again (SIGUSR1 to the manager, for logrotate).
+//!
+//! Lines the writer could not take (channel full: the disk stalls or the writer fell behind) or
+//! could not write (the file cannot be opened) are counted in [`LogSender::dropped`], which the
+//! control task reports to the manager with the request statistics.
 //!
 //! A leaf of the crate's layering: it uses only [`crate::stats`] (every access record is also
 //! counted there), and is used by the response layers, the connection and the control task.
 
 pub mod httperr;
+pub mod json;
+pub mod ncsa;
 pub mod w3c;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
@@ -26,7 +36,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bulkhead_config::{Config, Rollover};
+use bulkhead_config::{Config, LogFormat, Rollover, SiteLog};
 use http::{HeaderValue, Method, Uri, Version};
 use time::OffsetDateTime;
 
@@ -85,15 +95,15 @@ pub struct HttpErrRecord {
 #[derive(Debug, Clone, Default)]
 pub struct LogConfig {
     pub dir: PathBuf,
-    /// Site name → rollover, for sites with logging enabled.
-    pub sites: HashMap<String, Rollover>,
+    /// Site name → format, rollover and size, for sites with logging enabled.
+    pub sites: HashMap<String, SiteLog>,
 }
 
 impl LogConfig {
     pub fn from_config(config: &Config) -> LogConfig {
         LogConfig {
             dir: config.server.log_dir.clone(),
-            sites: config.sites.iter().filter(|s| s.log.enabled).map(|s| (s.name.clone(), s.log.rollover)).collect(),
+            sites: config.sites.iter().filter(|s| s.log.enabled).map(|s| (s.name.clone(), s.log.clone())).collect(),
         }
     }
 }
@@ -102,6 +112,7 @@ enum LogEvent {
     Access(AccessRecord),
     HttpErr(HttpErrRecord),
     Configure(LogConfig),
+    Reopen,
     Flush(SyncSender<()>),
 }
 
@@ -131,7 +142,8 @@ impl LogSender {
         self.send(LogEvent::HttpErr(record));
     }
 
-    /// Records dropped so far because the writer fell behind.
+    /// Lines dropped so far: the writer fell behind (the channel was full) or a file could not
+    /// be opened or written.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -140,6 +152,12 @@ impl LogSender {
     pub fn configure(&self, config: LogConfig) {
         // A configuration must not be lost to a full channel: block briefly if needed.
         let _ = self.tx.send(LogEvent::Configure(config));
+    }
+
+    /// Closes every open log file; the next line for each opens its path anew (after logrotate
+    /// moved the file away). Never lost to a full channel: may block briefly, like `configure`.
+    pub fn reopen(&self) {
+        let _ = self.tx.send(LogEvent::Reopen);
     }
 
     /// Waits (blocking the calling thread) until everything queued so far is written and
@@ -168,15 +186,44 @@ pub fn start(config: LogConfig) -> std::io::Result<(LogSender, std::thread::Join
     let dropped = Arc::new(AtomicU64::new(0));
     let counter = dropped.clone();
     let handle = std::thread::Builder::new().name("bulkhead-log".into()).spawn(move || {
-        Writer { config, files: HashMap::new(), line: String::new(), dropped: counter, reported: 0 }.run(rx)
+        Writer {
+            config,
+            files: HashMap::new(),
+            line: String::new(),
+            dropped: counter,
+            reported: 0,
+            unopenable: HashSet::new(),
+        }
+        .run(rx)
     })?;
     Ok((LogSender { tx, dropped, stats: Arc::default() }, handle))
 }
 
-/// An open log file and the period (its file name) it covers.
+/// An open log file: the period it covers (its file name without the `_N` of a size rollover
+/// and `.log`), its number within the period, and what it holds so far.
 struct OpenLog {
+    period: String,
+    seq: u32,
     name: String,
     out: BufWriter<File>,
+    /// Bytes in the file (including what is still buffered).
+    written: u64,
+    /// Lines written since it was opened.
+    lines: u64,
+}
+
+/// Appends one formatted access-log line.
+type LineWriter = fn(&AccessRecord, &mut String);
+/// The directives at the top of a file (empty for NCSA and JSON).
+type HeaderWriter = fn(OffsetDateTime) -> String;
+
+/// How a file is named and begins.
+struct FileKind {
+    /// The name without `_N` and `.log`: `u_ex231114`, `httperr_231114`.
+    period: String,
+    /// With `rollover = "size"`: the most a file may hold.
+    max_size: Option<u64>,
+    header: HeaderWriter,
 }
 
 /// Which file a record goes to.
@@ -192,6 +239,8 @@ struct Writer {
     line: String,
     dropped: Arc<AtomicU64>,
     reported: u64,
+    /// Files that failed to open, warned about once each.
+    unopenable: HashSet<PathBuf>,
 }
 
 impl Writer {
@@ -212,7 +261,9 @@ impl Writer {
             }
             let dropped = self.dropped.load(Ordering::Relaxed);
             if dropped > self.reported {
-                tracing::warn!("log writer fell behind: {} log lines dropped so far", dropped);
+                tracing::warn!(
+                    "{dropped} log lines dropped so far (the log writer fell behind, or a file could not be written)"
+                );
                 self.reported = dropped;
             }
             std::thread::sleep(BATCH_INTERVAL);
@@ -222,21 +273,30 @@ impl Writer {
     fn handle(&mut self, event: LogEvent, flushes: &mut Vec<SyncSender<()>>) {
         match event {
             LogEvent::Access(rec) => {
-                let Some(&rollover) = self.config.sites.get(&*rec.site) else { return };
+                let Some(site) = self.config.sites.get(&*rec.site) else { return };
                 let when = OffsetDateTime::from(rec.when);
-                let name = w3c::file_name(when, rollover);
                 self.line.clear();
-                w3c::write_line(&rec, &mut self.line);
+                let (write_line, header): (LineWriter, HeaderWriter) = match site.format {
+                    LogFormat::W3c => (w3c::write_line, w3c::header),
+                    LogFormat::Ncsa => (ncsa::write_line, ncsa::header),
+                    LogFormat::Json => (json::write_line, json::header),
+                };
+                write_line(&rec, &mut self.line);
+                let kind = FileKind {
+                    period: access_period(site.format, when, site.rollover),
+                    max_size: (site.rollover == Rollover::Size).then_some(site.max_size),
+                    header,
+                };
                 let dir = self.config.dir.join("sites").join(&*rec.site);
-                self.write(Target::Site(rec.site.clone()), &dir, name, when, w3c::header);
+                self.write(Target::Site(rec.site.clone()), &dir, kind, when);
             }
             LogEvent::HttpErr(rec) => {
                 let when = OffsetDateTime::from(rec.when);
-                let name = httperr::file_name(when);
                 self.line.clear();
                 httperr::write_line(&rec, &mut self.line);
+                let kind = FileKind { period: httperr::period(when), max_size: None, header: httperr::header };
                 let dir = self.config.dir.join("HTTPERR");
-                self.write(Target::HttpErr, &dir, name, when, httperr::header);
+                self.write(Target::HttpErr, &dir, kind, when);
             }
             LogEvent::Configure(config) => {
                 if config.dir != self.config.dir {
@@ -244,55 +304,123 @@ impl Writer {
                 }
                 self.config = config;
             }
+            LogEvent::Reopen => self.close_all(),
             LogEvent::Flush(done) => flushes.push(done),
         }
     }
 
-    /// Writes `self.line` to the target's file for period `name`, opening (and writing the
-    /// header into) a new file when the period changed.
-    fn write(
-        &mut self,
-        target: Target,
-        dir: &Path,
-        name: String,
-        when: OffsetDateTime,
-        header: fn(OffsetDateTime) -> String,
-    ) {
-        let current = self.files.get(&target).is_some_and(|f| f.name == name);
-        if !current {
-            self.files.remove(&target);
-            match open(dir, &name, when, header) {
-                Ok(out) => {
-                    self.files.insert(target.clone(), OpenLog { name, out });
+    /// Flushes and closes every file.
+    fn close_all(&mut self) {
+        for (_, mut f) in self.files.drain() {
+            if let Err(e) = f.out.flush() {
+                tracing::warn!("log file {}: {e}", f.name);
+            }
+        }
+    }
+
+    /// Writes `self.line` to the target's file, opening (and writing the header into) a new
+    /// file when the period changed or, with a size limit, when the line would not fit.
+    fn write(&mut self, target: Target, dir: &Path, kind: FileKind, when: OffsetDateTime) {
+        let line_len = self.line.len() as u64;
+        let next_seq = match self.files.get(&target) {
+            Some(f) if f.period == kind.period => {
+                let full = kind.max_size.is_some_and(|max| f.lines > 0 && f.written + line_len > max);
+                full.then_some(f.seq + 1)
+            }
+            _ => Some(0),
+        };
+        if let Some(seq) = next_seq {
+            if let Some(mut old) = self.files.remove(&target) {
+                let _ = old.out.flush();
+            }
+            match open(dir, &kind, seq, line_len, when) {
+                Ok(f) => {
+                    self.unopenable.remove(&dir.join(&f.name));
+                    self.files.insert(target.clone(), f);
                 }
-                Err(e) => {
-                    tracing::warn!("cannot open log file {}: {e}; line dropped", dir.join(&name).display());
+                Err((name, e)) => {
+                    // Once per file until it opens: every line after it is counted, not logged.
+                    let path = dir.join(name);
+                    if self.unopenable.insert(path.clone()) {
+                        tracing::warn!(
+                            "cannot open log file {}: {e}; its lines are dropped (and counted)",
+                            path.display()
+                        );
+                    }
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
             }
         }
         if let Some(f) = self.files.get_mut(&target) {
-            if let Err(e) = f.out.write_all(self.line.as_bytes()) {
-                tracing::warn!("log file {}: {e}", f.name);
+            match f.out.write_all(self.line.as_bytes()) {
+                Ok(()) => {
+                    f.written += line_len;
+                    f.lines += 1;
+                }
+                Err(e) => {
+                    tracing::warn!("log file {}: {e}; line dropped", f.name);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
 }
 
-/// Opens (appending) a log file, writing the header when the file is new or empty.
+/// The period part of an access log's name: `u_exYYMMDD` (`u_nc`, `u_js` for NCSA and JSON),
+/// `u_exYYMMDDHH` with hourly rollover. Size rollover starts from daily files.
+pub fn access_period(format: LogFormat, t: OffsetDateTime, rollover: Rollover) -> String {
+    let prefix = match format {
+        LogFormat::W3c => "u_ex",
+        LogFormat::Ncsa => "u_nc",
+        LogFormat::Json => "u_js",
+    };
+    let yy = t.year().rem_euclid(100);
+    match rollover {
+        Rollover::Hourly => format!("{prefix}{yy:02}{:02}{:02}{:02}", t.month() as u8, t.day(), t.hour()),
+        Rollover::Daily | Rollover::Size => format!("{prefix}{yy:02}{:02}{:02}", t.month() as u8, t.day()),
+    }
+}
+
+/// The file name of number `seq` in a period: `u_ex231114.log`, then `u_ex231114_1.log`, ….
+fn file_name(period: &str, seq: u32) -> String {
+    if seq == 0 {
+        format!("{period}.log")
+    } else {
+        format!("{period}_{seq}.log")
+    }
+}
+
+/// Opens (appending) file `seq` of the period, or with a size limit the first from `seq` on
+/// that has room for its header and a line of `line_len` bytes (an existing file left by an
+/// earlier run, or one that was never full, is continued). Writes the header.
 fn open(
     dir: &Path,
-    name: &str,
+    kind: &FileKind,
+    mut seq: u32,
+    line_len: u64,
     when: OffsetDateTime,
-    header: fn(OffsetDateTime) -> String,
-) -> std::io::Result<BufWriter<File>> {
-    std::fs::create_dir_all(dir)?;
-    let file = OpenOptions::new().create(true).append(true).open(dir.join(name))?;
+) -> Result<OpenLog, (String, std::io::Error)> {
+    let header = (kind.header)(when);
+    let fail = |seq, e| (file_name(&kind.period, seq), e);
+    std::fs::create_dir_all(dir).map_err(|e| fail(seq, e))?;
+    if let Some(max) = kind.max_size {
+        // Bounded: each step skips an existing, non-empty file.
+        while let Ok(meta) = std::fs::metadata(dir.join(file_name(&kind.period, seq))) {
+            if meta.len() == 0 || meta.len() + header.len() as u64 + line_len <= max || seq == u32::MAX {
+                break;
+            }
+            seq += 1;
+        }
+    }
+    let name = file_name(&kind.period, seq);
+    let file = OpenOptions::new().create(true).append(true).open(dir.join(&name)).map_err(|e| fail(seq, e))?;
+    let existing = file.metadata().map_or(0, |m| m.len());
     let mut out = BufWriter::with_capacity(64 * 1024, file);
     // Like IIS, the directives are written whenever a file is (re)opened, so a restarted
     // listener's lines are preceded by a fresh `#Date:` even in an existing file.
-    out.write_all(header(when).as_bytes())?;
-    Ok(out)
+    out.write_all(header.as_bytes()).map_err(|e| fail(seq, e))?;
+    Ok(OpenLog { period: kind.period.clone(), seq, name, out, written: existing + header.len() as u64, lines: 0 })
 }
 
 /// `yyyy-mm-dd` and `hh:mm:ss` of a UTC time.
@@ -355,15 +483,22 @@ mod tests {
         assert_eq!(s, "a++b+c?");
     }
 
-    #[test]
-    fn writer_writes_headers_and_lines() {
-        let dir = std::env::temp_dir().join(format!("bulkhead-log-test-{}", std::process::id()));
+    const T0: u64 = 1_700_000_000;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bulkhead-log-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut config = LogConfig { dir: dir.clone(), sites: HashMap::new() };
-        config.sites.insert("shop".into(), Rollover::Daily);
-        let (log, thread) = start(config).unwrap();
-        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        log.access(AccessRecord {
+        dir
+    }
+
+    fn config(dir: &Path, format: LogFormat, rollover: Rollover, max_size: u64) -> LogConfig {
+        let mut config = LogConfig { dir: dir.to_path_buf(), sites: HashMap::new() };
+        config.sites.insert("shop".into(), SiteLog { enabled: true, format, rollover, max_size });
+        config
+    }
+
+    fn record(when: SystemTime) -> AccessRecord {
+        AccessRecord {
             site: Arc::from("shop"),
             when,
             server: "127.0.0.1:8080".parse().unwrap(),
@@ -379,7 +514,115 @@ mod tests {
             time_taken: Duration::from_millis(3),
             sc_bytes: 10,
             cs_bytes: 20,
-        });
+        }
+    }
+
+    fn files(dir: &Path) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn access_file_names() {
+        let t = OffsetDateTime::from(SystemTime::UNIX_EPOCH + Duration::from_secs(T0));
+        assert_eq!(access_period(LogFormat::W3c, t, Rollover::Daily), "u_ex231114");
+        assert_eq!(access_period(LogFormat::W3c, t, Rollover::Hourly), "u_ex23111422");
+        assert_eq!(access_period(LogFormat::Ncsa, t, Rollover::Size), "u_nc231114");
+        assert_eq!(access_period(LogFormat::Json, t, Rollover::Daily), "u_js231114");
+        assert_eq!(file_name("u_ex231114", 0), "u_ex231114.log");
+        assert_eq!(file_name("u_ex231114", 2), "u_ex231114_2.log");
+    }
+
+    #[test]
+    fn size_rollover_starts_the_next_file_before_one_would_pass_max_size() {
+        let dir = temp_dir("size");
+        let max = 1024;
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(T0);
+        let (log, thread) = start(config(&dir, LogFormat::W3c, Rollover::Size, max)).unwrap();
+        for _ in 0..40 {
+            log.access(record(when));
+        }
+        log.flush_blocking();
+        drop(log);
+        thread.join().unwrap();
+        let site = dir.join("sites/shop");
+        let found = files(&site);
+        assert!(found.len() >= 3, "{found:?}");
+        for (i, (name, len)) in found.iter().enumerate() {
+            let want = if i == 0 { "u_ex231114.log".to_string() } else { format!("u_ex231114_{i}.log") };
+            assert_eq!(name, &want, "{found:?}");
+            assert!(*len <= max, "{name} is {len} bytes, over {max}");
+        }
+        let lines: usize = found
+            .iter()
+            .map(|(n, _)| std::fs::read_to_string(site.join(n)).unwrap())
+            .map(|t| t.lines().filter(|l| !l.starts_with('#')).count())
+            .sum();
+        assert_eq!(lines, 40);
+        // A restart continues in the last file that has room, not over the full ones.
+        let (log, thread) = start(config(&dir, LogFormat::W3c, Rollover::Size, max)).unwrap();
+        log.access(record(when));
+        log.flush_blocking();
+        drop(log);
+        thread.join().unwrap();
+        let again = files(&site);
+        assert!(again.iter().all(|(_, len)| *len <= max), "{again:?}");
+        assert_eq!(&again[..found.len() - 1], &found[..found.len() - 1]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reopen_starts_a_new_file_at_the_old_path() {
+        let dir = temp_dir("reopen");
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(T0);
+        let (log, thread) = start(config(&dir, LogFormat::Ncsa, Rollover::Daily, 0)).unwrap();
+        log.access(record(when));
+        log.flush_blocking();
+        let path = dir.join("sites/shop/u_nc231114.log");
+        let moved = dir.join("sites/shop/u_nc231114.log.1");
+        std::fs::rename(&path, &moved).unwrap();
+        log.access(record(when));
+        log.reopen();
+        log.access(record(when));
+        log.flush_blocking();
+        drop(log);
+        thread.join().unwrap();
+        // The line queued before the reopen still went to the file it was opened on.
+        assert_eq!(std::fs::read_to_string(&moved).unwrap().lines().count(), 2);
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(new.lines().count(), 1, "{new}");
+        assert!(new.starts_with("127.0.0.1 - - [14/Nov/2023:22:13:20 +0000] \"GET /a?b=1 HTTP/1.1\" 200 10"), "{new}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_channel_drops_and_counts_without_blocking() {
+        // The writer is stalled (nobody reads the channel), as when the disk hangs.
+        let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
+        let log = LogSender { tx, dropped: Arc::default(), stats: Arc::default() };
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(T0);
+        for _ in 0..CHANNEL_CAPACITY + 25 {
+            log.access(record(when));
+        }
+        assert_eq!(log.dropped(), 25);
+        // Every request was still counted in the statistics.
+        let counted: u64 = log.stats().take().iter().flat_map(|s| s.responses.iter().map(|(_, n)| n)).sum();
+        assert_eq!(counted, CHANNEL_CAPACITY as u64 + 25);
+        drop(rx);
+    }
+
+    #[test]
+    fn writer_writes_headers_and_lines() {
+        let dir = temp_dir("w3c");
+        let _ = std::fs::remove_dir_all(&dir);
+        let (log, thread) = start(config(&dir, LogFormat::W3c, Rollover::Daily, 0)).unwrap();
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        log.access(record(when));
         log.http_err(HttpErrRecord {
             when,
             client: "127.0.0.1:50000".parse().unwrap(),

@@ -10,7 +10,8 @@
 //!
 //! Endpoints (JSON unless said otherwise; errors are `{"error": "..."}` with a 4xx/5xx status):
 //! - `GET /` — the dashboard (one HTML page, no build step; [`dashboard`]).
-//! - `GET /status` — server (pid, uptime, config file and version, listener, bindings), the
+//! - `GET /status` — server (pid, uptime, config file and version, listener, bindings,
+//!   `log_lines_dropped`), the
 //!   last refused config (`config_error`, `null` when the running config is the file's), sites
 //!   (bindings, requests, requests per second), pools (state, `disabled` — `null` or
 //!   `{"by": "operator"|"rapid-fail"|"config"|"removed", "reason"}` —, queue depth, in flight,

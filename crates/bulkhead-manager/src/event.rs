@@ -47,6 +47,8 @@ pub(crate) enum Event {
     AcmeChallenges { site: String, tokens: Vec<(String, String)> },
     /// An ACME order for `site` ended: the certificate is stored, or why not.
     AcmeFinished { site: String, result: Result<(), String> },
+    /// SIGUSR1: reopen every log file (`reload::on_reopen_signal`).
+    ReopenLogs,
 }
 
 /// The sending side every helper task holds.

@@ -59,6 +59,7 @@ mod listener_process;
 pub mod metrics;
 pub mod orphan;
 pub mod pool;
+pub mod pool_output;
 pub mod preflight;
 pub mod process;
 pub mod procfs;
@@ -98,6 +99,9 @@ pub struct ManagerOptions {
     pub allow_root_workers: bool,
     /// Notified by the binary on SIGHUP: re-read and apply the config file (`None`: no signal).
     pub reload: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// Notified by the binary on SIGUSR1: reopen every log file (the listener's access and
+    /// HTTPERR logs, the pool logs) at its path, for logrotate (`None`: no signal).
+    pub reopen_logs: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// Errors that stop the manager.

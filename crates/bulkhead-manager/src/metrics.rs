@@ -94,6 +94,7 @@ pub struct Metrics {
     applies: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
     tls_handshake_failures: Counter,
+    log_lines_dropped: Counter,
     /// Requests counted since start, for the status page's per-second rate.
     total_requests: AtomicU64,
 }
@@ -119,6 +120,7 @@ impl Metrics {
             applies: Family::default(),
             refusals: Family::default(),
             tls_handshake_failures: Counter::default(),
+            log_lines_dropped: Counter::default(),
             total_requests: AtomicU64::new(0),
             registry: Registry::default(),
         };
@@ -136,6 +138,11 @@ impl Metrics {
             "tls_handshake_failures",
             "TLS handshakes that failed (bad client hello, no shared version or suite, timeout)",
             m.tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "log_lines_dropped",
+            "Access and HTTPERR log lines dropped because the log writer fell behind (a stalled disk) or could not write a file",
+            m.log_lines_dropped.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -185,6 +192,18 @@ impl Metrics {
         if n > 0 {
             self.tls_handshake_failures.inc_by(n);
         }
+    }
+
+    /// Adds the listener's count of dropped log lines since its previous report.
+    pub fn add_log_lines_dropped(&self, n: u64) {
+        if n > 0 {
+            self.log_lines_dropped.inc_by(n);
+        }
+    }
+
+    /// Log lines dropped since the manager started (shown by the status API).
+    pub fn log_lines_dropped(&self) -> u64 {
+        self.log_lines_dropped.get()
     }
 
     pub fn config_refused(&self, source: &str) {

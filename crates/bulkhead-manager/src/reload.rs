@@ -120,3 +120,16 @@ pub(crate) fn on_signal(signal: Arc<Notify>, events: EventSender) -> AbortHandle
     })
     .abort_handle()
 }
+
+/// Turns each notification of `signal` (the binary's SIGUSR1) into [`Event::ReopenLogs`].
+pub(crate) fn on_reopen_signal(signal: Arc<Notify>, events: EventSender) -> AbortHandle {
+    tokio::spawn(async move {
+        loop {
+            signal.notified().await;
+            if events.send(Event::ReopenLogs).is_err() {
+                return;
+            }
+        }
+    })
+    .abort_handle()
+}

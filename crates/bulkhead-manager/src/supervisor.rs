@@ -30,6 +30,7 @@ pub(crate) use crate::event::{Event, EventSender};
 use crate::event_log::EventLog;
 use crate::listener_process::ListenerProcess;
 use crate::pool::{Disabled, Mode, Pool, PoolState};
+use crate::pool_output::PoolOutput;
 use crate::process::{Restarts, Role, Service, ServiceSpec, Stop};
 use crate::procfs;
 use crate::readiness;
@@ -81,6 +82,8 @@ pub(crate) struct Supervisor {
     state_dir: StateDir,
     public: PublicSockets,
     pools: BTreeMap<String, Pool>,
+    /// Each pool's output pipe into its log file, made at its first launch (`pool_output`).
+    pool_outputs: HashMap<String, PoolOutput>,
     listener: Option<ListenerProcess>,
     /// The listener being replaced by `bulkhead listener restart`: it finishes its requests
     /// once the new one is ready, then exits (`supervisor/listener.rs`).
@@ -122,6 +125,7 @@ impl Supervisor {
             state_dir,
             public: PublicSockets::default(),
             pools: BTreeMap::new(),
+            pool_outputs: HashMap::new(),
             listener: None,
             retiring: None,
             listener_generation: 0,
@@ -245,7 +249,19 @@ impl Supervisor {
             Event::CertificatesChanged => self.on_certificates_changed(),
             Event::AcmeChallenges { site, tokens } => self.on_acme_challenges(&site, tokens),
             Event::AcmeFinished { site, result } => self.on_acme_finished(&site, result),
+            Event::ReopenLogs => self.reopen_logs(),
         }
+    }
+
+    /// SIGUSR1 (logrotate moved the log files): the listener reopens its access and HTTPERR
+    /// logs, each pool's copier its pool log. The manager's own lines in pool logs open the
+    /// path each time and need nothing.
+    fn reopen_logs(&mut self) {
+        self.send_listener(ManagerToListener::ReopenLogs);
+        for output in self.pool_outputs.values() {
+            output.reopen();
+        }
+        self.events.info(None, format!("log files reopened (listener and {} pool logs)", self.pool_outputs.len()));
     }
 
     // ---- pools and workers ----------------------------------------------------------------
@@ -330,11 +346,24 @@ impl Supervisor {
         self.next_worker += 1;
         // Boot and demand starts fill web-garden slots (staggered limits); replacements do not.
         let slot = if pool.workers.values().any(|w| w.retiring.is_some()) { 0 } else { pool.next_slot() };
+        if !self.pool_outputs.contains_key(name) {
+            let path = self.state_dir.pool_log(name);
+            match PoolOutput::start(&path) {
+                Ok(output) => {
+                    self.pool_outputs.insert(name.to_string(), output);
+                }
+                Err(e) => self.events.warn(
+                    Some(name),
+                    format!("pool {name:?}: no output pipe ({e}); workers write {} directly and SIGUSR1 cannot move them off it", path.display()),
+                ),
+            }
+        }
         let ctx = LaunchContext {
             self_exe: &self.options.self_exe,
             env: &self.options.env,
             socket_path: self.state_dir.worker_socket(name, id),
             log_path: self.state_dir.pool_log(name),
+            output: self.pool_outputs.get(name),
             events: &self.tx,
             allow_root: self.upkeep.allow_root,
             listener: self.upkeep.listener.as_ref(),

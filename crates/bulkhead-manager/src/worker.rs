@@ -35,6 +35,7 @@ use crate::cpu::CpuWindow;
 use crate::event::{Event, EventSender};
 use crate::health::PingState;
 use crate::identity::{self, ListenerIdentity};
+use crate::pool_output::PoolOutput;
 use crate::process::{Process, Stop};
 use crate::procfs::Usage;
 use crate::recycle;
@@ -302,6 +303,9 @@ pub struct LaunchContext<'a> {
     pub env: &'a [(OsString, OsString)],
     pub socket_path: PathBuf,
     pub log_path: PathBuf,
+    /// The pool's output pipe, which copies into `log_path` and can reopen it; `None`: the
+    /// worker gets the file itself (when the pipe could not be made).
+    pub output: Option<&'a PoolOutput>,
     pub events: &'a EventSender,
     /// The binary allows pools without `user` to run as root (see [`identity::check_pool`]).
     pub allow_root: bool,
@@ -365,11 +369,11 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         command::resolve(&program, path, &pool.directory, &who)?
     };
 
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&ctx.log_path)
-        .map_err(|source| LaunchError::Log { path: ctx.log_path.clone(), source })?;
+    let log: OwnedFd = match ctx.output {
+        Some(output) => output.write_end().try_clone_to_owned(),
+        None => OpenOptions::new().create(true).append(true).open(&ctx.log_path).map(OwnedFd::from),
+    }
+    .map_err(|source| LaunchError::Log { path: ctx.log_path.clone(), source })?;
     let stdin = File::open("/dev/null").map_err(|source| LaunchError::Log { path: "/dev/null".into(), source })?;
 
     // The serving socket.
@@ -538,6 +542,7 @@ mod tests {
             env: &env,
             socket_path: dir.join("p.w7.sock"),
             log_path: dir.join("p.log"),
+            output: None,
             events: &tx,
             allow_root: true,
             listener: None,
@@ -582,6 +587,7 @@ mod tests {
             env: &env,
             socket_path: dir.join(format!("p.w{n}.sock")),
             log_path: dir.join("p.log"),
+            output: None,
             events: &tx,
             allow_root: true,
             listener: None,

@@ -127,6 +127,7 @@ async fn demand_start_crash_restart_and_graceful_shutdown() {
         local_offset: None,
         allow_root_workers: true,
         reload: None,
+        reopen_logs: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let manager = tokio::spawn(run(options, async {
@@ -214,6 +215,7 @@ async fn registered_services_are_restarted_and_stopped() {
         local_offset: None,
         allow_root_workers: true,
         reload: None,
+        reopen_logs: None,
     };
     let (flap, steady) = (dir.join("flap.starts"), dir.join("steady.pid"));
     let sh = |name: &str, script: String| ServiceSpec {

@@ -171,6 +171,9 @@ pub enum ManagerToListener {
     /// `-1`: the listener keeps each received fd under its `local_addr`, and a later `Configure`
     /// naming a socket whose fd is `-1` means the one received for that address.
     AddSockets { fd_channel: i32, sockets: Vec<ListenSocket> },
+    /// Close and reopen every access and HTTPERR log file (SIGUSR1 to the manager: logrotate
+    /// moved them away); lines from now on go to files at the configured paths.
+    ReopenLogs,
 }
 
 /// Upper bounds, in seconds, of the request-duration histogram buckets of [`SiteStats`] (the
@@ -218,12 +221,15 @@ pub enum ListenerToManager {
     /// Periodic (about once a second) request statistics for the admin API and `/metrics`:
     /// `sites` are deltas since the previous report (the manager adds them up, so a restarted
     /// listener loses at most one report); `pools` are current values.
-    /// `tls_handshake_failures` is a delta too.
+    /// `tls_handshake_failures` and `log_lines_dropped` (access and HTTPERR lines the log
+    /// writer could not take or write) are deltas too.
     Stats {
         sites: Vec<SiteStats>,
         pools: Vec<PoolStats>,
         #[serde(default)]
         tls_handshake_failures: u64,
+        #[serde(default)]
+        log_lines_dropped: u64,
     },
 }
 

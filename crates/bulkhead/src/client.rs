@@ -299,6 +299,7 @@ fn print_status(v: &Value) {
         s.get("config_file").and_then(Value::as_str).unwrap_or("<embedded default>"),
         num(s, "config_version"),
     );
+    println!("log lines dropped: {}", num(s, "log_lines_dropped"));
     if let Some(e) = v.get("config_error").filter(|e| !e.is_null()) {
         println!(
             "\nCONFIG REFUSED at {} ({}); the previous configuration is still running:",

@@ -2,7 +2,8 @@
 //! turns SIGTERM/SIGINT into the manager's shutdown future, and runs the manager.
 //!
 //! SIGHUP re-reads and applies the config file (a `Notify` the manager's reload watches;
-//! the manager also watches the file itself). A second
+//! the manager also watches the file itself); SIGUSR1 reopens every log file (for logrotate;
+//! another `Notify`). A second
 //! SIGTERM/SIGINT during a graceful shutdown exits at once; the children follow through their
 //! parent-death signal.
 
@@ -44,6 +45,7 @@ pub fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     };
     let reload = Arc::new(Notify::new());
+    let reopen = Arc::new(Notify::new());
     let options = ManagerOptions {
         config_path,
         config_text,
@@ -54,11 +56,13 @@ pub fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         local_offset: time::UtcOffset::current_local_offset().ok(),
         allow_root_workers: std::env::var_os(ALLOW_ROOT_WORKERS).is_some_and(|v| v == "1"),
         reload: Some(reload.clone()),
+        reopen_logs: Some(reopen.clone()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         tokio::spawn(reload_signal(reload)?);
+        tokio::spawn(reopen_signal(reopen)?);
         anyhow::Ok(bulkhead_manager::run(options, shutdown).await)
     })?;
     match result {
@@ -102,6 +106,17 @@ fn reload_signal(reload: Arc<Notify>) -> std::io::Result<impl Future<Output = ()
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP received: re-reading the configuration file");
             reload.notify_one();
+        }
+    })
+}
+
+/// Notifies `reopen` on every SIGUSR1: the manager has every log file reopened.
+fn reopen_signal(reopen: Arc<Notify>) -> std::io::Result<impl Future<Output = ()>> {
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    Ok(async move {
+        while usr1.recv().await.is_some() {
+            tracing::info!("SIGUSR1 received: reopening the log files");
+            reopen.notify_one();
         }
     })
 }

@@ -252,16 +252,22 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
         &[("daily", Rollover::Daily), ("hourly", Rollover::Hourly), ("size", Rollover::Size)],
     );
     let max_bandwidth = c.size(&format!("{key}.max_bandwidth"), s.max_bandwidth.trim_end_matches("/s"));
-    if let Some(f @ (LogFormat::Ncsa | LogFormat::Json)) = format {
-        let name = if f == LogFormat::Ncsa { "ncsa" } else { "json" };
-        c.not_acted_on(
-            format!("{key}.log.format"),
-            format!("{name:?} is not written yet: the access log is written in W3C format"),
-        );
-    }
-    if rollover == Some(Rollover::Size) {
-        c.not_acted_on(format!("{key}.log.rollover"), "\"size\" is not built yet: the access log rolls over daily");
-    }
+    let max_size = match &s.log.max_size {
+        None => DEFAULT_LOG_MAX_SIZE,
+        Some(text) => {
+            let size = c.size(&format!("{key}.log.max_size"), text);
+            if size == 0 && parse_size(text).is_ok() {
+                c.err(format!("{key}.log.max_size"), "must be more than 0: every line would start a new file");
+            }
+            if rollover.is_some_and(|r| r != Rollover::Size) {
+                c.err(
+                    format!("{key}.log.max_size"),
+                    format!("applies only with rollover = \"size\" (this site rolls over {:?}); remove it or set rollover = \"size\"", s.log.rollover),
+                );
+            }
+            size
+        }
+    };
     let mut routes = Vec::new();
     for (j, r) in s.routes.iter().enumerate() {
         if let Some(r) = route(c, &format!("{key}.routes[{j}]"), r, pools) {
@@ -285,6 +291,7 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
             enabled: s.log.enabled,
             format: format.unwrap_or(LogFormat::W3c),
             rollover: rollover.unwrap_or(Rollover::Daily),
+            max_size,
         },
         routes,
     }

@@ -14,9 +14,9 @@ use super::{push_date_time, push_field, version_name, HttpErrRecord};
 pub const FIELDS: &str =
     "date time c-ip c-port s-ip s-port cs-version cs-method cs-uri streamid sc-status s-siteid s-reason s-queuename";
 
-/// `httperr_YYMMDD.log` (UTC).
-pub fn file_name(t: OffsetDateTime) -> String {
-    format!("httperr_{:02}{:02}{:02}.log", t.year().rem_euclid(100), t.month() as u8, t.day())
+/// `httperr_YYMMDD` (UTC; the file is `httperr_YYMMDD.log`).
+pub fn period(t: OffsetDateTime) -> String {
+    format!("httperr_{:02}{:02}{:02}", t.year().rem_euclid(100), t.month() as u8, t.day())
 }
 
 /// The directives written at the top of a file.

@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 
-use bulkhead_config::Rollover;
 use time::OffsetDateTime;
 
 use super::{push_date_time, push_field, version_name, AccessRecord};
@@ -14,15 +13,6 @@ use super::{push_date_time, push_field, version_name, AccessRecord};
 /// `c-ip`) and the byte counts.
 pub const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs-version \
                           cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken sc-bytes cs-bytes";
-
-/// `u_exYYMMDD.log`, or `u_exYYMMDDHH.log` for hourly rollover.
-pub fn file_name(t: OffsetDateTime, rollover: Rollover) -> String {
-    let yy = t.year().rem_euclid(100);
-    match rollover {
-        Rollover::Hourly => format!("u_ex{yy:02}{:02}{:02}{:02}.log", t.month() as u8, t.day(), t.hour()),
-        Rollover::Daily | Rollover::Size => format!("u_ex{yy:02}{:02}{:02}.log", t.month() as u8, t.day()),
-    }
-}
 
 /// The directives written at the top of a file.
 pub fn header(t: OffsetDateTime) -> String {
@@ -103,12 +93,5 @@ mod tests {
         assert!(h.starts_with("#Software: Bulkhead "));
         assert!(h.contains("#Version: 1.0\n#Date: 2023-11-14 22:13:20\n#Fields: date time s-ip cs-method"));
         assert!(h.ends_with("sc-bytes cs-bytes\n"));
-    }
-
-    #[test]
-    fn file_names() {
-        let t = OffsetDateTime::from(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-        assert_eq!(file_name(t, Rollover::Daily), "u_ex231114.log");
-        assert_eq!(file_name(t, Rollover::Hourly), "u_ex23111422.log");
     }
 }

@@ -175,6 +175,7 @@ impl Supervisor {
             "admin_listen": self.admin.service.as_ref().and_then(|s| s.tcp_addr).map(|a| a.to_string()),
             "listener": listener,
             "bindings": bindings,
+            "log_lines_dropped": self.admin.metrics.log_lines_dropped(),
         });
         let config_error = self.admin.refused.as_ref().map(|r| {
             json!({ "at": rfc3339(r.at), "source": r.source.as_str(), "errors": r.errors, "details": r.structured })

@@ -78,6 +78,7 @@ pub(crate) struct AdminState {
     pub certificate_files: Vec<std::path::PathBuf>,
     pub certificate_watch: Option<FileWatch>,
     pub signal_task: Option<tokio::task::AbortHandle>,
+    pub reopen_task: Option<tokio::task::AbortHandle>,
 }
 
 impl AdminState {
@@ -103,6 +104,7 @@ impl AdminState {
             certificate_files: Vec::new(),
             certificate_watch: None,
             signal_task: None,
+            reopen_task: None,
         }
     }
 
@@ -150,6 +152,9 @@ impl Supervisor {
         }
         if let Some(signal) = self.options.reload.clone() {
             self.admin.signal_task = Some(crate::reload::on_signal(signal, self.tx.clone()));
+        }
+        if let Some(signal) = self.options.reopen_logs.clone() {
+            self.admin.reopen_task = Some(crate::reload::on_reopen_signal(signal, self.tx.clone()));
         }
         Ok(())
     }
@@ -444,6 +449,7 @@ impl Supervisor {
         for name in done {
             self.admin.retiring.remove(&name);
             self.pools.remove(&name);
+            self.pool_outputs.remove(&name);
         }
     }
 

@@ -52,6 +52,7 @@ const PINNED: [(&str, &[&[&str]]); 2] = [
                 "event_log",
                 "metrics",
                 "orphan",
+                "pool_output",
                 "procfs",
                 "rapid_fail",
                 "readiness",
