@@ -53,6 +53,22 @@ pub fn python3_available() -> bool {
     ok
 }
 
+/// Starts `bulkhead ARGS` in `dir` with its output to `out`.
+fn spawn_manager(args: &[String], dir: &Path, out: File) -> Child {
+    let err = out.try_clone().expect("clone server.log handle");
+    Command::new(bulkhead_exe())
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        // The suite runs as root in CI; its pools set no `user` (the health tests cover that).
+        .env("BULKHEAD_ALLOW_ROOT_WORKERS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("spawn the bulkhead binary")
+}
+
 /// The TOML value for a pool command running the Python app.
 pub fn python_command() -> String {
     format!("[\"python3\", \"-u\", {:?}]", python_app().display().to_string())
@@ -127,18 +143,7 @@ impl Server {
     fn spawn(dir: TestDir, args: Vec<String>, state_dir: PathBuf, config_path: Option<PathBuf>) -> Server {
         let output_path = dir.join("server.log");
         let out = File::create(&output_path).expect("create server.log");
-        let err = out.try_clone().expect("clone server.log handle");
-        let child = Command::new(bulkhead_exe())
-            .args(&args)
-            .current_dir(dir.path())
-            .env("RUST_LOG", "info")
-            // The suite runs as root in CI; its pools set no `user` (the health tests cover that).
-            .env("BULKHEAD_ALLOW_ROOT_WORKERS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn the bulkhead binary");
+        let child = spawn_manager(&args, dir.path(), out);
         let manager_pid = child.id();
         let server = Server {
             child: Some(child),
@@ -292,17 +297,7 @@ impl Server {
         }
         let _ = fs::remove_file(self.state_dir.join("bindings.json"));
         let out = fs::OpenOptions::new().append(true).open(&self.output_path).expect("open server.log");
-        let err = out.try_clone().expect("clone server.log handle");
-        let child = Command::new(bulkhead_exe())
-            .args(&self.args)
-            .current_dir(self.dir.path())
-            .env("RUST_LOG", "info")
-            .env("BULKHEAD_ALLOW_ROOT_WORKERS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn the bulkhead binary");
+        let child = spawn_manager(&self.args, self.dir.path(), out);
         self.manager_pid = child.id();
         self.child = Some(child);
         self.remember(self.manager_pid);
