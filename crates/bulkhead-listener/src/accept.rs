@@ -72,7 +72,7 @@ pub async fn accept_loop<L: Listen>(shared: Arc<Shared>, listener: L, socket: i3
 /// On an https socket the TLS handshake comes first, in this task, within the header-wait
 /// timeout; a failed handshake is counted and the connection closed. An https socket is never
 /// served in plain text, even while it has no certificate.
-async fn connection<S>(shared: Arc<Shared>, stream: S, mut ends: Endpoints)
+async fn connection<S>(shared: Arc<Shared>, stream: S, ends: Endpoints)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -88,6 +88,22 @@ where
         shared.tls.count_failure();
         return;
     };
+    // Boxed: the handshake and a TLS connection's state are twice a plain connection's, and the
+    // task of every plain connection would otherwise be sized for them.
+    Box::pin(tls_connection(shared.clone(), table, acceptor, stream, ends, over_limit)).await;
+}
+
+/// The TLS half of [`connection`]: the handshake within the header-wait timeout, then serve.
+async fn tls_connection<S>(
+    shared: Arc<Shared>,
+    table: Arc<crate::routing::Table>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: S,
+    mut ends: Endpoints,
+    over_limit: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let handshake = tokio::time::timeout(table.limits.header_wait_timeout, acceptor.accept(stream));
     match handshake.await {
         Ok(Ok(stream)) => {
@@ -95,5 +111,27 @@ where
             crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
         }
         Ok(Err(_)) | Err(_) => shared.tls.count_failure(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size3<A, B, C, F: Fn(A, B, C) -> Fut, Fut>(_: F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+    fn future_size5<A, B, C, D, E, F: Fn(A, B, C, D, E) -> Fut, Fut>(_: F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every idle connection keeps its task: a plain one must not be sized for TLS's state.
+    #[test]
+    fn a_plain_connection_task_is_not_sized_for_tls() {
+        let plain = future_size3(connection::<TcpStream>);
+        let serve_plain = future_size5(crate::conn::serve::<TcpStream>);
+        let serve_tls = future_size5(crate::conn::serve::<tokio_rustls::server::TlsStream<TcpStream>>);
+        assert!(plain < serve_tls, "connection task {plain} B, TLS serve {serve_tls} B");
+        assert!(plain <= serve_plain + 512, "connection task {plain} B, plain serve {serve_plain} B");
     }
 }

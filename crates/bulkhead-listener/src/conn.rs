@@ -196,7 +196,10 @@ where
         let info = requests.clone();
         let http1 = req.version() != http::Version::HTTP_2;
         async move {
-            let mut resp = crate::request::handle(&info, req).await?;
+            // Boxed, so the request path's large future lives only while a request is in
+            // flight: hyper keeps the service's future in an allocation of its size for the
+            // connection's whole life, and an idle keep-alive connection would hold it.
+            let mut resp = Box::pin(crate::request::handle(&info, req)).await?;
             if info.over_limit {
                 in_flight.0.refused.notify_one();
             }
@@ -447,6 +450,22 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn handle_future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(&'static ConnInfo, hyper::Request<hyper::body::Incoming>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// The request path's future is large (so the service boxes it; see [`serve`]). Printed
+    /// for bench/RESULTS.md's breakdown: `cargo test -p bulkhead-listener request_future -- --nocapture`.
+    #[test]
+    fn request_future_is_large_enough_to_box() {
+        let size = handle_future_size(crate::request::handle);
+        eprintln!("request::handle future: {size} bytes");
+        assert!(size > 1024, "{size} bytes: boxing it per request may no longer pay");
+    }
 
     const HOUR: Duration = Duration::from_secs(3600);
 
