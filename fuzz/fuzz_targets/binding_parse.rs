@@ -41,9 +41,8 @@ fuzz_target!(|data: &[u8]| {
     if text.chars().any(|c| c == '\'' || c.is_control()) {
         return;
     }
-    let config = format!(
-        "[[sites]]\nname = \"s\"\nbindings = ['{text}']\nroutes = [{{ path = \"/\", redirect = \"/x\" }}]\n"
-    );
+    let config =
+        format!("[[sites]]\nname = \"s\"\nbindings = ['{text}']\nroutes = [{{ path = \"/\", redirect = \"/x\" }}]\n");
     if let Ok(config) = bulkhead_config::parse(&config, "fuzz.toml", std::path::Path::new("/nonexistent")) {
         let b = direct.as_ref().expect("the config accepted a binding parse_binding refuses");
         assert_eq!(config.sites[0].bindings.first(), Some(b), "the config's binding is the direct parse");

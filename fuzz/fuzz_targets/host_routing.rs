@@ -41,11 +41,18 @@ command = ["app"]
 command = ["app"]
 "#;
 
-/// Socket fd → host names bound there (lowercase) and their site names; the site for no host.
-const SOCKETS: &[(i32, &[(&str, &str)], Option<&str>)] = &[
+/// A socket fd, the host names bound there (lowercase) with their site names, and the site for
+/// any other host.
+type SocketModel = (i32, &'static [(&'static str, &'static str)], Option<&'static str>);
+
+const SOCKETS: &[SocketModel] = &[
     (7, &[("shop.example", "shop"), ("www.shop.example", "shop"), ("blog.example", "blog")], Some("default")),
     (8, &[], Some("blog")),
-    (9, &[("blog.example", "blog"), ("only.example", "only"), ("xn--caf-dma.example", "only"), ("1.2.3", "only")], None),
+    (
+        9,
+        &[("blog.example", "blog"), ("only.example", "only"), ("xn--caf-dma.example", "only"), ("1.2.3", "only")],
+        None,
+    ),
 ];
 
 fn table() -> &'static Table {
@@ -58,9 +65,27 @@ fn table() -> &'static Table {
             bindings: bindings.iter().map(|b| b.to_string()).collect(),
         };
         let sockets = vec![
-            socket(7, "0.0.0.0:8080", &["http://*:8080", "http://shop.example:8080", "http://www.shop.example:8080", "http://blog.example:8080"]),
+            socket(
+                7,
+                "0.0.0.0:8080",
+                &[
+                    "http://*:8080",
+                    "http://shop.example:8080",
+                    "http://www.shop.example:8080",
+                    "http://blog.example:8080",
+                ],
+            ),
             socket(8, "127.0.0.1:8081", &["http://127.0.0.1:8081"]),
-            socket(9, "0.0.0.0:8082", &["http://blog.example:8082", "http://only.example:8082", "http://xn--caf-dma.example:8082", "http://1.2.3:8082"]),
+            socket(
+                9,
+                "0.0.0.0:8082",
+                &[
+                    "http://blog.example:8082",
+                    "http://only.example:8082",
+                    "http://xn--caf-dma.example:8082",
+                    "http://1.2.3:8082",
+                ],
+            ),
         ];
         Table::build(&config, &sockets, None)
     })
@@ -90,7 +115,8 @@ fn check_route(site: &SiteEntry, path: &str) {
     } else if path.starts_with('/') {
         assert_eq!(rest, path);
     }
-    let longer = site.routes.iter().find(|r| r.prefix.len() > route.prefix.len() && prefix_match(&r.prefix, path).is_some());
+    let longer =
+        site.routes.iter().find(|r| r.prefix.len() > route.prefix.len() && prefix_match(&r.prefix, path).is_some());
     assert!(longer.is_none(), "{path:?}: {:?} chosen over the longer {:?}", route.prefix, longer.map(|r| &r.prefix));
 }
 
