@@ -604,3 +604,22 @@ fn http2_limits_have_defaults_and_ranges() {
     let e = one_error("[limits]\nhttp2_max_streams = 9\n");
     assert!(e.contains("http2_max_streams"), "{e}");
 }
+
+#[test]
+fn binding_host_names_are_dns_names_and_a_trailing_dot_is_the_same_host() {
+    let name = |t: &str| parse_binding(t).map(|b| b.host);
+    assert_eq!(name("http://Shop.Example.:80"), Ok(BindingHost::Name("shop.example".into())));
+    assert_eq!(name("http://_acme.shop.example:80"), Ok(BindingHost::Name("_acme.shop.example".into())));
+    for bad in [
+        "http://-:80",
+        "http://...:80",
+        "http://a..b:80",
+        "http://-a.example:80",
+        "http://a-.example:80",
+        "http://.:80",
+    ] {
+        assert!(parse_binding(bad).is_err(), "{bad} was accepted");
+    }
+    let long = format!("http://{}.example:80", "a".repeat(64));
+    assert!(parse_binding(&long).is_err(), "a 64-character label was accepted");
+}

@@ -408,6 +408,22 @@ fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, 
     Some(Route { path, action })
 }
 
+/// A DNS host name: dot-separated labels of letters, digits and `-` (underscore allowed, as real
+/// zones use it), none empty and none starting or ending with `-`, with one optional trailing
+/// dot; at most 253 characters.
+fn is_host_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// Parses `scheme://(*|IP|host-name):port`.
 pub fn parse_binding(text: &str) -> Result<Binding, String> {
     let expected =
@@ -426,8 +442,9 @@ pub fn parse_binding(text: &str) -> Result<Binding, String> {
         BindingHost::Ip(v6.parse().map_err(|_| format!("{text:?}: {v6:?} is not an IPv6 address"))?)
     } else if let Ok(ip) = host.parse::<IpAddr>() {
         BindingHost::Ip(ip)
-    } else if !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-        BindingHost::Name(host.to_ascii_lowercase())
+    } else if is_host_name(host) {
+        // One trailing dot (the DNS root) names the same host; requests are matched without it.
+        BindingHost::Name(host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase())
     } else {
         return Err(format!("{text:?}: {host:?} is not *, an IP address or a host name; {expected}"));
     };
