@@ -12,16 +12,23 @@ use std::process::ExitCode;
 use bulkhead_proto::env::LISTENER_CONTROL_FD;
 use tokio::signal::unix::{signal, SignalKind};
 
+/// Threads of the listener's blocking pool (static-file system calls; tokio's default is 512).
+/// Under HTTP/2's many streams or a thousand slow readers the pool grew to hundreds of threads
+/// on one core, and a normal client's file read waited behind their switching; with a few
+/// threads it waits in the pool's queue instead, behind reads that each take microseconds.
+const BLOCKING_THREADS: usize = 8;
+
 pub fn listener() -> anyhow::Result<ExitCode> {
     // Confined to one CPU (taskset, a cpuset), the work-stealing scheduler only adds cost: every
     // wake-up pays for cross-thread bookkeeping no other thread will use. Then the listener runs
     // on a current-thread runtime; with more CPUs, on one worker thread per CPU.
     let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    let runtime = if one_cpu {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+        tokio::runtime::Builder::new_multi_thread()
     };
+    let runtime = builder.enable_all().max_blocking_threads(BLOCKING_THREADS).build()?;
     runtime.block_on(async {
         // Catching SIGINT (and never acting on it) keeps a terminal's Ctrl-C from killing us.
         let _sigint = signal(SignalKind::interrupt())?;
