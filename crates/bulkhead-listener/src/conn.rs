@@ -9,8 +9,8 @@
 //!
 //! Limits applied here (DESIGN §2.1): `max_request_bytes` bounds hyper's HTTP/1.1 read buffer
 //! (hyper's minimum is 8 KiB; too large a head gets 431 from hyper and HTTPERR `RequestLength`)
-//! and is HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE`; a malformed head gets 400 from hyper and
-//! HTTPERR `BadRequest`; HTTP/2's own limits come from `[limits]`'s `http2_*` keys (concurrent
+//! and is HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE`; a malformed head gets 400 from hyper and an
+//! HTTPERR line with the reason [`crate::conformance::parse_error_reason`] names; HTTP/2's own limits come from `[limits]`'s `http2_*` keys (concurrent
 //! streams, flow-control windows, and the reset-stream floods of CVE-2023-44487, beyond which h2
 //! closes the connection with GOAWAY); keep-alive pings are off (idle connections are the
 //! watchdog's). A connection accepted past `max_connections` ([`crate::accept`] decides) gets

@@ -148,10 +148,10 @@ fn plain(code: StatusCode) -> Response<Leased<Slot>> {
 impl Exchange<'_> {
     async fn route(&mut self, req: Request<Incoming>) -> (Response<Leased<Slot>>, u16) {
         if self.ctx.over_limit {
-            return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
+            return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit", None);
         }
         if let Some(reason) = conformance::check(&req) {
-            return self.refuse_and_close(StatusCode::BAD_REQUEST, reason);
+            return self.refuse_and_close(StatusCode::BAD_REQUEST, reason, None);
         }
         if let Some((code, reason)) = check_limits(&req, &self.table.limits) {
             return self.refuse(code, reason, None);
@@ -164,12 +164,12 @@ impl Exchange<'_> {
         self.site = Some((site.id, site.name.clone(), site.log_enabled));
         self.bandwidth = site.bandwidth.clone();
         if !self.claim_site_connection(site) {
-            return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit");
+            return self.refuse_and_close(StatusCode::SERVICE_UNAVAILABLE, "ConnLimit", None);
         }
         let path = req.uri().path();
         if path == "*" {
             if req.method() != Method::OPTIONS {
-                return self.refuse_and_close(StatusCode::BAD_REQUEST, "URL");
+                return self.refuse_and_close(StatusCode::BAD_REQUEST, "URL", None);
             }
             return (unleased(options_asterisk()), 0);
         }
@@ -392,13 +392,17 @@ impl Exchange<'_> {
             BodyFault::TooSlow => (StatusCode::REQUEST_TIMEOUT, "Timer_MinBytesPerSecond"),
             BodyFault::Client => (StatusCode::BAD_REQUEST, "Connection_Dropped"),
         };
-        let (mut resp, sub) = self.refuse(code, reason, Some(pool.clone()));
-        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        Some((resp, sub))
+        Some(self.refuse_and_close(code, reason, Some(pool.clone())))
     }
 
-    fn refuse_and_close(&self, code: StatusCode, reason: &'static str) -> (Response<Leased<Slot>>, u16) {
-        let (mut resp, sub) = self.refuse(code, reason, None);
+    /// [`Self::refuse`], and the connection closed after the answer.
+    fn refuse_and_close(
+        &self,
+        code: StatusCode,
+        reason: &'static str,
+        pool: Option<Arc<str>>,
+    ) -> (Response<Leased<Slot>>, u16) {
+        let (mut resp, sub) = self.refuse(code, reason, pool);
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         (resp, sub)
     }
