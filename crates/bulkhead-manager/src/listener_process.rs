@@ -127,6 +127,18 @@ pub fn listen_sockets(public: &PublicSockets) -> Vec<ListenSocket> {
 }
 
 /// Spawns `self_exe listener` and queues `configure` as its first message.
+/// The listener's environment: the children's, and mimalloc told not to ask for transparent
+/// huge pages. mimalloc madvises its arena `MADV_HUGEPAGE`, so on a kernel whose THP mode is
+/// `madvise` (Debian's default) every 2 MiB region the listener touches became resident whole:
+/// 14 MiB of its 25 MiB idle RSS, measured. An operator's own `MIMALLOC_ALLOW_THP` is kept.
+fn listener_env(child_env: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+    let mut env = child_env.to_vec();
+    if !env.iter().any(|(k, _)| k == "MIMALLOC_ALLOW_THP") {
+        env.push(("MIMALLOC_ALLOW_THP".into(), "0".into()));
+    }
+    env
+}
+
 pub fn start(
     self_exe: &Path,
     child_env: &[(OsString, OsString)],
@@ -149,7 +161,7 @@ pub fn start(
     let spec = SpawnSpec {
         program: self_exe.to_path_buf(),
         argv: vec![self_exe.as_os_str().to_os_string(), "listener".into()],
-        env: child_env.to_vec(),
+        env: listener_env(child_env),
         listen_pid: false,
         directory: None,
         // Only when it changes user: then it may not reach the binary by its path.
