@@ -12,22 +12,24 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use futures_util::future::Either;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use bulkhead_config::Scheme;
 
 use crate::conn::Endpoints;
-use crate::state::{Phase, Shared};
+use crate::state::{ConnectionGuard, IpGuard, Phase, Shared};
 
 /// Something connections are accepted from.
 pub trait Listen: Send + 'static {
     /// A client connection's byte stream.
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Stream: crate::conn::Stream;
 
     /// The next connection, its local and its peer address.
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr, SocketAddr)>> + Send;
@@ -72,38 +74,64 @@ pub async fn accept_loop<L: Listen>(shared: Arc<Shared>, listener: L, socket: i3
 /// On an https socket the TLS handshake comes first, in this task, within the header-wait
 /// timeout; a failed handshake is counted and the connection closed. An https socket is never
 /// served in plain text, even while it has no certificate.
-async fn connection<S>(shared: Arc<Shared>, stream: S, ends: Endpoints)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let _counted = shared.connection_opened();
+///
+/// Not an `async fn`: an `async fn` keeps its arguments (the stream, the endpoints) in its future
+/// for the connection's life beside the copies it hands on; here only the counting guards and
+/// the connection's own future are kept.
+fn connection<S: crate::conn::Stream>(
+    shared: Arc<Shared>,
+    stream: S,
+    ends: Endpoints,
+) -> impl Future<Output = ()> + Send {
+    let counted = shared.connection_opened();
     let table = shared.table();
-    let (_per_ip, ip_over) = shared.ip_connection_opened(ends.peer.ip(), table.limits.max_connections_per_ip);
+    let (per_ip, ip_over) = shared.ip_connection_opened(ends.peer.ip(), table.limits.max_connections_per_ip);
     let over_limit = ip_over || shared.connections() > table.limits.max_connections;
-    if table.scheme_of(ends.socket) != Scheme::Https {
-        crate::conn::serve(shared.clone(), table, stream, ends, over_limit).await;
-        return;
-    }
-    let Some(acceptor) = shared.tls.acceptor(ends.socket) else {
-        shared.tls.count_failure();
-        return;
+    let served = if table.scheme_of(ends.socket) != Scheme::Https {
+        Either::Left(crate::conn::serve(shared, table, stream, ends, over_limit))
+    } else {
+        // Boxed: the handshake and a TLS connection's state are several times a plain
+        // connection's, and the task of every plain connection would otherwise be sized for them.
+        let acceptor = shared.tls.acceptor(ends.socket);
+        Either::Right(Box::pin(tls_connection(shared, table, acceptor, stream, ends, over_limit)))
     };
-    // Boxed: the handshake and a TLS connection's state are twice a plain connection's, and the
-    // task of every plain connection would otherwise be sized for them.
-    Box::pin(tls_connection(shared.clone(), table, acceptor, stream, ends, over_limit)).await;
+    Held { served, _guards: (counted, per_ip) }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's future with the guards that count it: a struct, not an `async` block,
+    /// which would hold the future twice (captured, and awaited).
+    struct Held<F> {
+        #[pin]
+        served: F,
+        _guards: (ConnectionGuard, Option<IpGuard>),
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Held<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().served.poll(cx)
+    }
 }
 
 /// The TLS half of [`connection`]: the handshake within the header-wait timeout, then serve.
 async fn tls_connection<S>(
     shared: Arc<Shared>,
     table: Arc<crate::routing::Table>,
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     stream: S,
     mut ends: Endpoints,
     over_limit: bool,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: crate::conn::Stream,
 {
+    let Some(acceptor) = acceptor else {
+        // No certificate for this socket yet (an ACME site before its first one): never plain text.
+        shared.tls.count_failure();
+        return;
+    };
     let handshake = tokio::time::timeout(table.limits.header_wait_timeout, acceptor.accept(stream));
     match handshake.await {
         Ok(Ok(stream)) => {
@@ -133,5 +161,6 @@ mod tests {
         let serve_tls = future_size5(crate::conn::serve::<tokio_rustls::server::TlsStream<TcpStream>>);
         assert!(plain < serve_tls, "connection task {plain} B, TLS serve {serve_tls} B");
         assert!(plain <= serve_plain + 512, "connection task {plain} B, plain serve {serve_plain} B");
+        eprintln!("connection task {plain} B, plain serve {serve_plain} B, TLS serve {serve_tls} B");
     }
 }

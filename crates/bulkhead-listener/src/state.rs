@@ -56,9 +56,9 @@ pub struct Shared {
 }
 
 /// Counts one open connection until dropped.
-pub struct ConnectionGuard<'a>(&'a Shared);
+pub struct ConnectionGuard(Arc<Shared>);
 
-impl Drop for ConnectionGuard<'_> {
+impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         if self.0.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.connections_closed.notify_waiters();
@@ -67,9 +67,9 @@ impl Drop for ConnectionGuard<'_> {
 }
 
 /// Counts one connection of a client address until dropped.
-pub struct IpGuard<'a>(&'a Shared, IpAddr);
+pub struct IpGuard(Arc<Shared>, IpAddr);
 
-impl Drop for IpGuard<'_> {
+impl Drop for IpGuard {
     fn drop(&mut self) {
         let mut map = self.0.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.1) {
@@ -155,15 +155,15 @@ impl Shared {
             .clone()
     }
 
-    pub fn connection_opened(&self) -> ConnectionGuard<'_> {
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
         self.connections.fetch_add(1, Ordering::AcqRel);
-        ConnectionGuard(self)
+        ConnectionGuard(self.clone())
     }
 
     /// Counts a connection from `ip` against `limit` (zero = no limit, nothing counted): the
     /// guard, and whether that address is over the limit with it (the connection then gets one
     /// 503 `ConnLimit`, as past `max_connections`).
-    pub fn ip_connection_opened(&self, ip: IpAddr, limit: u64) -> (Option<IpGuard<'_>>, bool) {
+    pub fn ip_connection_opened(self: &Arc<Self>, ip: IpAddr, limit: u64) -> (Option<IpGuard>, bool) {
         if limit == 0 {
             return (None, false);
         }
@@ -171,7 +171,7 @@ impl Shared {
         let n = map.entry(ip).or_insert(0);
         *n += 1;
         let over = u64::from(*n) > limit;
-        (Some(IpGuard(self, ip)), over)
+        (Some(IpGuard(self.clone(), ip)), over)
     }
 
     /// Client connections open now.

@@ -23,6 +23,7 @@ mod dashboard;
 mod handover;
 mod health;
 mod http2;
+mod keepalive;
 mod layering;
 mod lifecycle;
 mod limits;
