@@ -211,8 +211,8 @@ mod tests {
         assert!(c("2001:db8::/32").contains(ip("2001:db8:1::5")) && !c("2001:db8::/32").contains(ip("2001:db9::1")));
         assert!(c("::1").contains(ip("::1")) && !c("::1").contains(ip("127.0.0.1")));
         assert!(c("::/0").contains(ip("fe80::1")));
-        assert_eq!(Cidr::parse("10.0.0.1/8").expect("valid").1, true, "host bits past the prefix are reported");
-        assert_eq!(Cidr::parse("10.0.0.0/8").expect("valid").1, false);
+        assert!(Cidr::parse("10.0.0.1/8").expect("valid").1, "host bits past the prefix are reported");
+        assert!(!Cidr::parse("10.0.0.0/8").expect("valid").1);
         for bad in ["10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/+8", "shop.example", ""] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?}");
         }

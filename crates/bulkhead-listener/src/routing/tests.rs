@@ -192,8 +192,7 @@ fn first_route_whose_conditions_hold_wins_among_the_longest_prefix() {
 #[test]
 fn when_no_route_of_the_longest_prefix_holds_the_shorter_prefix_is_tried() {
     let site = conditional_site();
-    let mut f = Facts::default();
-    f.source = "10.1.2.3".parse().unwrap();
+    let mut f = Facts { source: "10.1.2.3".parse().unwrap(), ..Facts::default() };
     assert_eq!(answer(&site, "/admin/api/x", &f), "/internal", "neither /admin/api route holds: /admin's do");
     f.headers.insert("x-key", "K-123".parse().unwrap());
     assert_eq!(answer(&site, "/admin/api/x", &f), "/api", "header values are caseless");

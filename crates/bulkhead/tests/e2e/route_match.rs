@@ -10,37 +10,25 @@ use std::time::Duration;
 
 use crate::admin::write_replacing;
 use crate::support::http::{curl, Response};
-use crate::support::server::{python3_available, python_command};
+use crate::support::server::{python3_available, python_site_routes};
 use crate::support::{wait_for, Server, TestDir};
 
-fn config() -> String {
-    format!(
-        r#"
-[[sites]]
-name = "app"
-bindings = ["http://127.0.0.1:0"]
-routes = [
-  {{ path = "/", pool = "py" }},
-  {{ path = "/v2", pool = "py", strip_prefix = true }},
-  {{ path = "/admin", return = 200, body = "admin: welcome\n", match = {{ source = ["127.0.0.0/8", "::1"], method = ["GET", "HEAD"] }} }},
-  {{ path = "/admin", return = 403 }},
-  {{ path = "/site", return = 200, body = "shop host\n", match = {{ host = "*.shop.test" }} }},
-  {{ path = "/site", return = 200, body = "any host\n" }},
-  {{ path = "/flag", return = 200, body = "debug on\n", match = {{ headers = {{ "X-Debug" = "on" }}, arguments = {{ mode = ["fast*", "!fast-off"] }} }} }},
-  {{ path = "/flag", return = 200, body = "debug off\n" }},
-  {{ path = "/moved", return = 301, location = "https://new.example/landing" }},
-  {{ path = "/lan", return = 200, body = "never from loopback\n", match = {{ source = "!127.0.0.0/8" }} }},
-]
-
-[pools.py]
-command = {}
-"#,
-        python_command()
-    )
-}
+/// The routes under test; same paths in the order they are tried.
+const ROUTES: &str = r#"
+  { path = "/", pool = "py" },
+  { path = "/v2", pool = "py", strip_prefix = true },
+  { path = "/admin", return = 200, body = "admin: welcome\n", match = { source = ["127.0.0.0/8", "::1"], method = ["GET", "HEAD"] } },
+  { path = "/admin", return = 403 },
+  { path = "/site", return = 200, body = "shop host\n", match = { host = "*.shop.test" } },
+  { path = "/site", return = 200, body = "any host\n" },
+  { path = "/flag", return = 200, body = "debug on\n", match = { headers = { "X-Debug" = "on" }, arguments = { mode = ["fast*", "!fast-off"] } } },
+  { path = "/flag", return = 200, body = "debug off\n" },
+  { path = "/moved", return = 301, location = "https://new.example/landing" },
+  { path = "/lan", return = 200, body = "never from loopback\n", match = { source = "!127.0.0.0/8" } },
+"#;
 
 fn start(label: &str) -> (Server, String) {
-    let server = Server::start(TestDir::new(label), &config());
+    let server = Server::start(TestDir::new(label), &python_site_routes("", ROUTES, ""));
     let base = format!("http://{}", server.addr());
     (server, base)
 }
