@@ -55,7 +55,7 @@ use crate::log::{AccessRecord, HttpErrRecord};
 use crate::proxy::{self, Forwarded};
 use crate::queue::Slot;
 use crate::response::{self, AccessLog, Hold, Layered, Leased, Logged, ResponseBody};
-use crate::routing::{Action, Fixed, RequestFacts, SiteEntry, Table};
+use crate::routing::{Action, FixedAnswer, RequestFacts, SiteEntry, Table};
 use crate::state::Shared;
 use crate::static_files::{self, StaticRequest};
 
@@ -563,7 +563,7 @@ fn redirect(to: &str, rest: &str, query: Option<&str>, status: u16) -> Response<
 
 /// A `return` route's answer: its status, its body (`text/plain`) or the status's short text
 /// (none for 204 and 304), and its `Location`. The body is shared, not copied.
-fn fixed_answer(fixed: &Fixed) -> Response<ResponseBody> {
+fn fixed_answer(fixed: &FixedAnswer) -> Response<ResponseBody> {
     let mut resp = match &fixed.body {
         Some(body) => {
             let mut resp = Response::new(ResponseBody::full(body.clone()));

@@ -97,12 +97,12 @@ pub enum Action {
         to: String,
         status: u16,
     },
-    Return(Fixed),
+    Return(FixedAnswer),
 }
 
 /// A `return` route's answer, ready to send.
 #[derive(Debug)]
-pub struct Fixed {
+pub struct FixedAnswer {
     pub status: StatusCode,
     /// `None`: the status's short text (`403 Forbidden`); empty for 204 and 304.
     pub body: Option<Bytes>,
@@ -270,7 +270,7 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
                 })),
                 RouteAction::Pool(p) => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },
                 RouteAction::Redirect { to, status } => Action::Redirect { to: to.clone(), status: *status },
-                RouteAction::Return(fixed) => Action::Return(fixed_answer(fixed)),
+                RouteAction::Return(fixed) => Action::Return(build_answer(fixed)),
             },
         })
         .collect::<Vec<_>>();
@@ -290,7 +290,7 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
 
 /// A `return` route's answer from its validated config (status 200 to 999, a `location` without
 /// control characters, so neither conversion fails in practice; a failure is logged).
-fn fixed_answer(r: &ReturnRoute) -> Fixed {
+fn build_answer(r: &ReturnRoute) -> FixedAnswer {
     let status = StatusCode::from_u16(r.status).unwrap_or_else(|_| {
         tracing::error!("return = {} is not a status; answering 500", r.status);
         StatusCode::INTERNAL_SERVER_ERROR
@@ -298,7 +298,7 @@ fn fixed_answer(r: &ReturnRoute) -> Fixed {
     let location = r.location.as_deref().and_then(|l| {
         HeaderValue::from_str(l).map_err(|_| tracing::error!("location {l:?} is not a header value; not sent")).ok()
     });
-    Fixed { status, body: r.body.clone().map(Bytes::from), location }
+    FixedAnswer { status, body: r.body.clone().map(Bytes::from), location }
 }
 
 #[cfg(test)]
