@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use bulkhead_listener::conformance::valid_host;
-use bulkhead_listener::routing::{prefix_match, SiteEntry, Table};
+use bulkhead_listener::routing::{prefix_match, RequestFacts, SiteEntry, Table};
 use bulkhead_proto::ListenSocket;
 use libfuzzer_sys::fuzz_target;
 
@@ -102,7 +102,17 @@ fn expected(fd: i32, host: Option<&str>) -> Option<&'static str> {
 }
 
 fn check_route(site: &SiteEntry, path: &str) {
-    let Some((route, rest)) = site.route(path) else {
+    // These sites have no `match` conditions, so the facts beyond the path are never read.
+    let headers = http::HeaderMap::new();
+    let facts = RequestFacts {
+        method: &http::Method::GET,
+        host: None,
+        headers: &headers,
+        query: None,
+        source: std::net::Ipv4Addr::LOCALHOST.into(),
+        scheme: bulkhead_config::Scheme::Http,
+    };
+    let Some((route, rest)) = site.route(path, &facts) else {
         assert!(site.routes.iter().all(|r| prefix_match(&r.prefix, path).is_none()), "{path:?}: a route matches");
         return;
     };

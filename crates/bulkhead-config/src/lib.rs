@@ -4,6 +4,7 @@
 //! - [`raw`]: serde types mirroring the file, each field documented with its default;
 //! - [`model`]: the validated, path-resolved configuration;
 //! - [`units`]: durations and sizes as written in the file;
+//! - [`pattern`]: the patterns and address blocks of a route's `match` conditions;
 //! - `schema` + `validate`: every check, each error with file:line:column, key path and what
 //!   is expected;
 //! - [`diff`]: old config → new config as a list of [`Change`]s the manager applies (start-up
@@ -28,6 +29,7 @@ use keypath::KeyPath;
 mod diff;
 mod keypath;
 pub mod model;
+pub mod pattern;
 pub mod raw;
 mod schema;
 pub mod units;

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub use bulkhead_proto::Protocol;
 
+use crate::pattern::{PatternSet, SourceSet};
+
 /// A whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -113,7 +115,8 @@ pub struct Site {
     /// Bytes per second, 0 = unlimited.
     pub max_bandwidth: u64,
     pub log: SiteLog,
-    /// Sorted longest path first, so the first prefix match wins.
+    /// Sorted longest path first, routes with the same path in file order, so the first route
+    /// whose prefix matches and whose conditions hold wins.
     pub routes: Vec<Route>,
 }
 
@@ -208,14 +211,54 @@ pub struct SiteLog {
 pub struct Route {
     /// Normalised prefix: starts with `/`, no trailing `/` except for the root route.
     pub path: String,
+    /// `match = { … }`: what else a request must be for this route to take it; `None` = any
+    /// request under the prefix.
+    pub conditions: Option<RouteMatch>,
     pub action: RouteAction,
+}
+
+/// A route's `match`: every condition given must hold (NGINX Unit's `match`). Each list holds
+/// by [`PatternSet::matches`]' rule; `headers` and `arguments` name fields the request must
+/// have, each with the patterns one of its values must satisfy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteMatch {
+    /// Request method, case-insensitive.
+    pub method: Option<PatternSet>,
+    /// Host (`Host` header or absolute URI) without port or trailing dot, case-insensitive.
+    pub host: Option<PatternSet>,
+    /// Header name (lowercase) → patterns for its value, case-insensitive.
+    pub headers: Vec<(String, PatternSet)>,
+    /// Query argument name → patterns for its value, both percent-decoded (`+` = space),
+    /// case-sensitive.
+    pub arguments: Vec<(String, PatternSet)>,
+    /// Client address: addresses and CIDR blocks.
+    pub source: Option<SourceSet>,
+    /// The scheme of the binding the request arrived on.
+    pub scheme: Option<Scheme>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteAction {
     Static(StaticRoute),
     Pool(PoolRoute),
-    Redirect { to: String, status: u16 },
+    Redirect {
+        to: String,
+        status: u16,
+    },
+    /// `return = STATUS`: the listener answers by itself.
+    Return(ReturnRoute),
+}
+
+/// `return = STATUS` with its optional `body` or `location`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReturnRoute {
+    /// 200 to 999.
+    pub status: u16,
+    /// Sent as `text/plain; charset=utf-8`; `None` = a short text naming the status (none for
+    /// 204 and 304, which have no body).
+    pub body: Option<String>,
+    /// The `Location` header, exactly as written (3xx only).
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +273,9 @@ pub struct StaticRoute {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolRoute {
     pub pool: String,
+    /// `strip_prefix = true`: the pool gets the path without the route's prefix (`/v2/a?x` →
+    /// `/a?x`; the prefix itself → `/`).
+    pub strip_prefix: bool,
     pub root: Option<PathBuf>,
     pub execute: Option<Execute>,
     pub library: Option<PathBuf>,

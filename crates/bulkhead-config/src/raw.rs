@@ -253,13 +253,28 @@ impl Default for RawSiteLog {
     }
 }
 
-/// One route: exactly one of `root` (static), `pool`, `redirect` decides what it is; a route
-/// with both `root` and `pool` runs `execute` programs from `root` in that pool.
+/// One route: exactly one of `root` (static), `pool`, `redirect`, `return` decides what it is;
+/// a route with both `root` and `pool` runs `execute` programs from `root` in that pool.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// Path prefix, starting with `/`. Required.
     pub path: String,
+    /// Conditions a request must also meet for this route to take it (NGINX Unit's `match`).
+    /// Default: none (every request under `path`).
+    #[serde(rename = "match")]
+    pub conditions: Option<RawMatch>,
+    /// Answer every request with this status (200 to 999), from the listener. Default: none.
+    #[serde(rename = "return")]
+    pub return_status: Option<u16>,
+    /// With `return`: the response body, sent as `text/plain; charset=utf-8`. Default: a short
+    /// text naming the status.
+    pub body: Option<String>,
+    /// With a 3xx `return`: the `Location` header, as written. Default: none.
+    pub location: Option<String>,
+    /// With `pool`: send the path without the route's prefix (`/v2/a?x` → `/a?x`). Default
+    /// `false`.
+    pub strip_prefix: Option<bool>,
     /// Static directory. Default: none.
     pub root: Option<String>,
     /// Pool that serves the route. Default: none.
@@ -280,6 +295,42 @@ pub struct RawRoute {
     pub execute: Option<String>,
     /// With `execute = "extension"`: the library. Default: none.
     pub library: Option<String>,
+}
+
+/// A pattern, or a list of patterns (any of them; `!` negates one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawPatterns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawPatterns {
+    /// The patterns as a list, one or many.
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            RawPatterns::One(p) => std::slice::from_ref(p),
+            RawPatterns::Many(ps) => ps,
+        }
+    }
+}
+
+/// `match = { … }`: every condition written must hold. Each default: none (no condition).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    /// Method patterns, e.g. `["GET", "HEAD"]` or `"!POST"`.
+    pub method: Option<RawPatterns>,
+    /// Host patterns, without port, e.g. `"*.shop.example"`.
+    pub host: Option<RawPatterns>,
+    /// Header name → value patterns; each named header must be present.
+    pub headers: Option<BTreeMap<String, RawPatterns>>,
+    /// Query argument name → value patterns (decoded); each named argument must be present.
+    pub arguments: Option<BTreeMap<String, RawPatterns>>,
+    /// Client addresses and CIDR blocks, e.g. `["10.0.0.0/8", "!10.0.0.5"]`.
+    pub source: Option<RawPatterns>,
+    /// `http` or `https`: the scheme of the binding the request came in on.
+    pub scheme: Option<String>,
 }
 
 /// One `[pools.NAME]` table.

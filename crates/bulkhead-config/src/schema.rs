@@ -27,6 +27,8 @@ pub(crate) enum Shape {
     /// (`"256KiB"`, `4096`), percentages. The text says what is expected.
     Text(&'static str),
     Array(&'static Shape),
+    /// A string, or an array of strings: a `match` condition's patterns.
+    Patterns,
     Table(&'static [Field]),
     /// A table with keys of the operator's choosing (pool names, env names, extensions).
     Map(&'static Shape),
@@ -96,8 +98,22 @@ pub(crate) const ACME: &[Field] =
 pub(crate) const SITE_LOG: &[Field] =
     &[opt("format", Shape::Str), opt("rollover", Shape::Str), opt("max_size", SIZE), opt("enabled", Shape::Bool)];
 
+pub(crate) const MATCH: &[Field] = &[
+    opt("method", Shape::Patterns),
+    opt("host", Shape::Patterns),
+    opt("headers", Shape::Map(&Shape::Patterns)),
+    opt("arguments", Shape::Map(&Shape::Patterns)),
+    opt("source", Shape::Patterns),
+    opt("scheme", Shape::Str),
+];
+
 pub(crate) const ROUTE: &[Field] = &[
     req("path", Shape::Str),
+    opt("match", Shape::Table(MATCH)),
+    opt("return", U16),
+    opt("body", Shape::Str),
+    opt("location", Shape::Str),
+    opt("strip_prefix", Shape::Bool),
     opt("root", Shape::Str),
     opt("pool", Shape::Str),
     opt("redirect", Shape::Str),
@@ -189,6 +205,7 @@ const TABLES: &[(&str, &[Field])] = &[
     ("a site's tls", TLS),
     ("a site's log", SITE_LOG),
     ("a route", ROUTE),
+    ("a route's match", MATCH),
     ("[pools.NAME]", POOL),
     ("a pool's recycle", RECYCLE),
     ("a pool's health", HEALTH),
@@ -221,7 +238,16 @@ fn walk(shape: &Shape, value: &mut Spanned<DeValue<'_>>, path: &KeyPath, out: &m
     let span = value.span();
     let ok = match (shape, value.get_mut()) {
         (Shape::Str, DeValue::String(_)) | (Shape::Bool, DeValue::Boolean(_)) => true,
-        (Shape::Text(_), DeValue::String(_)) => true,
+        (Shape::Text(_), DeValue::String(_)) | (Shape::Patterns, DeValue::String(_)) => true,
+        (Shape::Patterns, DeValue::Array(items)) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                if !walk(&Shape::Str, v, &path.index(i), out) {
+                    let s = v.span();
+                    *v = Spanned::new(s, DeValue::String(Cow::Borrowed("")));
+                }
+            }
+            true
+        }
         (Shape::Text(_), DeValue::Integer(i)) => {
             let text = integer(i).map(|n| n.to_string());
             match text {
@@ -317,7 +343,7 @@ fn table(fields: &[Field], t: &mut DeTable<'_>, span: Range<usize>, path: &KeyPa
 /// Errors about it are suppressed by [`crate::parse`] (its path already has a problem).
 fn placeholder<'i>(shape: &Shape, span: Range<usize>) -> DeValue<'i> {
     match shape {
-        Shape::Str | Shape::Text(_) => DeValue::String(Cow::Borrowed("")),
+        Shape::Str | Shape::Text(_) | Shape::Patterns => DeValue::String(Cow::Borrowed("")),
         Shape::Uint(_) => DeValue::Integer(DeInteger::default()),
         Shape::Bool => DeValue::Boolean(false),
         Shape::Array(_) => DeValue::Array(DeArray::default()),
@@ -351,6 +377,7 @@ fn expected(shape: &Shape, path: &KeyPath) -> String {
             format!("an array of tables, written [[{path}]] (or {path} = [{{ … }}, …])")
         }
         Shape::Array(item) => format!("an array of {}", plural(item)),
+        Shape::Patterns => "a pattern string or an array of them, like \"GET\" or [\"GET\", \"HEAD\"]".into(),
         Shape::Table(_) => format!("a table, written [{path}] (or {path} = {{ … }})"),
         Shape::Map(item) => format!("a table of {}", plural(item)),
     }
@@ -362,6 +389,7 @@ fn plural(shape: &Shape) -> &'static str {
         Shape::Uint(_) => "whole numbers",
         Shape::Bool => "booleans",
         Shape::Text(_) => "values",
+        Shape::Patterns => "patterns",
         Shape::Array(_) => "arrays",
         Shape::Table(_) | Shape::Map(_) => "tables",
     }

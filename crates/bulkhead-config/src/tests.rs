@@ -1,3 +1,5 @@
+mod routes;
+
 use super::*;
 use std::path::PathBuf;
 use std::time::Duration;

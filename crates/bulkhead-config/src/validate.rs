@@ -11,10 +11,12 @@
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to
 //! see that referenced directories and files exist and can be read; never creates anything.
 //!
-//! - `site`: sites, bindings, routes, TLS files;
+//! - `site`: sites, bindings, TLS files, and which routes of a site can be reached;
+//! - `route`: one route: its action and its `match` conditions;
 //! - `pool`: application pools.
 
 mod pool;
+mod route;
 mod site;
 
 use std::collections::BTreeMap;

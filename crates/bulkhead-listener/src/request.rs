@@ -1,5 +1,6 @@
 //! The request path (DESIGN §2): limits, site and route choice, then a static file, a redirect,
-//! or a pool — queue, dispatch, retry — and the access-log completion on every answer.
+//! a route's fixed `return` answer, or a pool — queue, dispatch, retry — and the access-log
+//! completion on every answer.
 //!
 //! Called by the connection ([`crate::conn`]) for each request, with the [`ConnInfo`] of the
 //! connection it came on. Everything else a request needs is its own: its route table, its
@@ -14,6 +15,11 @@
 //! On plain HTTP, a `GET`/`HEAD` for a current ACME HTTP-01 token
 //! (`/.well-known/acme-challenge/…`, [`crate::acme_challenge`]) is answered first, before
 //! `redirect_http` and the routes; any other path under that prefix is routed as usual.
+//!
+//! Route choice reads the request's method, host, headers, query, client address and scheme
+//! (as [`RequestFacts`], references only) when the site has routes with `match` conditions. A
+//! pool route with `strip_prefix` sends the worker the path after its prefix (always starting
+//! with `/`, the query kept); the logs keep the path the client sent.
 //!
 //! Failure semantics (issue #2 item 6): a request the worker never received (connect refused, a
 //! kept-alive connection found closed) is sent again; a replayable request (GET/HEAD/OPTIONS with
@@ -34,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use bulkhead_config::Limits;
+use bulkhead_config::{Limits, Scheme};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -49,7 +55,7 @@ use crate::log::{AccessRecord, HttpErrRecord};
 use crate::proxy::{self, Forwarded};
 use crate::queue::Slot;
 use crate::response::{self, AccessLog, Hold, Layered, Leased, Logged, ResponseBody};
-use crate::routing::{Action, SiteEntry, Table};
+use crate::routing::{Action, FixedAnswer, RequestFacts, SiteEntry, Table};
 use crate::state::Shared;
 use crate::static_files::{self, StaticRequest};
 
@@ -188,10 +194,29 @@ impl Exchange<'_> {
             };
             return (unleased(to_https(&host, port, req.uri())), 0);
         }
-        let Some((route, rest)) = site.route(path) else { return (plain(StatusCode::NOT_FOUND), 0) };
+        let facts = RequestFacts {
+            method: req.method(),
+            host,
+            headers: req.headers(),
+            query: req.uri().query(),
+            source: self.ctx.peer.ip(),
+            scheme: if self.ctx.tls { Scheme::Https } else { Scheme::Http },
+        };
+        let Some((route, rest)) = site.route(path, &facts) else { return (plain(StatusCode::NOT_FOUND), 0) };
         match &route.action {
             Action::Redirect { to, status } => (unleased(redirect(to, rest, req.uri().query(), *status)), 0),
-            Action::Pool(pool) => self.send_to_pool(req, pool.clone()).await,
+            Action::Return(fixed) => (unleased(fixed_answer(fixed)), 0),
+            Action::Pool { pool, strip_prefix } => {
+                let uri = match strip_prefix.then(|| stripped(rest, req.uri().query())) {
+                    None => None,
+                    Some(Ok(uri)) => Some(uri),
+                    Some(Err(e)) => {
+                        tracing::error!("pool {:?}: cannot strip the route prefix from {path:?}: {e}", &**pool);
+                        return self.refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal", Some(pool.clone()));
+                    }
+                };
+                self.send_to_pool(req, pool.clone(), uri).await
+            }
             Action::Static(root) => {
                 let sreq = StaticRequest {
                     method: req.method(),
@@ -202,7 +227,7 @@ impl Exchange<'_> {
                 };
                 match static_files::serve(root, &sreq).await {
                     static_files::Outcome::Response(resp, substatus) => (unleased(resp), substatus),
-                    static_files::Outcome::Handler(pool) => self.send_to_pool(req, pool).await,
+                    static_files::Outcome::Handler(pool) => self.send_to_pool(req, pool, None).await,
                 }
             }
         }
@@ -243,7 +268,13 @@ impl Exchange<'_> {
     }
 
     /// Queues the request for a pool, dispatches it, retries as the failure semantics allow.
-    async fn send_to_pool(&mut self, req: Request<Incoming>, pool: Arc<str>) -> (Response<Leased<Slot>>, u16) {
+    /// `uri`: the target to send instead of the client's (`strip_prefix`).
+    async fn send_to_pool(
+        &mut self,
+        req: Request<Incoming>,
+        pool: Arc<str>,
+        uri: Option<Uri>,
+    ) -> (Response<Leased<Slot>>, u16) {
         let Some(queue) = self.ctx.shared.pool(&pool) else {
             tracing::error!("route names pool {:?}, which the listener does not know", &*pool);
             return self.refuse(StatusCode::SERVICE_UNAVAILABLE, "AppShutdown", Some(pool));
@@ -251,6 +282,9 @@ impl Exchange<'_> {
         let (mut parts, body) = req.into_parts();
         if parts.version == Version::HTTP_2 {
             proxy::http2_to_http1(&mut parts);
+        }
+        if let Some(uri) = uri {
+            parts.uri = uri;
         }
         let replayable = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && body.is_end_stream();
         let shared = &self.ctx.shared;
@@ -527,6 +561,43 @@ fn redirect(to: &str, rest: &str, query: Option<&str>, status: u16) -> Response<
     resp
 }
 
+/// A `return` route's answer: its status, its body (`text/plain`) or the status's short text
+/// (none for 204 and 304), and its `Location`. The body is shared, not copied.
+fn fixed_answer(fixed: &FixedAnswer) -> Response<ResponseBody> {
+    let mut resp = match &fixed.body {
+        Some(body) => {
+            let mut resp = Response::new(ResponseBody::full(body.clone()));
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            resp
+        }
+        None if matches!(fixed.status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) => {
+            Response::new(ResponseBody::empty())
+        }
+        None => response::plain(fixed.status),
+    };
+    *resp.status_mut() = fixed.status;
+    if let Some(location) = &fixed.location {
+        resp.headers_mut().insert(header::LOCATION, location.clone());
+    }
+    resp
+}
+
+/// `strip_prefix`: the origin-form target made of the path after the route's prefix (`/` when
+/// nothing is left) and the client's query.
+fn stripped(rest: &str, query: Option<&str>) -> Result<Uri, http::uri::InvalidUri> {
+    let path = if rest.is_empty() { "/" } else { rest };
+    match query {
+        None => Uri::try_from(path),
+        Some(q) => {
+            let mut target = String::with_capacity(path.len() + 1 + q.len());
+            target.push_str(path);
+            target.push('?');
+            target.push_str(q);
+            Uri::try_from(target)
+        }
+    }
+}
+
 /// A replayable request again, without a body.
 fn rebuild((method, uri, version, headers): &(Method, Uri, Version, HeaderMap)) -> Request<RequestBody> {
     let mut req = Request::new(RequestBody::Empty);
@@ -585,6 +656,14 @@ mod tests {
         let r = to_https("shop.example", 8443, &uri);
         assert_eq!(r.status(), 308);
         assert_eq!(r.headers()[header::LOCATION], "https://shop.example:8443/a/b?x=1");
+    }
+
+    #[test]
+    fn stripped_target_keeps_the_query_and_starts_with_a_slash() {
+        assert_eq!(stripped("/a/b", Some("x=1&y")).unwrap(), "/a/b?x=1&y");
+        assert_eq!(stripped("", None).unwrap(), "/");
+        assert_eq!(stripped("", Some("q")).unwrap(), "/?q");
+        assert_eq!(stripped("/", None).unwrap(), "/");
     }
 
     #[test]

@@ -11,7 +11,14 @@
 //! does not suggest the client's request was malformed).
 //!
 //! Route choice: the longest route prefix that matches on a segment boundary (`/api` matches
-//! `/api`, `/api/x`, but not `/apix`); routes come sorted longest first from the config crate.
+//! `/api`, `/api/x`, but not `/apix`); among routes with that prefix, the first (in file order)
+//! whose `match` conditions all hold ([`conditions`]); when none holds, the next shorter prefix
+//! is tried, and so on; no route left → the caller's 404. Routes come sorted longest first, same
+//! paths in file order, from the config crate, so this is one pass down the list. A site whose
+//! routes have no conditions never looks at the request beyond its path.
+//!
+//! Actions: a static directory, a pool (with `strip_prefix`, the pool is sent the path after the
+//! prefix), a redirect, or a fixed answer (`return`, its body and `Location` built once here).
 //!
 //! Must never do I/O on the request path (static roots are canonicalised when the table is
 //! built, off the runtime threads). Layering: it imports only the leaf [`crate::bandwidth`] (each
@@ -22,10 +29,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use bulkhead_config::{BindingHost, Config, Limits, RouteAction, Scheme, Site};
+use bulkhead_config::{BindingHost, Config, Limits, ReturnRoute, RouteAction, Scheme, Site};
 use bulkhead_proto::ListenSocket;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
 
 use crate::bandwidth::Bucket;
+
+mod conditions;
+
+pub use conditions::{Conditions, RequestFacts};
 
 /// Everything the request path needs from one configuration.
 #[derive(Debug)]
@@ -49,6 +62,8 @@ pub struct SiteEntry {
     pub connections: Arc<AtomicU64>,
     pub log_enabled: bool,
     pub routes: Vec<RouteEntry>,
+    /// Some route has `match` conditions (else [`SiteEntry::route`] never reads the request).
+    conditional: bool,
     /// `redirect_http = true`: the port of the site's first https binding (the real one for
     /// port 0), to which its plain-HTTP requests are redirected with 308.
     pub redirect_https_port: Option<u16>,
@@ -64,6 +79,8 @@ pub struct SiteEntry {
 pub struct RouteEntry {
     /// Normalised prefix: starts with `/`, no trailing `/` except for the root route.
     pub prefix: String,
+    /// `match`: `None` = any request under the prefix.
+    pub conditions: Option<Box<Conditions>>,
     pub action: Action,
 }
 
@@ -71,8 +88,25 @@ pub struct RouteEntry {
 #[derive(Debug)]
 pub enum Action {
     Static(Arc<StaticRoot>),
-    Pool(Arc<str>),
-    Redirect { to: String, status: u16 },
+    /// `strip_prefix`: the pool is sent the path after the route's prefix.
+    Pool {
+        pool: Arc<str>,
+        strip_prefix: bool,
+    },
+    Redirect {
+        to: String,
+        status: u16,
+    },
+    Return(FixedAnswer),
+}
+
+/// A `return` route's answer, ready to send.
+#[derive(Debug)]
+pub struct FixedAnswer {
+    pub status: StatusCode,
+    /// `None`: the status's short text (`403 Forbidden`); empty for 204 and 304.
+    pub body: Option<Bytes>,
+    pub location: Option<HeaderValue>,
 }
 
 /// A static route's directory.
@@ -173,10 +207,17 @@ impl Table {
 }
 
 impl SiteEntry {
-    /// The route for a request path, and the part of the path after the route's prefix (starts
-    /// with `/` or is empty).
-    pub fn route<'p>(&self, path: &'p str) -> Option<(&RouteEntry, &'p str)> {
-        self.routes.iter().find_map(|r| prefix_match(&r.prefix, path).map(|rest| (r, rest)))
+    /// The route for a request, and the part of its path after the route's prefix (starts with
+    /// `/` or is empty): the first route, longest prefix first, whose prefix matches `path` and
+    /// whose conditions hold for `facts`.
+    pub fn route<'p>(&self, path: &'p str, facts: &RequestFacts<'_>) -> Option<(&RouteEntry, &'p str)> {
+        if !self.conditional {
+            return self.routes.iter().find_map(|r| prefix_match(&r.prefix, path).map(|rest| (r, rest)));
+        }
+        self.routes.iter().find_map(|r| {
+            let rest = prefix_match(&r.prefix, path)?;
+            r.conditions.as_ref().is_none_or(|c| c.hold(facts)).then_some((r, rest))
+        })
     }
 }
 
@@ -218,6 +259,7 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
         .iter()
         .map(|r| RouteEntry {
             prefix: r.path.clone(),
+            conditions: r.conditions.as_ref().map(|m| Box::new(Conditions::new(m))),
             action: match &r.action {
                 RouteAction::Static(s) => Action::Static(Arc::new(StaticRoot {
                     root: s.root.clone(),
@@ -226,17 +268,19 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
                     directory_browsing: s.directory_browsing,
                     handlers: s.handlers.iter().map(|(k, v)| (k.clone(), Arc::from(v.as_str()))).collect(),
                 })),
-                RouteAction::Pool(p) => Action::Pool(Arc::from(p.pool.as_str())),
+                RouteAction::Pool(p) => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },
                 RouteAction::Redirect { to, status } => Action::Redirect { to: to.clone(), status: *status },
+                RouteAction::Return(fixed) => Action::Return(build_answer(fixed)),
             },
         })
-        .collect();
+        .collect::<Vec<_>>();
     SiteEntry {
         id,
         name: Arc::from(site.name.as_str()),
         max_connections: site.max_connections,
         connections,
         log_enabled: site.log.enabled,
+        conditional: routes.iter().any(|r| r.conditions.is_some()),
         routes,
         redirect_https_port: None,
         hsts: site.hsts.as_deref().and_then(|h| http::HeaderValue::from_str(h).ok()),
@@ -244,104 +288,18 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn config(text: &str) -> Config {
-        bulkhead_config::parse(text, "test.toml", Path::new("/")).unwrap()
-    }
-
-    const TWO_SITES: &str = r#"
-        [[sites]]
-        name = "default"
-        bindings = ["http://*:8080"]
-        routes = [{ path = "/", redirect = "/x" }]
-        [[sites]]
-        name = "shop"
-        bindings = ["http://shop.example:8080"]
-        routes = [{ path = "/", redirect = "/y" }, { path = "/api", pool = "api" }, { path = "/api/v2", pool = "v2" }]
-        [pools.api]
-        command = ["app"]
-        [pools.v2]
-        command = ["app"]
-    "#;
-
-    fn table() -> Table {
-        let sockets = vec![ListenSocket {
-            fd: 7,
-            local_addr: "0.0.0.0:8080".parse().unwrap(),
-            bindings: vec!["http://*:8080".into(), "http://shop.example:8080".into()],
-        }];
-        Table::build(&config(TWO_SITES), &sockets, None)
-    }
-
-    #[test]
-    fn exact_host_beats_wildcard() {
-        let t = table();
-        assert_eq!(&*t.site_for(7, Some("shop.example")).unwrap().name, "shop");
-        assert_eq!(&*t.site_for(7, Some("SHOP.example:8080")).unwrap().name, "shop");
-        assert_eq!(&*t.site_for(7, Some("shop.example.")).unwrap().name, "shop");
-        assert_eq!(&*t.site_for(7, Some("other.example")).unwrap().name, "default");
-        assert_eq!(&*t.site_for(7, None).unwrap().name, "default");
-        assert_eq!(&*t.site_for(7, Some("[::1]:8080")).unwrap().name, "default");
-    }
-
-    #[test]
-    fn unknown_socket_has_no_site() {
-        assert!(table().site_for(8, Some("shop.example")).is_none());
-    }
-
-    #[test]
-    fn name_only_socket_refuses_other_hosts() {
-        let sockets = vec![ListenSocket {
-            fd: 3,
-            local_addr: "0.0.0.0:8080".parse().unwrap(),
-            bindings: vec!["http://shop.example:8080".into()],
-        }];
-        let t = Table::build(&config(TWO_SITES), &sockets, None);
-        assert!(t.site_for(3, Some("other.example")).is_none());
-        assert!(t.site_for(3, Some("shop.example")).is_some());
-    }
-
-    #[test]
-    fn longest_prefix_on_segment_boundary() {
-        let t = table();
-        let shop = t.site_for(7, Some("shop.example")).unwrap();
-        let pick = |p: &str| shop.route(p).map(|(r, rest)| (r.prefix.clone(), rest.to_string()));
-        assert_eq!(pick("/api"), Some(("/api".into(), "".into())));
-        assert_eq!(pick("/api/x"), Some(("/api".into(), "/x".into())));
-        assert_eq!(pick("/apix"), Some(("/".into(), "/apix".into())));
-        assert_eq!(pick("/api/v2/z"), Some(("/api/v2".into(), "/z".into())));
-        assert_eq!(pick("/api/v22"), Some(("/api".into(), "/v22".into())));
-        assert_eq!(pick("/"), Some(("/".into(), "/".into())));
-    }
-
-    #[test]
-    fn host_name_strips_port_and_dot() {
-        assert_eq!(host_name("a.example:80"), "a.example");
-        assert_eq!(host_name("a.example"), "a.example");
-        assert_eq!(host_name("[::1]:80"), "[::1]");
-        assert_eq!(host_name("a.example.:80"), "a.example");
-        assert_eq!(host_name("a.example:"), "a.example");
-    }
-
-    #[test]
-    fn host_with_a_bad_port_gets_no_host_name_site() {
-        // Found by fuzz/fuzz_targets/host_routing.rs: the text after the last `:` was cut off
-        // whatever it was, so these picked the `shop` site by name.
-        let t = table();
-        for host in ["shop.example:abc", "shop.example:123456", "shop.example:8080:80", "shop.example: 80"] {
-            assert_eq!(&*t.site_for(7, Some(host)).unwrap().name, "default", "{host}");
-        }
-    }
-
-    #[test]
-    fn connection_counters_survive_rebuild() {
-        let t1 = table();
-        t1.sites[1].connections.store(5, std::sync::atomic::Ordering::Relaxed);
-        let t2 = Table::build(&config(TWO_SITES), &[], Some(&t1));
-        assert_eq!(t2.sites[1].connections.load(std::sync::atomic::Ordering::Relaxed), 5);
-    }
+/// A `return` route's answer from its validated config (status 200 to 999, a `location` without
+/// control characters, so neither conversion fails in practice; a failure is logged).
+fn build_answer(r: &ReturnRoute) -> FixedAnswer {
+    let status = StatusCode::from_u16(r.status).unwrap_or_else(|_| {
+        tracing::error!("return = {} is not a status; answering 500", r.status);
+        StatusCode::INTERNAL_SERVER_ERROR
+    });
+    let location = r.location.as_deref().and_then(|l| {
+        HeaderValue::from_str(l).map_err(|_| tracing::error!("location {l:?} is not a header value; not sent")).ok()
+    });
+    FixedAnswer { status, body: r.body.clone().map(Bytes::from), location }
 }
+
+#[cfg(test)]
+mod tests;

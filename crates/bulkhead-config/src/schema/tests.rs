@@ -53,6 +53,7 @@ fn schema_has_exactly_the_raw_fields() {
     assert_eq!(schema_fields(TLS), serde_fields::<RawTls>());
     assert_eq!(schema_fields(SITE_LOG), serde_fields::<RawSiteLog>());
     assert_eq!(schema_fields(ROUTE), serde_fields::<RawRoute>());
+    assert_eq!(schema_fields(MATCH), serde_fields::<RawMatch>());
     assert_eq!(schema_fields(POOL), serde_fields::<RawPool>());
     assert_eq!(schema_fields(RECYCLE), serde_fields::<RawRecycle>());
     assert_eq!(schema_fields(HEALTH), serde_fields::<RawHealth>());
@@ -69,6 +70,7 @@ fn sample(shape: &Shape) -> toml::Value {
         Shape::Uint(_) => toml::Value::Integer(1),
         Shape::Bool => toml::Value::Boolean(true),
         Shape::Array(item) => toml::Value::Array(vec![sample(item)]),
+        Shape::Patterns => toml::Value::Array(vec![toml::Value::String("1".into())]),
         Shape::Map(item) => toml::Value::Table([("k".to_string(), sample(item))].into_iter().collect()),
         Shape::Table(fields) => {
             toml::Value::Table(fields.iter().map(|f| (f.name.to_string(), sample(&f.shape))).collect())

@@ -1,5 +1,6 @@
 //! `[[sites]]` → [`Site`]: names, bindings (and which site claims which address and host),
-//! TLS files or ACME, access-log settings and routes.
+//! TLS files or ACME, access-log settings, and routes (each checked by `route`; here, that
+//! none is hidden behind an earlier one with the same path).
 //!
 //! `tls` takes exactly one of two forms: `{ cert, key }` (files the manager reads) or
 //! `{ acme = "email" }` (the manager obtains the certificate). An ACME site's https bindings
@@ -268,15 +269,15 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
             size
         }
     };
-    let mut routes = Vec::new();
+    let mut routes: Vec<(usize, Route)> = Vec::new();
     for (j, r) in s.routes.iter().enumerate() {
-        if let Some(r) = route(c, &format!("{key}.routes[{j}]"), r, pools) {
-            if routes.iter().any(|o: &Route| o.path == r.path) {
-                c.err(format!("{key}.routes[{j}].path"), format!("path {:?} is routed twice in this site", r.path));
-            }
-            routes.push(r);
+        if let Some(r) = super::route::route(c, &format!("{key}.routes[{j}]"), r, pools, &bindings) {
+            unreachable(c, key, j, &r, &routes);
+            routes.push((j, r));
         }
     }
+    let mut routes: Vec<Route> = routes.into_iter().map(|(_, r)| r).collect();
+    // Stable: routes with the same path stay in file order, the first to match wins.
     routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
     Site {
         name: s.name.clone(),
@@ -297,115 +298,30 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
     }
 }
 
+/// Refuses route `j` when an earlier route with the same path takes every request it could:
+/// one without `match`, or one with the very same conditions.
+fn unreachable(c: &mut Checker<'_>, key: &str, j: usize, r: &Route, earlier: &[(usize, Route)]) {
+    let Some((i, first)) =
+        earlier.iter().find(|(_, o)| o.path == r.path && (o.conditions.is_none() || o.conditions == r.conditions))
+    else {
+        return;
+    };
+    let why = if first.conditions.is_none() { "has no match, so it takes" } else { "has the same match, so it takes" };
+    c.err(
+        format!("{key}.routes[{j}].path"),
+        format!(
+            "route {:?} can never be used: routes[{i}] has the same path and {why} every request first; give routes[{i}] a match, or put this route before it",
+            r.path
+        ),
+    );
+}
+
 /// `max-age=N` then any of `includeSubDomains`, `preload` (RFC 6797 §6.1), `;`-separated.
 fn valid_hsts(value: &str) -> bool {
     let mut parts = value.split(';').map(str::trim);
     let max_age = parts.next().and_then(|p| p.strip_prefix("max-age=")).map(|n| n.trim_matches('"'));
     max_age.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         && parts.all(|p| p.eq_ignore_ascii_case("includeSubDomains") || p.eq_ignore_ascii_case("preload"))
-}
-
-fn route(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String, Pool>) -> Option<Route> {
-    let k = |f: &str| format!("{key}.{f}");
-    if !r.path.starts_with('/') {
-        c.err(k("path"), format!("{:?} must start with \"/\"", r.path));
-        return None;
-    }
-    let path = if r.path.len() > 1 { r.path.trim_end_matches('/').to_string() } else { r.path.clone() };
-    let check_pool = |c: &mut Checker<'_>, field: &str, name: &str| -> Option<PoolKind> {
-        let found = pools.get(name).map(|p| p.kind);
-        if found.is_none() {
-            let hint = closest(name, pools.keys().map(String::as_str)).map(|n| format!("; did you mean {n:?}?"));
-            let known: Vec<String> = pools.keys().map(|n| format!("{n:?}")).collect();
-            let known = if known.is_empty() {
-                "; no pools are defined".into()
-            } else {
-                format!(" (pools: [{}])", known.join(", "))
-            };
-            c.err(k(field), format!("pool {name:?} is not defined{known}{}", hint.unwrap_or_default()));
-        }
-        found
-    };
-    if r.status.is_some() && r.redirect.is_none() {
-        c.warn(k("status"), "is only used by redirect routes");
-    }
-    let action = match (&r.root, &r.pool, &r.redirect) {
-        (None, None, Some(to)) => {
-            let status = r.status.unwrap_or(302);
-            if ![301, 302, 303, 307, 308].contains(&status) {
-                c.err(k("status"), format!("{status} is not a redirect status; expected 301, 302, 303, 307 or 308"));
-            }
-            if to.is_empty() {
-                c.err(k("redirect"), "is empty; expected a path like \"/new\" or a URL like \"https://example.com/\"");
-            }
-            RouteAction::Redirect { to: to.clone(), status }
-        }
-        (Some(root), None, None) => {
-            let root = c.directory(&k("root"), root);
-            if r.directory_browsing {
-                c.not_acted_on(
-                    k("directory_browsing"),
-                    "is not built yet: a directory without a default document answers 403.14",
-                );
-            }
-            let mut handlers = BTreeMap::new();
-            for (ext, pool) in &r.handlers {
-                check_pool(c, &format!("handlers.{}", quote_key(ext)), pool);
-                let ext = ext.to_ascii_lowercase();
-                handlers.insert(if ext.starts_with('.') { ext } else { format!(".{ext}") }, pool.clone());
-            }
-            RouteAction::Static(StaticRoute {
-                root,
-                default_documents: r
-                    .default_documents
-                    .clone()
-                    .unwrap_or_else(|| vec!["index.html".into(), "index.htm".into()]),
-                directory_browsing: r.directory_browsing,
-                handlers,
-            })
-        }
-        (root, Some(pool), None) => {
-            check_pool(c, "pool", pool);
-            let execute = r
-                .execute
-                .as_deref()
-                .and_then(|e| c.one_of(&k("execute"), e, &[("cgi", Execute::Cgi), ("extension", Execute::Extension)]));
-            if execute.is_some() {
-                c.err(
-                    k("execute"),
-                    "is not built yet: CGI programs and extensions run in the built-in host (kind = \"host\"), which is not built; serve them from a pool of kind \"process\"",
-                );
-            }
-            let root = match (root, execute) {
-                (Some(root), Some(Execute::Cgi)) => Some(c.directory(&k("root"), root)),
-                (None, Some(Execute::Cgi)) => {
-                    c.err(key, "execute = \"cgi\" needs root, the directory the CGI programs are in");
-                    None
-                }
-                (root, _) => root.as_deref().map(|p| c.path(p)),
-            };
-            let library = match (&r.library, execute) {
-                (Some(lib), Some(Execute::Extension)) => {
-                    Some(c.readable_file(&k("library"), lib, "a readable extension library (.so)"))
-                }
-                (None, Some(Execute::Extension)) => {
-                    c.err(key, "execute = \"extension\" needs library, the extension's .so file");
-                    None
-                }
-                (Some(lib), _) => {
-                    c.warn(k("library"), "is only used with execute = \"extension\"");
-                    Some(c.path(lib))
-                }
-                (None, _) => None,
-            };
-            RouteAction::Pool(PoolRoute { pool: pool.clone(), root, execute, library })
-        }
-        _ => {
-            c.err(key, "a route needs exactly one of `root` (static files), `pool` (an application) or `redirect`");
-            return None;
-        }
-    };
-    Some(Route { path, action })
 }
 
 /// A DNS host name: dot-separated labels of letters, digits and `-` (underscore allowed, as real

@@ -8,7 +8,8 @@ kill it and read what it reports; it must never talk to anything but its own soc
 files a test names in a query string.
 
 Endpoints:
-  GET  /                     -> "hello from python pid=N\n"
+  GET  /                     -> "hello from python pid=N\n", with the request target as received in
+                                X-Path (any path not listed here answers the same)
   GET  /pid                  -> "N"
   GET  /headers              -> JSON list of [name, value] request headers, as received
   GET  /hop                  -> 200 with hop-by-hop response headers the listener must remove
@@ -129,7 +130,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, "released")
         if path == "/crash":
             os._exit(1)
-        return self.reply(200, "hello from python pid=%d\n" % os.getpid())
+        return self.reply(200, "hello from python pid=%d\n" % os.getpid(), extra=[("X-Path", self.path)])
 
     def do_POST(self):
         path = urlsplit(self.path).path

@@ -34,6 +34,7 @@ mod pools;
 mod preflight;
 mod refusals;
 mod reload;
+mod route_match;
 mod routing;
 mod slow_clients;
 mod static_files;

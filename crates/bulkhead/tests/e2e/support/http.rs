@@ -2,12 +2,17 @@
 //! on the wire — needed for traversal tests (`/..%2f…`) that higher-level clients normalise —
 //! and reads responses with Content-Length, chunked or read-to-close bodies.
 //!
+//! [`curl`] runs the real `curl` instead, for what a byte-exact client does not show (curl's
+//! own `Host` from `--resolve`, its query encoding), and reads its answer into the same
+//! [`Response`].
+//!
 //! Used by every test. It never retries, never follows redirects and never normalises a
 //! target; each read and write has a timeout so a broken server fails a test instead of
 //! hanging it. Bodies can be streamed into a callback so 100 MiB never sits in memory.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::time::Duration;
 
 /// Longest a single read or write may block.
@@ -254,4 +259,19 @@ pub fn get(addr: SocketAddr, target: &str) -> Response {
 /// `GET target` with the given `Host`.
 pub fn get_host(addr: SocketAddr, host: &str, target: &str) -> Response {
     send(addr, "GET", target, &[("Host", host)], b"")
+}
+
+/// `curl -sS -i ARGS` (10 s at most, no redirects followed): the response, parsed. Panics,
+/// naming the arguments, when curl fails or prints no response.
+pub fn curl(args: &[&str]) -> Response {
+    let out = Command::new("curl").args(["-sS", "-i", "--max-time", "10"]).args(args).output().expect("run curl");
+    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = &out.stdout;
+    let split = text.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("curl {args:?}: no head"));
+    let head = String::from_utf8_lossy(&text[..split]);
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    Response { status, headers, body: text[split + 4..].to_vec() }
 }

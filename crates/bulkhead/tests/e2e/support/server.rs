@@ -78,12 +78,18 @@ pub fn python_command() -> String {
 /// ephemeral loopback port routing "/" to the pool "py", which runs the Python app; `pool_extra`
 /// holds more keys of `[pools.py]`.
 pub fn python_site(before: &str, pool_extra: &str) -> String {
+    python_site_routes(before, r#"{ path = "/", pool = "py" }"#, pool_extra)
+}
+
+/// [`python_site`] with the site's own `routes` (the entries between `[` and `]`), which may
+/// name the pool "py".
+pub fn python_site_routes(before: &str, routes: &str, pool_extra: &str) -> String {
     format!(
         r#"{before}
 [[sites]]
 name = "app"
 bindings = ["http://127.0.0.1:0"]
-routes = [ {{ path = "/", pool = "py" }} ]
+routes = [ {routes} ]
 
 [pools.py]
 command = {}
