@@ -228,7 +228,8 @@ fn hidden_segments_default_replace_and_validate() {
     assert!(e[0].contains("sites[0].routes[0].hidden_segments[1]: \"a/b\" contains a path separator"), "{e:#?}");
     assert!(e[1].contains("hidden_segments[2]: \"\" is empty"), "{e:#?}");
     assert!(e[2].contains("hidden_segments[3]: \"..\" is always refused"), "{e:#?}");
-    let w = warnings(&format!("{SITE}routes = [{{ path = \"/\", redirect = \"/x\", hidden_segments = [\".git\"] }}]\n"));
+    let w =
+        warnings(&format!("{SITE}routes = [{{ path = \"/\", redirect = \"/x\", hidden_segments = [\".git\"] }}]\n"));
     assert_eq!(w.len(), 1, "{w:#?}");
     assert!(w[0].contains("routes[0].hidden_segments: is only used by static routes"), "{w:#?}");
 }
@@ -481,9 +482,7 @@ fn keys_not_acted_on_are_warned_about_by_name_when_written() {
         "[limits]\nmin_bytes_per_sec = 240\n[cache]\nmax_memory = \"64MiB\"\n{SITE}max_bandwidth = \"50MiB/s\"\nlog = {{ format = \"json\", rollover = \"size\" }}\nroutes = [{{ path = \"/\", root = \"/tmp\", directory_browsing = true }}]\n"
     );
     let w = warnings(&text);
-    let expect = [
-        "test.toml:3:1: cache: the response cache is not built yet",
-    ];
+    let expect = ["test.toml:3:1: cache: the response cache is not built yet"];
     assert_eq!(w.len(), expect.len(), "{w:#?}");
     for (w, e) in w.iter().zip(expect) {
         assert!(w.starts_with(e), "{w:?} should start with {e:?}");
