@@ -35,6 +35,7 @@ mod refusals;
 mod reload;
 mod routing;
 mod slow_clients;
+mod static_content;
 mod static_files;
 mod streaming;
 mod tls;
