@@ -2,19 +2,30 @@
 //!
 //! GET and HEAD only (else 405 with `Allow: GET, HEAD`). The URL path after the route prefix is
 //! decoded and checked by [`path`] (traversal, encoded separators, NUL: 404; malformed encoding:
-//! 400), then resolved with symlinks and refused unless it stays under the route's canonical
-//! root. Directories: without a trailing `/` → 301 to `path/`; with it, the first existing
-//! default document, else 403 (substatus 14, IIS's "directory listing denied"; directory
-//! browsing is not implemented yet, so `directory_browsing = true` also answers 403.14). Files:
-//! a known extension ([`mime`]) or 404 substatus 3, like IIS's 404.3; `ETag`, `Last-Modified`,
-//! `If-None-Match` / `If-Modified-Since` → 304; small files read whole, larger ones streamed in
-//! chunks. A file whose extension has a handler (`handlers = { ".php" = "pool" }`) goes to that
-//! pool instead, whatever the method — the caller dispatches it.
+//! 400); a segment in the route's `hidden_segments` is 404 substatus 8 (IIS's 404.8), before
+//! any handler. The path is then resolved with symlinks and refused unless it stays under the
+//! route's canonical root (and a symlink into a hidden segment is 404.8 too). `EACCES` anywhere
+//! on the way — a file the listener's user cannot read, a directory it cannot search or list —
+//! is 403, and [`denied`] names the path and the user in one warning per path.
 //!
-//! All file-system work for one request runs in one `spawn_blocking` call (never on a runtime
-//! thread, and one thread hand-off per request, not one per system call); large files then
-//! stream through `tokio::fs`. Called by [`crate::request`]; uses only [`crate::routing`] (the
-//! route's [`StaticRoot`]) and [`crate::response`] (the body it answers with) below it.
+//! Directories: without a trailing `/` → 301 to `path/`; with it, the first existing default
+//! document, else a [`listing`] when `directory_browsing = true`, else 403 substatus 14 (IIS's
+//! "directory listing denied"). Files: a known extension ([`mime`]) or 404 substatus 3 (IIS's
+//! 404.3); `ETag` (strong, from mtime and length), `Last-Modified`, `Accept-Ranges: bytes`; the
+//! preconditions of [`conditional`] (304 carrying only `ETag`, or 412), then a single byte
+//! [`range`] (206 with `Content-Range`, 416 with `bytes */LEN`, `If-Range`; GET only). Small
+//! files are read whole (a range is a slice of that buffer); larger ones are streamed in chunks
+//! from the range's offset, never read whole. A file whose extension has a handler
+//! (`handlers = { ".php" = "pool" }`) goes to that pool instead, whatever the method — the
+//! caller dispatches it.
+//!
+//! All file-system work for one request runs in one `spawn_blocking` call (`find`: resolve,
+//! stat, open, read, or read a directory — never on a runtime thread, and one thread hand-off
+//! per request, not one per system call); large files then stream through `tokio::fs`.
+//! `respond` then decides the answer from the open file and its metadata alone, so an
+//! open-file cache of descriptors and metadata can stand in for `find`. Called by
+//! [`crate::request`]; uses only [`crate::routing`] (the route's [`StaticRoot`]) and
+//! [`crate::response`] (the body it answers with) below it.
 
 pub mod conditional;
 pub mod denied;

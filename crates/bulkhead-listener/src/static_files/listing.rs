@@ -111,8 +111,8 @@ pub fn page(url_path: &str, rows: &Rows) -> String {
     page
 }
 
-/// Text made safe inside HTML elements and attribute values.
-fn escape(text: &str) -> String {
+/// Text made safe inside HTML elements and attribute values (also used by the demo app's page).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
