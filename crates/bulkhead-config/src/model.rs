@@ -261,11 +261,22 @@ pub struct ReturnRoute {
     pub location: Option<String>,
 }
 
+/// The `hidden_segments` of a static route that does not set it: version-control metadata,
+/// per-directory server configs and secrets files that are often left in a content directory
+/// (IIS's request filtering hides `web.config`, `bin`, `App_Data`…, nginx hides nothing by
+/// default; these are the ones that leak on real sites).
+pub const DEFAULT_HIDDEN_SEGMENTS: &[&str] =
+    &[".git", ".svn", ".hg", ".bzr", ".env", ".htaccess", ".htpasswd", ".DS_Store"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaticRoute {
     pub root: PathBuf,
     pub default_documents: Vec<String>,
+    /// List a directory without a default document (else 403.14). Default `false`.
     pub directory_browsing: bool,
+    /// URL path segments answered 404.8, compared without regard to ASCII case. Default
+    /// [`DEFAULT_HIDDEN_SEGMENTS`].
+    pub hidden_segments: Vec<String>,
     /// Extension (lowercase, with the dot) → pool name.
     pub handlers: BTreeMap<String, String>,
 }

@@ -288,6 +288,9 @@ pub struct RawRoute {
     /// List directories without a default document. Default `false`.
     #[serde(default)]
     pub directory_browsing: bool,
+    /// Path segments refused with 404.8 (static routes), replacing the default list
+    /// [`crate::model::DEFAULT_HIDDEN_SEGMENTS`]. Default: that list.
+    pub hidden_segments: Option<Vec<String>>,
     /// Extension → pool, e.g. `{ ".php" = "shop-php" }`. Default: none.
     #[serde(default)]
     pub handlers: BTreeMap<String, String>,

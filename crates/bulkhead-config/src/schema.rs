@@ -120,6 +120,7 @@ pub(crate) const ROUTE: &[Field] = &[
     opt("status", U16),
     opt("default_documents", STRINGS),
     opt("directory_browsing", Shape::Bool),
+    opt("hidden_segments", STRINGS),
     opt("handlers", Shape::Map(&Shape::Str)),
     opt("execute", Shape::Str),
     opt("library", Shape::Str),

@@ -211,6 +211,32 @@ fn route_to_missing_pool_suggests_the_near_one() {
 }
 
 #[test]
+fn hidden_segments_default_replace_and_validate() {
+    let statics = |c: &Config| match &c.sites[0].routes[0].action {
+        RouteAction::Static(s) => s.hidden_segments.clone(),
+        other => panic!("not a static route: {other:?}"),
+    };
+    let c = ok(&format!("{SITE}routes = [{{ path = \"/\", root = \"/tmp\" }}]\n"));
+    assert_eq!(statics(&c), DEFAULT_HIDDEN_SEGMENTS.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let c = ok(&format!("{SITE}routes = [{{ path = \"/\", root = \"/tmp\", hidden_segments = [\"secret\"] }}]\n"));
+    assert_eq!(statics(&c), vec!["secret".to_string()], "the list replaces the default");
+    let c = ok(&format!("{SITE}routes = [{{ path = \"/\", root = \"/tmp\", hidden_segments = [] }}]\n"));
+    assert!(statics(&c).is_empty(), "an empty list hides nothing");
+    let e = errors(&format!(
+        "{SITE}routes = [{{ path = \"/\", root = \"/tmp\", hidden_segments = [\".git\", \"a/b\", \"\", \"..\"] }}]\n"
+    ));
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(e[0].starts_with("test.toml:4:"), "{e:#?}");
+    assert!(e[0].contains("sites[0].routes[0].hidden_segments[1]: \"a/b\" contains a path separator"), "{e:#?}");
+    assert!(e[1].contains("hidden_segments[2]: \"\" is empty"), "{e:#?}");
+    assert!(e[2].contains("hidden_segments[3]: \"..\" is always refused"), "{e:#?}");
+    let w =
+        warnings(&format!("{SITE}routes = [{{ path = \"/\", redirect = \"/x\", hidden_segments = [\".git\"] }}]\n"));
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].contains("routes[0].hidden_segments: is only used by static routes"), "{w:#?}");
+}
+
+#[test]
 fn binding_claims() {
     let two = |a: &str, b: &str| {
         format!("[[sites]]\nname = \"a\"\nbindings = [\"{a}\"]\n[[sites]]\nname = \"b\"\nbindings = [\"{b}\"]\n")
@@ -458,10 +484,7 @@ fn keys_not_acted_on_are_warned_about_by_name_when_written() {
         "[limits]\nmin_bytes_per_sec = 240\n[cache]\nmax_memory = \"64MiB\"\n{SITE}max_bandwidth = \"50MiB/s\"\nlog = {{ format = \"json\", rollover = \"size\" }}\nroutes = [{{ path = \"/\", root = \"/tmp\", directory_browsing = true }}]\n"
     );
     let w = warnings(&text);
-    let expect = [
-        "test.toml:3:1: cache: the response cache is not built yet",
-        "test.toml:10:61: sites[0].routes[0].directory_browsing: is not built yet",
-    ];
+    let expect = ["test.toml:3:1: cache: the response cache is not built yet"];
     assert_eq!(w.len(), expect.len(), "{w:#?}");
     for (w, e) in w.iter().zip(expect) {
         assert!(w.starts_with(e), "{w:?} should start with {e:?}");

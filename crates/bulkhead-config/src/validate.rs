@@ -6,8 +6,7 @@
 //! are for what cannot work; what works but is probably a mistake is a warning. Keys this
 //! version parses but does not build are never taken silently: refused when they would
 //! promise security or could never work (https without `tls`, `fastcgi` and `host` pools,
-//! `execute`), warned about when written but without effect (`directory_browsing`,
-//! `[cache]`). Paths are
+//! `execute`), warned about when written but without effect (`[cache]`). Paths are
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to
 //! see that referenced directories and files exist and can be read; never creates anything.
 //!

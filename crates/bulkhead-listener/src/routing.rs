@@ -119,6 +119,8 @@ pub struct StaticRoot {
     pub canonical_root: Option<PathBuf>,
     pub default_documents: Vec<String>,
     pub directory_browsing: bool,
+    /// URL path segments refused with 404.8 (compared ignoring ASCII case).
+    pub hidden_segments: Vec<String>,
     /// Extension (lowercase, with the dot) → pool.
     pub handlers: BTreeMap<String, Arc<str>>,
 }
@@ -266,6 +268,7 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
                     canonical_root: std::fs::canonicalize(&s.root).ok(),
                     default_documents: s.default_documents.clone(),
                     directory_browsing: s.directory_browsing,
+                    hidden_segments: s.hidden_segments.clone(),
                     handlers: s.handlers.iter().map(|(k, v)| (k.clone(), Arc::from(v.as_str()))).collect(),
                 })),
                 RouteAction::Pool(p) => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },

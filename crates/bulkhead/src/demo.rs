@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bulkhead_listener::static_files::listing::escape;
 use bytes::{Buf, Bytes};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -219,22 +220,6 @@ fn format_uptime(elapsed: Duration) -> String {
         (0, m, s) => format!("{m}m {s}s"),
         (h, m, s) => format!("{h}h {m}m {s}s"),
     }
-}
-
-/// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
     if r.status.is_some() && r.redirect.is_none() {
         c.warn(k("status"), "is only used by redirect routes (a return route's status is its `return` value)");
     }
+    if r.hidden_segments.is_some() && (r.root.is_none() || r.pool.is_some()) {
+        c.warn(k("hidden_segments"), "is only used by static routes (`root` without `pool`)");
+    }
     let action = match (&r.root, &r.pool, &r.redirect) {
         _ if r.return_status.is_some() => return_route(c, key, r)?,
         (None, None, Some(to)) => {
@@ -71,12 +74,10 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
         }
         (Some(root), None, None) => {
             let root = c.directory(&k("root"), root);
-            if r.directory_browsing {
-                c.not_acted_on(
-                    k("directory_browsing"),
-                    "is not built yet: a directory without a default document answers 403.14",
-                );
-            }
+            let hidden_segments = match &r.hidden_segments {
+                Some(list) => hidden_segments(c, &k("hidden_segments"), list),
+                None => DEFAULT_HIDDEN_SEGMENTS.iter().map(|s| s.to_string()).collect(),
+            };
             let mut handlers = BTreeMap::new();
             for (ext, pool) in &r.handlers {
                 check_pool(c, &format!("handlers.{}", quote_key(ext)), pool);
@@ -90,6 +91,7 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
                     .clone()
                     .unwrap_or_else(|| vec!["index.html".into(), "index.htm".into()]),
                 directory_browsing: r.directory_browsing,
+                hidden_segments,
                 handlers,
             })
         }
@@ -362,4 +364,29 @@ fn header_name(name: &str) -> Result<(), String> {
         return Ok(());
     }
     Err("is not a header name; expected letters, digits and `-`, like \"X-Debug\"".into())
+}
+
+/// A static route's `hidden_segments`: each one whole path segment (no `/`, not empty, not `.`
+/// or `..`, which never reach the file system anyway).
+fn hidden_segments(c: &mut Checker<'_>, key: &str, list: &[String]) -> Vec<String> {
+    for (i, seg) in list.iter().enumerate() {
+        let problem = if seg.is_empty() {
+            Some("is empty")
+        } else if seg.contains('/') || seg.contains('\\') {
+            Some("contains a path separator")
+        } else if seg == "." || seg == ".." {
+            Some("is always refused (traversal)")
+        } else if seg.contains('\0') {
+            Some("contains NUL")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            c.err(
+                format!("{key}[{i}]"),
+                format!("{seg:?} {problem}; expected one path segment such as \".git\" or \".env\""),
+            );
+        }
+    }
+    list.to_vec()
 }

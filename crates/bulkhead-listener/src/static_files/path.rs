@@ -4,11 +4,12 @@
 //! Refused outright (the caller answers 404, or 400 for malformed percent-encoding): `..`
 //! segments (also as `%2e%2e`), encoded `/` or `\` (`%2f`, `%5c`), NUL, backslashes. The caller
 //! still canonicalises the result and checks it stays under the canonical root, which catches
-//! symlinks pointing out. Pure, no I/O; called by [`crate::static_files`].
+//! symlinks pointing out. [`has_hidden_segment`] says whether a path names one of a route's
+//! `hidden_segments` (answered 404.8). Pure, no I/O; called by [`crate::static_files`].
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 /// Why a URL path cannot name a file under the root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,21 @@ pub fn relative_path(rest: &str) -> Result<PathBuf, PathRefusal> {
         out.push(OsStr::from_bytes(&decoded));
     }
     Ok(out)
+}
+
+/// Whether any segment of `rel` (a decoded relative path) is one of `hidden`, ignoring ASCII
+/// case (a case-insensitive file system would serve `.GIT/config` as `.git/config`).
+pub fn has_hidden_segment(rel: &Path, hidden: &[String]) -> bool {
+    !hidden.is_empty()
+        && rel.components().any(|c| match c {
+            Component::Normal(seg) => is_hidden(seg, hidden),
+            _ => false,
+        })
+}
+
+/// Whether one file name is one of `hidden`, ignoring ASCII case.
+pub fn is_hidden(name: &OsStr, hidden: &[String]) -> bool {
+    hidden.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name.as_bytes()))
 }
 
 /// Percent-decodes one segment into `out` (cleared first).
@@ -87,6 +103,19 @@ mod tests {
         for bad in ["/a%2fb", "/a%2F..%2Fb", "/a%5cb", "/a\\b", "/a%00b"] {
             assert_eq!(relative_path(bad), Err(PathRefusal::Forbidden), "{bad}");
         }
+    }
+
+    #[test]
+    fn hidden_segments_match_whole_segments_in_any_case() {
+        let hidden: Vec<String> = [".git", ".env"].iter().map(|s| s.to_string()).collect();
+        let rel = |p: &str| relative_path(p).unwrap();
+        for yes in ["/.git/config", "/a/.git", "/%2egit/HEAD", "/.GIT/config", "/x/.Env"] {
+            assert!(has_hidden_segment(&rel(yes), &hidden), "{yes}");
+        }
+        for no in ["/git/config", "/.gitignore", "/a.git", "/.env.local", "/.well-known/x"] {
+            assert!(!has_hidden_segment(&rel(no), &hidden), "{no}");
+        }
+        assert!(!has_hidden_segment(&rel("/.git/config"), &[]), "an empty list hides nothing");
     }
 
     #[test]

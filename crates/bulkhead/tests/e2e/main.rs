@@ -37,6 +37,7 @@ mod reload;
 mod route_match;
 mod routing;
 mod slow_clients;
+mod static_content;
 mod static_files;
 mod streaming;
 mod tls;

@@ -105,9 +105,11 @@ fn is_root() -> bool {
 }
 
 /// Why the root-only tests cannot run here, if they cannot.
-fn not_root_with_nobody() -> Option<Reason> {
+pub(crate) fn not_root_with_nobody() -> Option<Reason> {
     if !is_root() {
-        return Some(Reason::Machine("not root; pool users only apply when the server is started as root".into()));
+        return Some(Reason::Machine(
+            "not root; pool users and listener_user only apply when the server is started as root".into(),
+        ));
     }
     if nix_user_exists("nobody") {
         return None;
