@@ -28,7 +28,6 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::body::{BodyProgress, BoxError};
 use crate::dispatch::WorkerBody;
@@ -45,11 +44,19 @@ pub enum ResponseBody {
     Worker(WorkerBody),
 }
 
-/// A file read in chunks of [`FILE_CHUNK`] bytes, `remaining` bytes in all.
+/// A file read in chunks of [`FILE_CHUNK`] bytes, `remaining` bytes in all from `offset`.
+///
+/// Each chunk is first read inline with `preadv2(RWF_NOWAIT)`, which the kernel answers from the
+/// page cache or refuses with `EAGAIN` rather than wait for the disk: a page-cached file (the
+/// usual case) costs no thread hand-off, as in nginx, and a response streaming to a slow client
+/// takes no blocking-pool thread that other requests queue behind. A chunk that is not cached is
+/// read on the blocking pool (`pread`), so a cold disk never stalls a runtime thread.
 pub struct FileChunks {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
+    offset: u64,
     remaining: u64,
-    buf: BytesMut,
+    /// A chunk being read on the blocking pool.
+    pending: Option<tokio::task::JoinHandle<std::io::Result<Bytes>>>,
 }
 
 impl ResponseBody {
@@ -61,9 +68,9 @@ impl ResponseBody {
         ResponseBody::Full(Some(bytes.into()))
     }
 
-    /// Streams `len` bytes of an open file.
-    pub fn file(file: tokio::fs::File, len: u64) -> Self {
-        ResponseBody::File(FileChunks { file, remaining: len, buf: BytesMut::new() })
+    /// Streams `len` bytes of an open file from `offset`.
+    pub fn file(file: std::fs::File, offset: u64, len: u64) -> Self {
+        ResponseBody::File(FileChunks { file: Arc::new(file), offset, remaining: len, pending: None })
     }
 }
 
@@ -101,31 +108,55 @@ impl Body for ResponseBody {
 
 impl FileChunks {
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        let want = FILE_CHUNK.min(usize::try_from(self.remaining).unwrap_or(FILE_CHUNK));
-        self.buf.resize(want, 0);
-        let mut read_buf = ReadBuf::new(&mut self.buf[..]);
-        match Pin::new(&mut self.file).poll_read(cx, &mut read_buf) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Ok(())) => {
-                let n = read_buf.filled().len();
-                if n == 0 {
-                    // The file shrank under us: end the body short (the client sees a truncated
-                    // response, which its Content-Length check reports).
-                    return Poll::Ready(Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "file shrank while being sent",
-                    ))));
-                }
-                self.remaining -= n as u64;
-                self.buf.truncate(n);
-                Poll::Ready(Some(Ok(self.buf.split().freeze())))
+        let chunk = if let Some(pending) = &mut self.pending {
+            let done = std::task::ready!(std::future::Future::poll(Pin::new(pending), cx));
+            self.pending = None;
+            done.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        } else {
+            if self.remaining == 0 {
+                return Poll::Ready(None);
             }
-        }
+            let want = FILE_CHUNK.min(usize::try_from(self.remaining).unwrap_or(FILE_CHUNK));
+            match read_chunk(&self.file, self.offset, want, rustix::io::ReadWriteFlags::NOWAIT) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                    // Not in the page cache (or a file system without RWF_NOWAIT): off the runtime.
+                    let (file, offset) = (self.file.clone(), self.offset);
+                    let read = move || read_chunk(&file, offset, want, rustix::io::ReadWriteFlags::empty());
+                    self.pending = Some(tokio::task::spawn_blocking(read));
+                    return self.poll_chunk(cx);
+                }
+                read => read,
+            }
+        };
+        Poll::Ready(Some(chunk.and_then(|bytes| {
+            if bytes.is_empty() {
+                // The file shrank under us: end the body short (the client sees a truncated
+                // response, which its Content-Length check reports).
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+            }
+            self.offset += bytes.len() as u64;
+            self.remaining -= bytes.len() as u64;
+            Ok(bytes)
+        })))
     }
+}
+
+/// Up to `want` bytes of `file` at `offset` (fewer if only part is cached under `RWF_NOWAIT`).
+fn read_chunk(
+    file: &std::fs::File,
+    offset: u64,
+    want: usize,
+    flags: rustix::io::ReadWriteFlags,
+) -> std::io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(want);
+    let n = loop {
+        match rustix::io::preadv2(file, &mut [std::io::IoSliceMut::new(&mut buf)], offset, flags) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r?,
+        }
+    };
+    buf.truncate(n);
+    Ok(buf.freeze())
 }
 
 /// A short plain-text answer with the status's reason as its body.
@@ -265,6 +296,31 @@ impl OnEnd for AccessLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file not in the page cache: the inline `RWF_NOWAIT` read is refused (the kernel does
+    /// not wait for the disk), and the body still streams every byte, through the blocking pool.
+    #[test]
+    fn a_file_not_in_the_page_cache_is_read_off_the_runtime_and_streams_whole() {
+        use http_body_util::BodyExt;
+        // Beside the test binary, on the build's disk (a tmpfs /tmp keeps every page in memory).
+        let exe = std::env::current_exe().unwrap();
+        let path = exe.with_file_name(format!(".bulkhead-nowait-{}", std::process::id()));
+        let data: Vec<u8> = (0..3 * FILE_CHUNK + 123).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        let cold = read_chunk(&file, 0, FILE_CHUNK, rustix::io::ReadWriteFlags::NOWAIT);
+        let refused = cold
+            .err()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EOPNOTSUPP));
+        assert!(refused, "evicted pages are not read inline");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let body = ResponseBody::file(file, 5, data.len() as u64 - 5);
+        let got = rt.block_on(body.collect()).unwrap().to_bytes();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(&got[..], &data[5..]);
+    }
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
 

@@ -21,7 +21,8 @@
 //!
 //! All file-system work for one request runs in one `spawn_blocking` call (`find`: resolve,
 //! stat, open, read, or read a directory — never on a runtime thread, and one thread hand-off
-//! per request, not one per system call); large files then stream through `tokio::fs`.
+//! per request, not one per system call); large files then stream in positional chunks read
+//! inline from the page cache, or on the blocking pool when not cached ([`ResponseBody::file`]).
 //! `respond` then decides the answer from the open file and its metadata alone, so an
 //! open-file cache of descriptors and metadata can stand in for `find`. Called by
 //! [`crate::request`]; uses only [`crate::routing`] (the route's [`StaticRoot`]) and
@@ -34,7 +35,7 @@ pub mod mime;
 pub mod path;
 pub mod range;
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -276,7 +277,7 @@ fn resolve(root: &Path, path: &Path) -> Result<PathBuf, Unresolved> {
 
 /// A file's answer: preconditions (304/412), then the range (206/416) or the whole file (200).
 fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
-    let FileFound { mut file, len, mtime_secs: secs, content_type, whole } = found;
+    let FileFound { file, len, mtime_secs: secs, content_type, whole } = found;
     let Ok(etag) = HeaderValue::try_from(format!("\"{secs:x}-{len:x}\"")) else { return internal() };
     let v = Validators { etag: etag.to_str().unwrap_or_default(), modified: secs };
     match conditional::evaluate(req.headers, req.method, v) {
@@ -338,12 +339,9 @@ fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
         Some(buf) if count == len => ResponseBody::full(buf),
         Some(buf) => ResponseBody::full(Bytes::from(buf).slice(start as usize..(start + count) as usize)),
         None => {
-            // lseek only sets the offset (no disk I/O), so it may run here, off the blocking pool.
-            // An open-file cache sharing one descriptor will need positional reads instead.
-            if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
-                return internal();
-            }
-            ResponseBody::file(tokio::fs::File::from_std(file), count)
+            // Positional reads from `start` (no shared file offset: an open-file cache may share
+            // the descriptor).
+            ResponseBody::file(file, start, count)
         }
     };
     Outcome::Response(resp, 0)
