@@ -118,7 +118,7 @@ impl FileChunks {
             }
             let want = FILE_CHUNK.min(usize::try_from(self.remaining).unwrap_or(FILE_CHUNK));
             match read_chunk(&self.file, self.offset, want, rustix::io::ReadWriteFlags::NOWAIT) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                Err(e) if needs_disk(&e) => {
                     // Not in the page cache (or a file system without RWF_NOWAIT): off the runtime.
                     let (file, offset) = (self.file.clone(), self.offset);
                     let read = move || read_chunk(&file, offset, want, rustix::io::ReadWriteFlags::empty());
@@ -139,6 +139,40 @@ impl FileChunks {
             Ok(bytes)
         })))
     }
+}
+
+/// All `len` bytes of a small file from its start. `inline`: on a runtime thread, so only from
+/// the page cache — `None` if that would wait for the disk. `UnexpectedEof` if the file is
+/// shorter than `len` (it shrank since its metadata was read).
+pub fn read_whole(file: &std::fs::File, len: usize, inline: bool) -> std::io::Result<Option<Bytes>> {
+    let flags = if inline { rustix::io::ReadWriteFlags::NOWAIT } else { rustix::io::ReadWriteFlags::empty() };
+    let first = match read_chunk(file, 0, len, flags) {
+        Err(e) if inline && needs_disk(&e) => return Ok(None),
+        r => r?,
+    };
+    if first.len() == len {
+        return Ok(Some(first));
+    }
+    // A short read (part of it cached, or a file shrinking): the rest, then check the length.
+    let mut buf = BytesMut::with_capacity(len);
+    buf.extend_from_slice(&first);
+    while buf.len() < len {
+        let more = match read_chunk(file, buf.len() as u64, len - buf.len(), flags) {
+            Err(e) if inline && needs_disk(&e) => return Ok(None),
+            r => r?,
+        };
+        if more.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read"));
+        }
+        buf.extend_from_slice(&more);
+    }
+    Ok(Some(buf.freeze()))
+}
+
+/// An `RWF_NOWAIT` read was refused: the bytes are not in the page cache (or the file system
+/// cannot say), so reading them would wait for the disk.
+fn needs_disk(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EOPNOTSUPP)
 }
 
 /// Up to `want` bytes of `file` at `offset` (fewer if only part is cached under `RWF_NOWAIT`).
@@ -315,11 +349,15 @@ mod tests {
             .err()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EOPNOTSUPP));
         assert!(refused, "evicted pages are not read inline");
+        assert!(read_whole(&file, data.len(), true).unwrap().is_none(), "a small file's inline read gives up too");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let body = ResponseBody::file(file, 5, data.len() as u64 - 5);
         let got = rt.block_on(body.collect()).unwrap().to_bytes();
-        std::fs::remove_file(&path).unwrap();
         assert_eq!(&got[..], &data[5..]);
+        // Read once, the file is in the page cache: whole, inline.
+        let file = std::fs::File::open(&path).unwrap();
+        assert_eq!(read_whole(&file, data.len(), true).unwrap().as_deref(), Some(&data[..]));
+        std::fs::remove_file(&path).unwrap();
     }
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
