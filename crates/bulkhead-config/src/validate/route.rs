@@ -34,7 +34,8 @@ pub(super) fn route(
     let conditions = r.conditions.as_ref().and_then(|m| conditions(c, &k("match"), m, bindings));
     let action = action(c, key, r, pools)?;
     extras(c, key, r, &path, &action);
-    Some(Route { path, conditions, action })
+    let headers = super::content::headers(c, &k("headers"), &r.headers);
+    Some(Route { path, conditions, action, headers })
 }
 
 /// What the route does: the one of `root`, `pool`, `redirect`, `return` it names.

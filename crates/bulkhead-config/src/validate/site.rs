@@ -279,7 +279,8 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
     let mut routes: Vec<Route> = routes.into_iter().map(|(_, r)| r).collect();
     // Stable: routes with the same path stay in file order, the first to match wins.
     routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
-    Site {
+    let mime_types = super::content::mime_types(c, &format!("{key}.mime_types"), &s.mime_types);
+    let mut site = Site {
         name: s.name.clone(),
         bindings,
         tls,
@@ -295,7 +296,11 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
             max_size,
         },
         routes,
-    }
+        mime_types,
+        error_pages: BTreeMap::new(),
+    };
+    site.error_pages = super::content::error_pages(c, &format!("{key}.error_pages"), &s.error_pages, &site);
+    site
 }
 
 /// Refuses route `j` when an earlier route with the same path takes every request it could:
