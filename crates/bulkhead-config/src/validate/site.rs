@@ -1,6 +1,7 @@
 //! `[[sites]]` → [`Site`]: names, bindings (and which site claims which address and host),
-//! TLS files or ACME, access-log settings, and routes (each checked by `route`; here, that
-//! none is hidden behind an earlier one with the same path).
+//! TLS files or ACME, access-log settings, routes (each checked by `route`; here, that
+//! none is hidden behind an earlier one with the same path), and `mime_types` and
+//! `error_pages` (checked and read by `content`).
 //!
 //! `tls` takes exactly one of two forms: `{ cert, key }` (files the manager reads) or
 //! `{ acme = "email" }` (the manager obtains the certificate). An ACME site's https bindings
