@@ -3,6 +3,7 @@
 //!
 //! - [`raw`]: serde types mirroring the file, each field documented with its default;
 //! - [`model`]: the validated, path-resolved configuration;
+//! - [`mime`]: the built-in MIME map and the media-type syntax a site's `mime_types` is held to;
 //! - [`units`]: durations and sizes as written in the file;
 //! - [`pattern`]: the patterns and address blocks of a route's `match` conditions;
 //! - `schema` + `validate`: every check, each error with file:line:column, key path and what
@@ -28,6 +29,7 @@ use keypath::KeyPath;
 
 mod diff;
 mod keypath;
+pub mod mime;
 pub mod model;
 pub mod pattern;
 pub mod raw;

@@ -118,6 +118,38 @@ pub struct Site {
     /// Sorted longest path first, routes with the same path in file order, so the first route
     /// whose prefix matches and whose conditions hold wins.
     pub routes: Vec<Route>,
+    /// `mime_types`: extension (lowercase, without the dot) → media type, or `None` where the
+    /// site removes a built-in type. Consulted before [`crate::mime::builtin`].
+    pub mime_types: BTreeMap<String, Option<String>>,
+    /// `error_pages`: status (400 to 599) → the page, read when the config was loaded.
+    pub error_pages: BTreeMap<u16, ErrorPage>,
+}
+
+impl Site {
+    /// The content type of a file extension (without the dot, any case) on this site: its
+    /// `mime_types` first, then the built-in map; `None` = not served (404.3).
+    pub fn content_type(&self, ext: &str) -> Option<&str> {
+        if !self.mime_types.is_empty() {
+            if let Some(t) = self.mime_types.get(&ext.to_ascii_lowercase()) {
+                return t.as_deref();
+            }
+        }
+        crate::mime::builtin(ext)
+    }
+}
+
+/// The largest `error_pages` file: pages are held in memory, one copy per site and status.
+pub const MAX_ERROR_PAGE: u64 = 1024 * 1024;
+
+/// One custom error page, read into memory at load (so a reload re-reads it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorPage {
+    /// Absolute.
+    pub path: std::path::PathBuf,
+    /// From the site's MIME map, by the file's extension.
+    pub content_type: String,
+    /// At most [`MAX_ERROR_PAGE`] bytes.
+    pub body: bytes::Bytes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,6 +247,10 @@ pub struct Route {
     /// request under the prefix.
     pub conditions: Option<RouteMatch>,
     pub action: RouteAction,
+    /// `headers`: response headers added to the route's 2xx and 3xx answers, replacing any of
+    /// the same name; names as written, each a token, none hop-by-hop or framing, values of
+    /// visible ASCII, spaces and tabs (not at either end).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A route's `match`: every condition given must hold (NGINX Unit's `match`). Each list holds

@@ -209,6 +209,16 @@ pub struct RawSite {
     /// Longest path prefix wins. Default: none (every request 404).
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Extension → media type, added to the built-in MIME map or replacing its entry, e.g.
+    /// `{ ".log" = "text/plain" }`; `""` removes a built-in type (its files become 404.3).
+    /// Default: none (the built-in map).
+    #[serde(default)]
+    pub mime_types: BTreeMap<String, String>,
+    /// Status (400 to 599) → a file, relative to the config file, read at load and sent as the
+    /// body of the errors the listener itself answers with, e.g. `{ 404 = "errors/404.html" }`.
+    /// Default: none (a short plain-text body).
+    #[serde(default)]
+    pub error_pages: BTreeMap<String, String>,
 }
 
 fn default_site_connections() -> u64 {
@@ -298,6 +308,11 @@ pub struct RawRoute {
     pub execute: Option<String>,
     /// With `execute = "extension"`: the library. Default: none.
     pub library: Option<String>,
+    /// Response headers added to this route's 2xx and 3xx responses, replacing any of the same
+    /// name (a worker's too), e.g. `{ "X-Frame-Options" = "DENY" }`. Not `match.headers`, which
+    /// matches request headers. Default: none.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// A pattern, or a list of patterns (any of them; `!` negates one).

@@ -124,6 +124,7 @@ pub(crate) const ROUTE: &[Field] = &[
     opt("handlers", Shape::Map(&Shape::Str)),
     opt("execute", Shape::Str),
     opt("library", Shape::Str),
+    opt("headers", Shape::Map(&Shape::Str)),
 ];
 
 pub(crate) const SITE: &[Field] = &[
@@ -136,6 +137,8 @@ pub(crate) const SITE: &[Field] = &[
     opt("max_bandwidth", Shape::Text("a rate like \"50MiB/s\", or 0 for unlimited")),
     opt("log", Shape::Table(SITE_LOG)),
     opt("routes", Shape::Array(&Shape::Table(ROUTE))),
+    opt("mime_types", Shape::Map(&Shape::Str)),
+    opt("error_pages", Shape::Map(&Shape::Str)),
 ];
 
 pub(crate) const RECYCLE: &[Field] = &[

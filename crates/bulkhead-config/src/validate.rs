@@ -12,8 +12,10 @@
 //!
 //! - `site`: sites, bindings, TLS files, and which routes of a site can be reached;
 //! - `route`: one route: its action and its `match` conditions;
+//! - `content`: a site's `mime_types` and `error_pages`, a route's response `headers`;
 //! - `pool`: application pools.
 
+mod content;
 mod pool;
 mod route;
 mod site;

@@ -12,6 +12,18 @@
 //! finishes or the client goes away), and every refusal before a worker saw the request also
 //! gets an HTTPERR line with IIS's reason.
 //!
+//! Site content (issue 11): an answer the listener made itself with a 4xx or 5xx status gets the
+//! site's `error_pages` entry for that status as its body, whenever the site is known — static
+//! 403/404/405/412/416, no route (404), 503 (queue full, pool offline or stopped, site
+//! connection limit), 502/504 (worker failures, `response_timeout`), 500, and 408/413/414/431
+//! when the request's host names a site. Not replaced: a worker's answer (passed through as the
+//! worker sent it, like IIS's `existingResponse="PassThrough"`), a `return` route's own `body`,
+//! and refusals made before any site is known (400 from conformance, 503 `ConnLimit` past the
+//! server's limit, 404 `NoSite`). The access log keeps the status and substatus. A route's
+//! `headers` are set on its 2xx and 3xx answers, a worker's included, replacing headers of the
+//! same name; errors do not get them (nginx's `add_header` without `always`), so a route's
+//! `Cache-Control: max-age` never makes an error cacheable.
+//!
 //! On plain HTTP, a `GET`/`HEAD` for a current ACME HTTP-01 token
 //! (`/.well-known/acme-challenge/…`, [`crate::acme_challenge`]) is answered first, before
 //! `redirect_http` and the routes; any other path under that prefix is routed as usual.
@@ -41,7 +53,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use bulkhead_config::{Limits, Scheme};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -113,6 +125,13 @@ struct Exchange<'a> {
     hsts: Option<HeaderValue>,
     /// The site's `max_bandwidth` bucket, if it has one.
     bandwidth: Option<Arc<Bucket>>,
+    /// Index in `table.sites` of the site the request names, for its error pages (known even
+    /// when a limit refused the request before the site was taken).
+    page_site: Option<usize>,
+    /// The chosen route's response `headers`.
+    route_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
+    /// The answer is a worker's or a `return` route's own body: never replaced by an error page.
+    own_answer: bool,
 }
 
 /// Answers one request.
@@ -134,8 +153,12 @@ pub async fn handle(ctx: &ConnInfo, req: Request<Incoming>) -> Result<Response<A
         body: None,
         hsts: None,
         bandwidth: None,
+        page_site: None,
+        route_headers: None,
+        own_answer: false,
     };
     let (mut resp, substatus) = x.route(req).await;
+    x.site_content(&mut resp);
     if let Some(hsts) = x.hsts.take() {
         resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts);
     }
@@ -159,12 +182,15 @@ impl Exchange<'_> {
         if let Some(reason) = conformance::check(&req) {
             return self.refuse_and_close(StatusCode::BAD_REQUEST, reason, None);
         }
-        if let Some((code, reason)) = check_limits(&req, &self.table.limits) {
-            return self.refuse(code, reason, None);
-        }
+        let limited = check_limits(&req, &self.table.limits);
         let table = self.table.clone();
         let host = req.uri().host().or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
-        let Some(site) = table.site_for(self.ctx.socket, host) else {
+        let site = table.site_for(self.ctx.socket, host);
+        self.page_site = site.map(|s| s.id as usize - 1);
+        if let Some((code, reason)) = limited {
+            return self.refuse(code, reason, None);
+        }
+        let Some(site) = site else {
             return self.refuse(StatusCode::NOT_FOUND, "NoSite", None);
         };
         self.site = Some((site.id, site.name.clone(), site.log_enabled));
@@ -203,9 +229,13 @@ impl Exchange<'_> {
             scheme: if self.ctx.tls { Scheme::Https } else { Scheme::Http },
         };
         let Some((route, rest)) = site.route(path, &facts) else { return (plain(StatusCode::NOT_FOUND), 0) };
+        self.route_headers = route.headers.clone();
         match &route.action {
             Action::Redirect { to, status } => (unleased(redirect(to, rest, req.uri().query(), *status)), 0),
-            Action::Return(fixed) => (unleased(fixed_answer(fixed)), 0),
+            Action::Return(fixed) => {
+                self.own_answer = fixed.body.is_some();
+                (unleased(fixed_answer(fixed)), 0)
+            }
             Action::Pool { pool, strip_prefix } => {
                 let uri = match strip_prefix.then(|| stripped(rest, req.uri().query())) {
                     None => None,
@@ -358,6 +388,7 @@ impl Exchange<'_> {
                 Ok(response) => {
                     let (mut parts, incoming) = response.into_parts();
                     proxy::to_client(&mut parts.headers);
+                    self.own_answer = true;
                     let body = Layered::new(ResponseBody::Worker(incoming), Some(Hold(slot)));
                     return (Response::from_parts(parts, body), 0);
                 }
@@ -397,6 +428,35 @@ impl Exchange<'_> {
             }
         }
         self.refuse(StatusCode::BAD_GATEWAY, WORKER_FAILED, Some(pool))
+    }
+
+    /// The site's content rules on the answer: a 4xx or 5xx the listener made gets the site's
+    /// error page for its status (headers such as `Allow`, `Location` and `Connection` kept;
+    /// a HEAD gets the page's length, no body); a 2xx or 3xx gets the route's `headers`,
+    /// replacing any of the same name.
+    fn site_content(&mut self, resp: &mut Response<Leased<Slot>>) {
+        let status = resp.status();
+        if status.as_u16() < 400 {
+            for (name, value) in self.route_headers.iter().flat_map(|h| h.iter()) {
+                resp.headers_mut().insert(name.clone(), value.clone());
+            }
+            return;
+        }
+        if self.own_answer {
+            return;
+        }
+        let Some(page) = self.page_site.and_then(|i| self.table.sites.get(i)?.error_pages.get(&status.as_u16())) else {
+            return;
+        };
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, page.content_type.clone());
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(page.body.len()));
+        let body = if self.meta.method == Method::HEAD {
+            ResponseBody::empty()
+        } else {
+            ResponseBody::full(page.body.clone())
+        };
+        *resp.body_mut() = Layered::new(body, None);
     }
 
     /// A refusal: HTTPERR line, short plain-text answer.

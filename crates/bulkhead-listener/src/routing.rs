@@ -17,6 +17,9 @@
 //! paths in file order, from the config crate, so this is one pass down the list. A site whose
 //! routes have no conditions never looks at the request beyond its path.
 //!
+//! Content ([`content`]): the site's MIME map and error pages and each route's response headers,
+//! converted to header values once here.
+//!
 //! Actions: a static directory, a pool (with `strip_prefix`, the pool is sent the path after the
 //! prefix), a redirect, or a fixed answer (`return`, its body and `Location` built once here).
 //!
@@ -37,8 +40,10 @@ use http::{HeaderValue, StatusCode};
 use crate::bandwidth::Bucket;
 
 mod conditions;
+pub mod content;
 
 pub use conditions::{Conditions, RequestFacts};
+pub use content::{ErrorPage, MimeMap};
 
 /// Everything the request path needs from one configuration.
 #[derive(Debug)]
@@ -72,6 +77,8 @@ pub struct SiteEntry {
     /// `max_bandwidth`: the bucket its responses share (kept across reconfigurations by name
     /// while the rate is the same); `None` = unlimited.
     pub bandwidth: Option<Arc<Bucket>>,
+    /// `error_pages`: the bodies of the errors the listener answers for this site.
+    pub error_pages: HashMap<u16, ErrorPage>,
 }
 
 /// One route of a site.
@@ -82,6 +89,8 @@ pub struct RouteEntry {
     /// `match`: `None` = any request under the prefix.
     pub conditions: Option<Box<Conditions>>,
     pub action: Action,
+    /// `headers`: set on the route's 2xx and 3xx answers; `None` = none.
+    pub headers: Option<Arc<[(http::HeaderName, HeaderValue)]>>,
 }
 
 /// What a route does with a request.
@@ -123,6 +132,8 @@ pub struct StaticRoot {
     pub hidden_segments: Vec<String>,
     /// Extension (lowercase, with the dot) → pool.
     pub handlers: BTreeMap<String, Arc<str>>,
+    /// The site's MIME map (shared by its static routes).
+    pub mime: Arc<MimeMap>,
 }
 
 #[derive(Debug, Default)]
@@ -256,6 +267,7 @@ fn https_port(site: &Site, sockets: &[ListenSocket]) -> Option<u16> {
 }
 
 fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
+    let mime = Arc::new(MimeMap::new(site));
     let routes = site
         .routes
         .iter()
@@ -270,11 +282,13 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
                     directory_browsing: s.directory_browsing,
                     hidden_segments: s.hidden_segments.clone(),
                     handlers: s.handlers.iter().map(|(k, v)| (k.clone(), Arc::from(v.as_str()))).collect(),
+                    mime: mime.clone(),
                 })),
                 RouteAction::Pool(p) => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },
                 RouteAction::Redirect { to, status } => Action::Redirect { to: to.clone(), status: *status },
                 RouteAction::Return(fixed) => Action::Return(build_answer(fixed)),
             },
+            headers: content::response_headers(&r.headers),
         })
         .collect::<Vec<_>>();
     SiteEntry {
@@ -288,6 +302,7 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
         redirect_https_port: None,
         hsts: site.hsts.as_deref().and_then(|h| http::HeaderValue::from_str(h).ok()),
         bandwidth: None,
+        error_pages: content::error_pages(site),
     }
 }
 

@@ -10,7 +10,7 @@
 //!
 //! Directories: without a trailing `/` → 301 to `path/`; with it, the first existing default
 //! document, else a [`listing`] when `directory_browsing = true`, else 403 substatus 14 (IIS's
-//! "directory listing denied"). Files: a known extension ([`mime`]) or 404 substatus 3 (IIS's
+//! "directory listing denied"). Files: an extension in the site's MIME map ([`mime`]) or 404 substatus 3 (IIS's
 //! 404.3); `ETag` (strong, from mtime and length), `Last-Modified`, `Accept-Ranges: bytes`; the
 //! preconditions of [`conditional`] (304 carrying only `ETag`, or 412), then a single byte
 //! [`range`] (206 with `Content-Range`, 416 with `bytes */LEN`, `If-Range`; GET only). Small
@@ -173,7 +173,7 @@ struct FileFound {
     file: std::fs::File,
     len: u64,
     mtime_secs: u64,
-    content_type: &'static str,
+    content_type: HeaderValue,
     /// The whole content, for a small file asked for with GET.
     whole: Option<Bytes>,
 }
@@ -212,7 +212,7 @@ fn find(root: &StaticRoot, rel: &Path, slash: bool, how: Lookup) -> Found {
     if !meta.is_file() {
         return Found::Missing;
     }
-    open(&target, how)
+    open(root, &target, how)
 }
 
 /// A directory asked for with its `/`: the first default document, else a listing when the
@@ -228,7 +228,7 @@ fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, how: Lookup) 
             }
         }
         match resolve(canonical_root, &doc_path) {
-            Ok(file) if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) => return open(&file, how),
+            Ok(file) if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) => return open(root, &file, how),
             Err(Unresolved::Denied) => return denied_at(dir),
             _ => {}
         }
@@ -246,8 +246,8 @@ fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, how: Lookup) 
     }
 }
 
-fn open(path: &Path, how: Lookup) -> Found {
-    let Some(content_type) = path.extension().and_then(|e| e.to_str()).and_then(mime::content_type) else {
+fn open(root: &StaticRoot, path: &Path, how: Lookup) -> Found {
+    let Some(content_type) = mime::content_type(&root.mime, path) else {
         return Found::UnknownType;
     };
     let file = match std::fs::File::open(path) {
@@ -357,7 +357,7 @@ fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
     if let Ok(v) = HeaderValue::try_from(last_modified) {
         headers.insert(header::LAST_MODIFIED, v);
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_TYPE, content_type);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     *resp.body_mut() = match whole {

@@ -8,7 +8,7 @@
 //! but a pool's; a `match` that is empty or holds an empty list, an unknown key (by the schema
 //! walk), a method that is not an HTTP token, a host pattern with characters no host has, a
 //! header name that is not a token, a source that is not an address or CIDR block, a scheme
-//! other than http or https. Warned about: a 3xx `return` without `location`, a source block
+//! other than http or https; response `headers` are checked by `content`. Warned about: a 3xx `return` without `location`, a source block
 //! with bits set past its prefix, a scheme the site has no binding for, `strip_prefix` on `/`.
 
 use crate::pattern::{Cidr, PatternSet, SourceSet};
@@ -34,7 +34,8 @@ pub(super) fn route(
     let conditions = r.conditions.as_ref().and_then(|m| conditions(c, &k("match"), m, bindings));
     let action = action(c, key, r, pools)?;
     extras(c, key, r, &path, &action);
-    Some(Route { path, conditions, action })
+    let headers = super::content::headers(c, &k("headers"), &r.headers);
+    Some(Route { path, conditions, action, headers })
 }
 
 /// What the route does: the one of `root`, `pool`, `redirect`, `return` it names.

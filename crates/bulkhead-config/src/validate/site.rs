@@ -1,6 +1,7 @@
 //! `[[sites]]` → [`Site`]: names, bindings (and which site claims which address and host),
-//! TLS files or ACME, access-log settings, and routes (each checked by `route`; here, that
-//! none is hidden behind an earlier one with the same path).
+//! TLS files or ACME, access-log settings, routes (each checked by `route`; here, that
+//! none is hidden behind an earlier one with the same path), and `mime_types` and
+//! `error_pages` (checked and read by `content`).
 //!
 //! `tls` takes exactly one of two forms: `{ cert, key }` (files the manager reads) or
 //! `{ acme = "email" }` (the manager obtains the certificate). An ACME site's https bindings
@@ -279,7 +280,8 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
     let mut routes: Vec<Route> = routes.into_iter().map(|(_, r)| r).collect();
     // Stable: routes with the same path stay in file order, the first to match wins.
     routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
-    Site {
+    let mime_types = super::content::mime_types(c, &format!("{key}.mime_types"), &s.mime_types);
+    let mut site = Site {
         name: s.name.clone(),
         bindings,
         tls,
@@ -295,7 +297,11 @@ fn site(c: &mut Checker<'_>, key: &str, s: &RawSite, pools: &BTreeMap<String, Po
             max_size,
         },
         routes,
-    }
+        mime_types,
+        error_pages: BTreeMap::new(),
+    };
+    site.error_pages = super::content::error_pages(c, &format!("{key}.error_pages"), &s.error_pages, &site);
+    site
 }
 
 /// Refuses route `j` when an earlier route with the same path takes every request it could:

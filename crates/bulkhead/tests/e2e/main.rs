@@ -36,6 +36,7 @@ mod refusals;
 mod reload;
 mod route_match;
 mod routing;
+mod site_content;
 mod slow_clients;
 mod static_content;
 mod static_files;

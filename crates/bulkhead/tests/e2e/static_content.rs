@@ -212,8 +212,8 @@ fn ranges_of_a_streamed_file_start_at_their_offset() {
 }
 
 /// The W3C access-log `sc-status` and `sc-substatus` of the first request for `stem`, once
-/// written (fields found by name in the `#Fields:` line).
-fn logged_status(server: &Server, stem: &str) -> Option<(String, String)> {
+/// written (fields found by name in the `#Fields:` line). The site must be named "content".
+pub(crate) fn logged_status(server: &Server, stem: &str) -> Option<(String, String)> {
     let text: String = server.access_logs("content").into_values().collect();
     let names: Vec<&str> = text.lines().find_map(|l| l.strip_prefix("#Fields: "))?.split(' ').collect();
     let at = |name: &str| names.iter().position(|n| *n == name);
