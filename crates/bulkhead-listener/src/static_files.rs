@@ -29,6 +29,7 @@
 
 pub mod conditional;
 pub mod denied;
+pub mod encoding;
 pub mod listing;
 pub mod mime;
 pub mod path;
@@ -44,6 +45,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use self::conditional::{Precondition, Validators};
+use self::encoding::{Coding, Preference};
 use self::path::PathRefusal;
 use self::range::Ranges;
 use crate::response::{plain, ResponseBody};
@@ -98,10 +100,18 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     }
     // Every file-system step of one request in one trip to the blocking pool: each trip is a
     // thread hand-off (two context switches on a busy core), and a static hit used to take six.
-    let read_whole = req.method == Method::GET;
+    let want = Want {
+        get: req.method == Method::GET,
+        ranged: req.method == Method::GET && req.headers.contains_key(header::RANGE),
+        codings: if root.compress || root.precompressed {
+            encoding::negotiate(req.headers)
+        } else {
+            Preference::default()
+        },
+    };
     let slash = req.path.ends_with('/');
     let root_for_lookup = Arc::clone(root);
-    let found = tokio::task::spawn_blocking(move || find(&root_for_lookup, &rel, slash, read_whole)).await;
+    let found = tokio::task::spawn_blocking(move || find(&root_for_lookup, &rel, slash, want)).await;
     match found.unwrap_or(Found::Missing) {
         Found::Missing => status(StatusCode::NOT_FOUND, 0),
         Found::UnknownType => status(StatusCode::NOT_FOUND, 3),
@@ -145,13 +155,34 @@ enum Found {
     File(FileFound),
 }
 
+/// What the request asks of a file, as far as the blocking half needs it.
+#[derive(Clone, Copy)]
+struct Want {
+    /// GET (else HEAD): a small file's content is read.
+    get: bool,
+    /// A GET with `Range`: never compressed on the fly (identity, so the range applies).
+    ranged: bool,
+    /// The codings the client accepts, best first (empty when the route neither compresses
+    /// nor looks for precompressed files).
+    codings: Preference,
+}
+
 struct FileFound {
+    /// The file whose bytes are sent: the requested one, or its precompressed variant.
     file: std::fs::File,
+    /// Length of the representation sent (after on-the-fly compression).
     len: u64,
     mtime_secs: u64,
+    /// The length the `ETag` is made from: the file's (the identity file's, when compressed
+    /// on the fly).
+    tag_len: u64,
     content_type: &'static str,
-    /// The whole content, for a small file asked for with GET.
+    /// The whole content, for a small file asked for with GET, or compressed on the fly.
     whole: Option<Vec<u8>>,
+    /// The content coding of what is sent.
+    coding: Option<Coding>,
+    /// The type is compressible and the route negotiates codings: `Vary: Accept-Encoding`.
+    varies: bool,
 }
 
 /// Why a path was not resolved under the root.
@@ -165,7 +196,7 @@ enum Unresolved {
 /// The blocking half of [`serve`]: resolve, check the root, pick a default document (or list
 /// the directory), open, read. `slash`: the URL ends with `/` (a directory without it is
 /// redirected, not served).
-fn find(root: &StaticRoot, rel: &Path, slash: bool, read_whole: bool) -> Found {
+fn find(root: &StaticRoot, rel: &Path, slash: bool, want: Want) -> Found {
     let Some(canonical_root) = &root.canonical_root else { return Found::Missing };
     let requested = root.root.join(rel);
     let target = match resolve(canonical_root, &requested) {
@@ -183,17 +214,17 @@ fn find(root: &StaticRoot, rel: &Path, slash: bool, read_whole: bool) -> Found {
         Err(_) => return Found::Missing,
     };
     if meta.is_dir() {
-        return if slash { directory(root, canonical_root, &target, read_whole) } else { Found::Directory };
+        return if slash { directory(root, canonical_root, &target, want) } else { Found::Directory };
     }
     if !meta.is_file() {
         return Found::Missing;
     }
-    open(&target, read_whole)
+    open(root, canonical_root, &target, want)
 }
 
 /// A directory asked for with its `/`: the first default document, else a listing when the
 /// route browses, else [`Found::Directory`] (403.14).
-fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, read_whole: bool) -> Found {
+fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, want: Want) -> Found {
     for doc in &root.default_documents {
         let doc_path = dir.join(doc);
         if let Some(pool) = handler_for(root, Path::new(doc)) {
@@ -204,7 +235,9 @@ fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, read_whole: b
             }
         }
         match resolve(canonical_root, &doc_path) {
-            Ok(file) if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) => return open(&file, read_whole),
+            Ok(file) if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) => {
+                return open(root, canonical_root, &file, want)
+            }
             Err(Unresolved::Denied) => return denied_at(dir),
             _ => {}
         }
@@ -219,31 +252,97 @@ fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, read_whole: b
     }
 }
 
-fn open(path: &Path, read_whole: bool) -> Found {
+/// Opens a file to serve, and picks what of it is sent: for a compressible type, the client's
+/// preferred coding — its precompressed file when there is one, else compressed here when the
+/// file is small enough — else the file itself.
+fn open(root: &StaticRoot, canonical_root: &Path, path: &Path, want: Want) -> Found {
     let Some(content_type) = path.extension().and_then(|e| e.to_str()).and_then(mime::content_type) else {
         return Found::UnknownType;
     };
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if is_denied(&e) => return denied_at(path),
-        Err(_) => return Found::Missing,
+    let (file, len, mtime_secs) = match open_file(path) {
+        Ok(opened) => opened,
+        Err(Unresolved::Denied) => return denied_at(path),
+        Err(Unresolved::Missing) => return Found::Missing,
     };
-    let Ok(meta) = file.metadata() else { return Found::Missing };
-    if !meta.is_file() {
-        return Found::Missing;
-    }
-    let len = meta.len();
-    let mtime_secs = meta.modified().unwrap_or(UNIX_EPOCH).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let whole = if read_whole && len <= READ_WHOLE_MAX {
-        let mut buf = Vec::with_capacity(len as usize);
-        if file.read_to_end(&mut buf).is_err() || buf.len() as u64 != len {
-            return Found::Missing;
+    let varies = (root.compress || root.precompressed) && encoding::compressible(content_type);
+    let mut found = FileFound { file, len, mtime_secs, tag_len: len, content_type, whole: None, coding: None, varies };
+    if varies {
+        for coding in want.codings.iter() {
+            if root.precompressed {
+                if let Some(variant) = precompressed(root, canonical_root, path, coding, mtime_secs) {
+                    (found.file, found.len, found.mtime_secs) = variant;
+                    found.tag_len = found.len;
+                    found.coding = Some(coding);
+                    return read_whole_if(found, want.get);
+                }
+            }
+            if root.compress && !want.ranged && (encoding::MIN_COMPRESS..=READ_WHOLE_MAX).contains(&len) {
+                let Some(data) = read_all(&mut found.file, len) else { return Found::Missing };
+                match encoding::encode(coding, &data) {
+                    Some(packed) if (packed.len() as u64) < len => {
+                        found.len = packed.len() as u64;
+                        found.whole = Some(packed);
+                        found.coding = Some(coding);
+                    }
+                    // No smaller (or the encoder failed): the file as it is.
+                    _ => found.whole = want.get.then_some(data),
+                }
+                return Found::File(found);
+            }
         }
-        Some(buf)
-    } else {
-        None
+    }
+    read_whole_if(found, want.get)
+}
+
+/// Reads a small file's content when the request is a GET.
+fn read_whole_if(mut found: FileFound, get: bool) -> Found {
+    if get && found.len <= READ_WHOLE_MAX {
+        let Some(buf) = read_all(&mut found.file, found.len) else { return Found::Missing };
+        found.whole = Some(buf);
+    }
+    Found::File(found)
+}
+
+/// Exactly `len` bytes from the start of `file`; `None` if it changed length under us.
+fn read_all(file: &mut std::fs::File, len: u64) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len as usize);
+    (file.read_to_end(&mut buf).is_ok() && buf.len() as u64 == len).then_some(buf)
+}
+
+/// A regular file opened for reading: the file, its length and its mtime in whole seconds.
+fn open_file(path: &Path) -> Result<(std::fs::File, u64, u64), Unresolved> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if is_denied(&e) => return Err(Unresolved::Denied),
+        Err(_) => return Err(Unresolved::Missing),
     };
-    Found::File(FileFound { file, len, mtime_secs, content_type, whole })
+    let meta = file.metadata().map_err(|_| Unresolved::Missing)?;
+    if !meta.is_file() {
+        return Err(Unresolved::Missing);
+    }
+    let mtime_secs = meta.modified().unwrap_or(UNIX_EPOCH).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Ok((file, meta.len(), mtime_secs))
+}
+
+/// `path` + `.br` / `.gz`, when it is a readable regular file under the root, outside the
+/// hidden segments, and not older than the file it stands for (a stale variant would serve old
+/// content: it is skipped, as if absent).
+fn precompressed(
+    root: &StaticRoot,
+    canonical_root: &Path,
+    path: &Path,
+    coding: Coding,
+    original_mtime: u64,
+) -> Option<(std::fs::File, u64, u64)> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(coding.suffix());
+    let target = resolve(canonical_root, Path::new(&name)).ok()?;
+    let inside = target.strip_prefix(canonical_root).unwrap_or(Path::new(""));
+    if path::has_hidden_segment(inside, &root.hidden_segments) {
+        return None;
+    }
+    let (file, len, mtime) = open_file(&target).ok()?;
+    (mtime >= original_mtime).then_some((file, len, mtime))
 }
 
 fn is_denied(e: &std::io::Error) -> bool {
@@ -274,10 +373,22 @@ fn resolve(root: &Path, path: &Path) -> Result<PathBuf, Unresolved> {
     }
 }
 
-/// A file's answer: preconditions (304/412), then the range (206/416) or the whole file (200).
+/// A file's answer, with `Vary: Accept-Encoding` whatever it is when the file's type is
+/// negotiated (a 304 and a 412 depend on the variant's validators too).
 fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
-    let FileFound { mut file, len, mtime_secs: secs, content_type, whole } = found;
-    let Ok(etag) = HeaderValue::try_from(format!("\"{secs:x}-{len:x}\"")) else { return internal() };
+    let varies = found.varies;
+    let mut outcome = answer(found, req);
+    if let (true, Outcome::Response(resp, _)) = (varies, &mut outcome) {
+        resp.headers_mut().insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    outcome
+}
+
+/// Preconditions (304/412), then the range (206/416) or the whole representation (200).
+fn answer(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
+    let FileFound { mut file, len, mtime_secs: secs, tag_len, content_type, whole, coding, varies: _ } = found;
+    let suffix = coding.map_or("", Coding::etag_suffix);
+    let Ok(etag) = HeaderValue::try_from(format!("\"{secs:x}-{tag_len:x}{suffix}\"")) else { return internal() };
     let v = Validators { etag: etag.to_str().unwrap_or_default(), modified: secs };
     match conditional::evaluate(req.headers, req.method, v) {
         Precondition::Proceed => {}
@@ -333,6 +444,9 @@ fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if let Some(coding) = coding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
+    }
     *resp.body_mut() = match whole {
         _ if *req.method == Method::HEAD => ResponseBody::empty(),
         Some(buf) if count == len => ResponseBody::full(buf),
