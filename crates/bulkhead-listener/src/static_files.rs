@@ -15,7 +15,12 @@
 //! preconditions of [`conditional`] (304 carrying only `ETag`, or 412), then a single byte
 //! [`range`] (206 with `Content-Range`, 416 with `bytes */LEN`, `If-Range`; GET only). Small
 //! files are read whole (a range is a slice of that buffer); larger ones are streamed in chunks
-//! from the range's offset, never read whole. A file whose extension has a handler
+//! from the range's offset, never read whole. Codings ([`encoding`]): for a compressible type
+//! on a route with `compress` or `precompressed`, the client's preferred coding is sent — a
+//! fresh `FILE.br`/`FILE.gz` beside the file (served like any file, ranges included), else the
+//! file compressed in the same blocking trip when it is 256 B to 256 KiB and the request has no
+//! `Range` — with `Content-Encoding`, an `ETag` suffixed `-br`/`-gz`, and `Vary:
+//! Accept-Encoding` on every answer for that type. A file whose extension has a handler
 //! (`handlers = { ".php" = "pool" }`) goes to that pool instead, whatever the method — the
 //! caller dispatches it.
 //!
@@ -379,7 +384,7 @@ fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
     let varies = found.varies;
     let mut outcome = answer(found, req);
     if let (true, Outcome::Response(resp, _)) = (varies, &mut outcome) {
-        resp.headers_mut().insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     outcome
 }
