@@ -329,7 +329,7 @@ fn open_file(path: &Path) -> Result<(std::fs::File, u64, u64), Unresolved> {
     Ok((file, meta.len(), mtime_secs))
 }
 
-/// `path` + `.br` / `.gz`, when it is a readable regular file under the root, outside the
+/// `path` (canonical) + `.br` / `.gz`, when it is a readable regular file under the root, outside the
 /// hidden segments, and not older than the file it stands for (a stale variant would serve old
 /// content: it is skipped, as if absent).
 fn precompressed(
@@ -341,7 +341,14 @@ fn precompressed(
 ) -> Option<(std::fs::File, u64, u64)> {
     let mut name = path.as_os_str().to_owned();
     name.push(coding.suffix());
-    let target = resolve(canonical_root, Path::new(&name)).ok()?;
+    let variant = PathBuf::from(name);
+    // `path` is canonical, so a variant that is no symlink lies in its (checked) directory: one
+    // `lstat`, which is all a missing variant — the common case — costs. A symlink is resolved
+    // and checked as a requested path is.
+    let target = match std::fs::symlink_metadata(&variant).ok()? {
+        meta if meta.file_type().is_symlink() => resolve(canonical_root, &variant).ok()?,
+        _ => variant,
+    };
     let inside = target.strip_prefix(canonical_root).unwrap_or(Path::new(""));
     if path::has_hidden_segment(inside, &root.hidden_segments) {
         return None;

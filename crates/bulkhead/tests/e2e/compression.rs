@@ -172,17 +172,23 @@ fn precompressed_files_are_served_when_fresh_and_the_keys_turn_coding_off() {
     // so seeing them proves the file was chosen (a client would decode real ones).
     let br_file = b"precompressed brotli bytes of style.css".to_vec();
     let gz_file = b"precompressed gzip bytes of style.css, with a range to ask for".to_vec();
-    let files: [(&str, &[u8]); 5] = [
+    let files: [(&str, &[u8]); 7] = [
         ("style.css", &css),
         ("style.css.br", &br_file),
         ("style.css.gz", &gz_file),
         ("stale.css", &css),
         ("stale.css.gz", &gz_file),
+        ("out.css", &css),
+        ("linked.css", &css),
     ];
     let dir = TestDir::new("precompressed");
     for (name, data) in files {
         dir.write(&format!("www/{name}"), data);
     }
+    // Symlinked variants: one leading out of the root (never sent), one inside it (sent).
+    dir.write("outside.gz", b"outside the root");
+    dir.symlink("../outside.gz", "www/out.css.gz");
+    dir.symlink("style.css.gz", "www/linked.css.gz");
     // stale.css.gz is a day older than stale.css: it no longer stands for it.
     let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
     let stale = std::fs::File::options().write(true).open(dir.join("www/stale.css.gz")).expect("open");
@@ -210,6 +216,12 @@ fn precompressed_files_are_served_when_fresh_and_the_keys_turn_coding_off() {
     assert_eq!((r.status, r.header("content-encoding")), (206, Some("gzip")), "{:?}", r.headers);
     assert_eq!(r.header("content-range"), Some(format!("bytes 0-13/{}", gz_file.len()).as_str()));
     assert!(r.body == gz_file[..14]);
+
+    let r = get(&server, "/linked.css", &gzip_ae());
+    assert!(r.body == gz_file, "a variant symlinked inside the root is used");
+    let r = get(&server, "/out.css", &gzip_ae());
+    assert_coded(&r, Some("gzip"), true, "a variant symlinked out of the root: compressed on the fly instead");
+    assert!(r.body != b"outside the root", "nothing from outside the root");
 
     let r = get(&server, "/stale.css", &gzip_ae());
     assert_coded(&r, Some("gzip"), true, "a stale .gz: compressed on the fly instead");
