@@ -315,6 +315,12 @@ pub struct StaticRoute {
     pub hidden_segments: Vec<String>,
     /// Extension (lowercase, with the dot) → pool name.
     pub handlers: BTreeMap<String, String>,
+    /// Compress files of a compressible type on the fly when the client accepts gzip or br.
+    /// Default `true`.
+    pub compress: bool,
+    /// Serve a `.br` / `.gz` file found beside the requested one (not older than it) to a
+    /// client that accepts that coding. Default `true`.
+    pub precompressed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -301,6 +301,12 @@ pub struct RawRoute {
     /// Path segments refused with 404.8 (static routes), replacing the default list
     /// [`crate::model::DEFAULT_HIDDEN_SEGMENTS`]. Default: that list.
     pub hidden_segments: Option<Vec<String>>,
+    /// Static routes: compress files of a compressible type on the fly (gzip or brotli, as the
+    /// request's `Accept-Encoding` allows). Default `true`.
+    pub compress: Option<bool>,
+    /// Static routes: serve `FILE.br` / `FILE.gz` beside `FILE` when the client accepts that
+    /// coding (nginx's `brotli_static` / `gzip_static`). Default `true`.
+    pub precompressed: Option<bool>,
     /// Extension → pool, e.g. `{ ".php" = "shop-php" }`. Default: none.
     #[serde(default)]
     pub handlers: BTreeMap<String, String>,

@@ -121,6 +121,8 @@ pub(crate) const ROUTE: &[Field] = &[
     opt("default_documents", STRINGS),
     opt("directory_browsing", Shape::Bool),
     opt("hidden_segments", STRINGS),
+    opt("compress", Shape::Bool),
+    opt("precompressed", Shape::Bool),
     opt("handlers", Shape::Map(&Shape::Str)),
     opt("execute", Shape::Str),
     opt("library", Shape::Str),

@@ -238,6 +238,28 @@ fn hidden_segments_default_replace_and_validate() {
 }
 
 #[test]
+fn compress_and_precompressed_default_on_and_belong_to_static_routes() {
+    let flags = |c: &Config| match &c.sites[0].routes[0].action {
+        RouteAction::Static(s) => (s.compress, s.precompressed),
+        other => panic!("not a static route: {other:?}"),
+    };
+    assert_eq!(flags(&ok(&format!("{SITE}routes = [{{ path = \"/\", root = \"/tmp\" }}]\n"))), (true, true));
+    let off =
+        format!("{SITE}routes = [{{ path = \"/\", root = \"/tmp\", compress = false, precompressed = false }}]\n");
+    assert_eq!(flags(&ok(&off)), (false, false));
+    let e = errors(&format!("{SITE}routes = [{{ path = \"/\", root = \"/tmp\", compress = \"yes\" }}]\n"));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].starts_with("test.toml:4:"), "{e:#?}");
+    assert!(e[0].contains("sites[0].routes[0].compress"), "{e:#?}");
+    let w = warnings(&format!(
+        "{SITE}routes = [{{ path = \"/\", redirect = \"/x\", compress = true, precompressed = false }}]\n"
+    ));
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[0].contains("routes[0].compress: is only used by static routes"), "{w:#?}");
+    assert!(w[1].contains("routes[0].precompressed: is only used by static routes"), "{w:#?}");
+}
+
+#[test]
 fn binding_claims() {
     let two = |a: &str, b: &str| {
         format!("[[sites]]\nname = \"a\"\nbindings = [\"{a}\"]\n[[sites]]\nname = \"b\"\nbindings = [\"{b}\"]\n")

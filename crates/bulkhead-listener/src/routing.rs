@@ -134,6 +134,10 @@ pub struct StaticRoot {
     pub handlers: BTreeMap<String, Arc<str>>,
     /// The site's MIME map (shared by its static routes).
     pub mime: Arc<MimeMap>,
+    /// Compress compressible files on the fly (`compress`).
+    pub compress: bool,
+    /// Serve `.br` / `.gz` files found beside the requested one (`precompressed`).
+    pub precompressed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -283,6 +287,8 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
                     hidden_segments: s.hidden_segments.clone(),
                     handlers: s.handlers.iter().map(|(k, v)| (k.clone(), Arc::from(v.as_str()))).collect(),
                     mime: mime.clone(),
+                    compress: s.compress,
+                    precompressed: s.precompressed,
                 })),
                 RouteAction::Pool(p) => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },
                 RouteAction::Redirect { to, status } => Action::Redirect { to: to.clone(), status: *status },

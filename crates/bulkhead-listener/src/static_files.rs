@@ -15,7 +15,12 @@
 //! preconditions of [`conditional`] (304 carrying only `ETag`, or 412), then a single byte
 //! [`range`] (206 with `Content-Range`, 416 with `bytes */LEN`, `If-Range`; GET only). Small
 //! files are read whole (a range is a slice of that buffer); larger ones are streamed in chunks
-//! from the range's offset, never read whole. A file whose extension has a handler
+//! from the range's offset, never read whole. Codings ([`encoding`]): for a compressible type
+//! on a route with `compress` or `precompressed`, the client's preferred coding is sent — a
+//! fresh `FILE.br`/`FILE.gz` beside the file (served like any file, ranges included), else the
+//! file compressed in the same blocking trip when it is 256 B to 256 KiB and the request has no
+//! `Range` — with `Content-Encoding`, an `ETag` suffixed `-br`/`-gz`, and `Vary:
+//! Accept-Encoding` on every answer for that type. A file whose extension has a handler
 //! (`handlers = { ".php" = "pool" }`) goes to that pool instead, whatever the method — the
 //! caller dispatches it.
 //!
@@ -33,6 +38,7 @@
 
 pub mod conditional;
 pub mod denied;
+pub mod encoding;
 pub mod listing;
 pub mod mime;
 pub mod path;
@@ -47,10 +53,15 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use self::conditional::{Precondition, Validators};
+use self::encoding::{Coding, Preference};
 use self::path::PathRefusal;
 use self::range::Ranges;
 use crate::response::{plain, ResponseBody};
 use crate::routing::StaticRoot;
+
+/// Files compressed on the fly up to this size are compressed inline (tens of microseconds);
+/// larger ones on the blocking pool.
+const INLINE_COMPRESS_MAX: u64 = 16 * 1024;
 
 /// Files up to this size are read whole; larger ones are streamed.
 pub const READ_WHOLE_MAX: u64 = 256 * 1024;
@@ -101,15 +112,25 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     }
     // Inline first, as nginx does: resolving and opening a path whose directory entries and
     // inodes are cached takes microseconds, and a small file's bytes come from the page cache
-    // with `RWF_NOWAIT`. What would wait for the disk (a file not in the page cache) or may take
-    // long (a directory listing) is done again, all of it, in one trip to the blocking pool.
-    let read_whole = req.method == Method::GET;
+    // with `RWF_NOWAIT`. What would wait for the disk (a file not in the page cache), or may take
+    // long (a directory listing, compressing a larger file), is done again, all of it, in one
+    // trip to the blocking pool.
+    let mut want = Want {
+        get: req.method == Method::GET,
+        ranged: req.method == Method::GET && req.headers.contains_key(header::RANGE),
+        codings: if root.compress || root.precompressed {
+            encoding::negotiate(req.headers)
+        } else {
+            Preference::default()
+        },
+        inline: true,
+    };
     let slash = req.path.ends_with('/');
-    let found = match find(root, &rel, slash, Lookup { read_whole, inline: true }) {
+    let found = match find(root, &rel, slash, want) {
         Found::Blocking => {
             let root_for_lookup = Arc::clone(root);
-            let how = Lookup { read_whole, inline: false };
-            let found = tokio::task::spawn_blocking(move || find(&root_for_lookup, &rel, slash, how)).await;
+            want.inline = false;
+            let found = tokio::task::spawn_blocking(move || find(&root_for_lookup, &rel, slash, want)).await;
             found.unwrap_or(Found::Missing)
         }
         found => found,
@@ -161,21 +182,37 @@ enum Found {
     Blocking,
 }
 
-/// How [`find`] looks: whether a small file is read whole (GET), and whether it runs on a
-/// runtime thread (inline: it must not wait for the disk, and gives up with [`Found::Blocking`]).
-#[derive(Debug, Clone, Copy)]
-struct Lookup {
-    read_whole: bool,
+/// What the request asks of a file, as far as the blocking half needs it.
+#[derive(Clone, Copy)]
+struct Want {
+    /// GET (else HEAD): a small file's content is read.
+    get: bool,
+    /// A GET with `Range`: never compressed on the fly (identity, so the range applies).
+    ranged: bool,
+    /// The codings the client accepts, best first (empty when the route neither compresses
+    /// nor looks for precompressed files).
+    codings: Preference,
+    /// On a runtime thread: nothing may wait for the disk or take long; [`find`] gives up with
+    /// [`Found::Blocking`] instead.
     inline: bool,
 }
 
 struct FileFound {
+    /// The file whose bytes are sent: the requested one, or its precompressed variant.
     file: std::fs::File,
+    /// Length of the representation sent (after on-the-fly compression).
     len: u64,
     mtime_secs: u64,
+    /// The length the `ETag` is made from: the file's (the identity file's, when compressed
+    /// on the fly).
+    tag_len: u64,
     content_type: HeaderValue,
-    /// The whole content, for a small file asked for with GET.
+    /// The whole content, for a small file asked for with GET, or compressed on the fly.
     whole: Option<Bytes>,
+    /// The content coding of what is sent.
+    coding: Option<Coding>,
+    /// The type is compressible and the route negotiates codings: `Vary: Accept-Encoding`.
+    varies: bool,
 }
 
 /// Why a path was not resolved under the root.
@@ -189,7 +226,7 @@ enum Unresolved {
 /// The blocking half of [`serve`]: resolve, check the root, pick a default document (or list
 /// the directory), open, read. `slash`: the URL ends with `/` (a directory without it is
 /// redirected, not served).
-fn find(root: &StaticRoot, rel: &Path, slash: bool, how: Lookup) -> Found {
+fn find(root: &StaticRoot, rel: &Path, slash: bool, want: Want) -> Found {
     let Some(canonical_root) = &root.canonical_root else { return Found::Missing };
     let requested = root.root.join(rel);
     let target = match resolve(canonical_root, &requested) {
@@ -207,17 +244,17 @@ fn find(root: &StaticRoot, rel: &Path, slash: bool, how: Lookup) -> Found {
         Err(_) => return Found::Missing,
     };
     if meta.is_dir() {
-        return if slash { directory(root, canonical_root, &target, how) } else { Found::Directory };
+        return if slash { directory(root, canonical_root, &target, want) } else { Found::Directory };
     }
     if !meta.is_file() {
         return Found::Missing;
     }
-    open(root, &target, how)
+    open(root, canonical_root, &target, want)
 }
 
 /// A directory asked for with its `/`: the first default document, else a listing when the
 /// route browses, else [`Found::Directory`] (403.14).
-fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, how: Lookup) -> Found {
+fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, want: Want) -> Found {
     for doc in &root.default_documents {
         let doc_path = dir.join(doc);
         if let Some(pool) = handler_for(root, Path::new(doc)) {
@@ -228,7 +265,9 @@ fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, how: Lookup) 
             }
         }
         match resolve(canonical_root, &doc_path) {
-            Ok(file) if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) => return open(root, &file, how),
+            Ok(file) if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) => {
+                return open(root, canonical_root, &file, want)
+            }
             Err(Unresolved::Denied) => return denied_at(dir),
             _ => {}
         }
@@ -236,7 +275,7 @@ fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, how: Lookup) 
     if !root.directory_browsing {
         return Found::Directory;
     }
-    if how.inline {
+    if want.inline {
         return Found::Blocking;
     }
     match listing::rows(dir, canonical_root, &root.hidden_segments) {
@@ -246,31 +285,111 @@ fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, how: Lookup) 
     }
 }
 
-fn open(root: &StaticRoot, path: &Path, how: Lookup) -> Found {
+/// Opens a file to serve, and picks what of it is sent: for a compressible type, the client's
+/// preferred coding — its precompressed file when there is one, else compressed here when the
+/// file is small enough — else the file itself.
+fn open(root: &StaticRoot, canonical_root: &Path, path: &Path, want: Want) -> Found {
     let Some(content_type) = mime::content_type(&root.mime, path) else {
         return Found::UnknownType;
     };
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if is_denied(&e) => return denied_at(path),
-        Err(_) => return Found::Missing,
+    let (file, len, mtime_secs) = match open_file(path) {
+        Ok(opened) => opened,
+        Err(Unresolved::Denied) => return denied_at(path),
+        Err(Unresolved::Missing) => return Found::Missing,
     };
-    let Ok(meta) = file.metadata() else { return Found::Missing };
-    if !meta.is_file() {
-        return Found::Missing;
+    let varies = (root.compress || root.precompressed) && content_type.to_str().is_ok_and(encoding::compressible);
+    let mut found = FileFound { file, len, mtime_secs, tag_len: len, content_type, whole: None, coding: None, varies };
+    if varies {
+        for coding in want.codings.iter() {
+            if root.precompressed {
+                if let Some(variant) = precompressed(root, canonical_root, path, coding, mtime_secs) {
+                    (found.file, found.len, found.mtime_secs) = variant;
+                    found.tag_len = found.len;
+                    found.coding = Some(coding);
+                    return read_whole_if(found, want);
+                }
+            }
+            if root.compress && !want.ranged && (encoding::MIN_COMPRESS..=READ_WHOLE_MAX).contains(&len) {
+                if want.inline && len > INLINE_COMPRESS_MAX {
+                    // Compressing takes long enough to hold up the runtime thread's other
+                    // connections: on the blocking pool.
+                    return Found::Blocking;
+                }
+                let data = match crate::response::read_whole(&found.file, len as usize, want.inline) {
+                    Ok(Some(data)) => data,
+                    Ok(None) => return Found::Blocking,
+                    Err(_) => return Found::Missing,
+                };
+                match encoding::encode(coding, &data) {
+                    Some(packed) if (packed.len() as u64) < len => {
+                        found.len = packed.len() as u64;
+                        found.whole = Some(Bytes::from(packed));
+                        found.coding = Some(coding);
+                    }
+                    // No smaller (or the encoder failed): the file as it is.
+                    _ => found.whole = want.get.then_some(data),
+                }
+                return Found::File(found);
+            }
+        }
     }
-    let len = meta.len();
-    let mtime_secs = meta.modified().unwrap_or(UNIX_EPOCH).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let whole = if how.read_whole && len <= READ_WHOLE_MAX {
-        match crate::response::read_whole(&file, len as usize, how.inline) {
-            Ok(Some(bytes)) => Some(bytes),
+    read_whole_if(found, want)
+}
+
+/// Reads a small file's content when the request is a GET (inline: from the page cache only,
+/// else [`Found::Blocking`]).
+fn read_whole_if(mut found: FileFound, want: Want) -> Found {
+    if want.get && found.len <= READ_WHOLE_MAX {
+        match crate::response::read_whole(&found.file, found.len as usize, want.inline) {
+            Ok(Some(bytes)) => found.whole = Some(bytes),
             Ok(None) => return Found::Blocking,
             Err(_) => return Found::Missing,
         }
-    } else {
-        None
+    }
+    Found::File(found)
+}
+
+/// A regular file opened for reading: the file, its length and its mtime in whole seconds.
+fn open_file(path: &Path) -> Result<(std::fs::File, u64, u64), Unresolved> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if is_denied(&e) => return Err(Unresolved::Denied),
+        Err(_) => return Err(Unresolved::Missing),
     };
-    Found::File(FileFound { file, len, mtime_secs, content_type, whole })
+    let meta = file.metadata().map_err(|_| Unresolved::Missing)?;
+    if !meta.is_file() {
+        return Err(Unresolved::Missing);
+    }
+    let mtime_secs = meta.modified().unwrap_or(UNIX_EPOCH).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Ok((file, meta.len(), mtime_secs))
+}
+
+/// `path` (canonical) + `.br` / `.gz`, when it is a readable regular file under the root, outside the
+/// hidden segments, and not older than the file it stands for (a stale variant would serve old
+/// content: it is skipped, as if absent).
+fn precompressed(
+    root: &StaticRoot,
+    canonical_root: &Path,
+    path: &Path,
+    coding: Coding,
+    original_mtime: u64,
+) -> Option<(std::fs::File, u64, u64)> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(coding.suffix());
+    let variant = PathBuf::from(name);
+    // `path` is canonical, so a variant that is no symlink lies in its (checked) directory: one
+    // `lstat`, which is all a missing variant — the common case — costs. A symlink is resolved
+    // and checked as a requested path is.
+    let target = match std::fs::symlink_metadata(&variant).ok()? {
+        meta if meta.file_type().is_symlink() => resolve(canonical_root, &variant).ok()?,
+        _ => variant,
+    };
+    let inside = target.strip_prefix(canonical_root).unwrap_or(Path::new(""));
+    if path::has_hidden_segment(inside, &root.hidden_segments) {
+        return None;
+    }
+    let (file, len, mtime) = open_file(&target).ok()?;
+    (mtime >= original_mtime).then_some((file, len, mtime))
 }
 
 fn is_denied(e: &std::io::Error) -> bool {
@@ -301,10 +420,22 @@ fn resolve(root: &Path, path: &Path) -> Result<PathBuf, Unresolved> {
     }
 }
 
-/// A file's answer: preconditions (304/412), then the range (206/416) or the whole file (200).
+/// A file's answer, with `Vary: Accept-Encoding` whatever it is when the file's type is
+/// negotiated (a 304 and a 412 depend on the variant's validators too).
 fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
-    let FileFound { file, len, mtime_secs: secs, content_type, whole } = found;
-    let Ok(etag) = HeaderValue::try_from(format!("\"{secs:x}-{len:x}\"")) else { return internal() };
+    let varies = found.varies;
+    let mut outcome = answer(found, req);
+    if let (true, Outcome::Response(resp, _)) = (varies, &mut outcome) {
+        resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    outcome
+}
+
+/// Preconditions (304/412), then the range (206/416) or the whole representation (200).
+fn answer(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
+    let FileFound { file, len, mtime_secs: secs, tag_len, content_type, whole, coding, varies: _ } = found;
+    let suffix = coding.map_or("", Coding::etag_suffix);
+    let Ok(etag) = HeaderValue::try_from(format!("\"{secs:x}-{tag_len:x}{suffix}\"")) else { return internal() };
     let v = Validators { etag: etag.to_str().unwrap_or_default(), modified: secs };
     match conditional::evaluate(req.headers, req.method, v) {
         Precondition::Proceed => {}
@@ -360,6 +491,9 @@ fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
     headers.insert(header::CONTENT_TYPE, content_type);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if let Some(coding) = coding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
+    }
     *resp.body_mut() = match whole {
         _ if *req.method == Method::HEAD => ResponseBody::empty(),
         Some(buf) if count == len => ResponseBody::full(buf),

@@ -61,6 +61,11 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
     if r.hidden_segments.is_some() && (r.root.is_none() || r.pool.is_some()) {
         c.warn(k("hidden_segments"), "is only used by static routes (`root` without `pool`)");
     }
+    for (field, set) in [("compress", r.compress.is_some()), ("precompressed", r.precompressed.is_some())] {
+        if set && (r.root.is_none() || r.pool.is_some()) {
+            c.warn(k(field), "is only used by static routes (`root` without `pool`)");
+        }
+    }
     let action = match (&r.root, &r.pool, &r.redirect) {
         _ if r.return_status.is_some() => return_route(c, key, r)?,
         (None, None, Some(to)) => {
@@ -94,6 +99,8 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
                 directory_browsing: r.directory_browsing,
                 hidden_segments,
                 handlers,
+                compress: r.compress.unwrap_or(true),
+                precompressed: r.precompressed.unwrap_or(true),
             })
         }
         (root, Some(pool), None) => {

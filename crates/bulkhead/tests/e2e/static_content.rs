@@ -25,7 +25,7 @@ fn large_bin() -> Vec<u8> {
 
 /// A site "content" on one ephemeral port: `/` over `<dir>/www` with `route_extra` keys, and
 /// any `more_routes` after it.
-fn content_server(dir: TestDir, route_extra: &str, more_routes: &str) -> Server {
+pub(crate) fn content_server(dir: TestDir, route_extra: &str, more_routes: &str) -> Server {
     let www = dir.join("www");
     let config = format!(
         r#"
