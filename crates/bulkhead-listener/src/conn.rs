@@ -5,7 +5,7 @@
 //! **Protocol.** The first bytes decide ([`sniff`]): the HTTP/2 connection preface
 //! (`PRI * HTTP/2.0…`) means HTTP/2 — h2c with prior knowledge on an `http://` binding, or `h2`
 //! chosen by ALPN under TLS, which sends the same preface — and anything else is HTTP/1.1. No h2c
-//! `Upgrade:` is offered. The sniffed bytes are handed to hyper first ([`Prefixed`]).
+//! `Upgrade:` is offered. The sniffed bytes are handed to hyper first ([`ClientIo`]).
 //!
 //! **Idle HTTP/1.1 connections are parked outside hyper.** hyper keeps a connection's read
 //! buffer (8 KiB at least) and write buffer for the connection's whole life, and the service's
@@ -288,7 +288,7 @@ impl Ctx {
 }
 
 /// The stream as hyper reads it: counted, with bytes already read handed out first.
-type Io<S> = TokioIo<Prefixed<CountingIo<S>>>;
+type Io<S> = TokioIo<ClientIo<S>>;
 
 /// Serves one accepted connection until it closes, a timer cuts it, or the listener aborts.
 /// `table` is the configuration current at accept (its limits set up the connection; each
@@ -320,23 +320,18 @@ pub fn serve<S: Stream>(
     let max_buf = (limits.max_request_bytes as usize).max(8192);
     let phase = shared.phase();
     let ctx = Ctx { shared, info, state: state.clone(), timers: Timers::new(limits), max_buf };
-    let io = Prefixed { prefix: Bytes::new(), inner: CountingIo { inner: stream, state } };
+    let io = ClientIo { inner: stream, state, prefix: Bytes::new() };
     run(ctx, io, phase, table)
 }
 
 /// The connection's life: the first bytes, then HTTP/2's one session or HTTP/1.1's sessions
 /// with the connection parked between them.
-async fn run<S: Stream>(
-    ctx: Ctx,
-    mut io: Prefixed<CountingIo<S>>,
-    mut phase: watch::Receiver<Phase>,
-    table: Arc<Table>,
-) {
+async fn run<S: Stream>(ctx: Ctx, mut io: ClientIo<S>, mut phase: watch::Receiver<Phase>, table: Arc<Table>) {
     if *phase.borrow_and_update() != Phase::Running {
         ctx.state.draining.store(true, Ordering::Relaxed);
     }
     // Boxed, like each session: the task of a parked connection is sized for parking only.
-    let sniffed = Box::pin(sniff(&mut io.inner, &ctx.timers)).await;
+    let sniffed = Box::pin(sniff(&mut io, &ctx.timers)).await;
     let http2 = match sniffed {
         Ok(Some((prefix, http2))) => {
             io.prefix = prefix;
@@ -361,7 +356,7 @@ async fn run<S: Stream>(
             break;
         };
         io = back;
-        if io.prefix.is_empty() && !park(io.inner.inner.tcp(), &ctx, &mut phase).await {
+        if io.prefix.is_empty() && !park(io.inner.tcp(), &ctx, &mut phase).await {
             break;
         }
     }
@@ -370,12 +365,12 @@ async fn run<S: Stream>(
 
 /// A session's future is made apart from [`run`] and boxed, hyper's connection inside it: a
 /// parked connection (and the task sized for it) holds none of a session's state.
-type SessionFuture<'a, S> = Pin<Box<dyn Future<Output = Option<Prefixed<CountingIo<S>>>> + Send + 'a>>;
+type SessionFuture<'a, S> = Pin<Box<dyn Future<Output = Option<ClientIo<S>>> + Send + 'a>>;
 
 /// The next HTTP/1.1 session on `io`.
 fn h1_session<'a, S: Stream>(
     ctx: &'a Ctx,
-    io: Prefixed<CountingIo<S>>,
+    io: ClientIo<S>,
     phase: &'a mut watch::Receiver<Phase>,
 ) -> SessionFuture<'a, S> {
     let conn = http1_builder(ctx.max_buf, ctx.info.over_limit).serve_connection(TokioIo::new(io), Requests::new(ctx));
@@ -385,7 +380,7 @@ fn h1_session<'a, S: Stream>(
 /// An HTTP/2 connection's one session, with HTTP/2's settings from the `table` of its accept.
 fn h2_session<'a, S: Stream>(
     ctx: &'a Ctx,
-    io: Prefixed<CountingIo<S>>,
+    io: ClientIo<S>,
     phase: &'a mut watch::Receiver<Phase>,
     table: Arc<Table>,
 ) -> SessionFuture<'a, S> {
@@ -403,7 +398,7 @@ fn h2_session<'a, S: Stream>(
 /// `header_wait_timeout` for the rest. Returns them and whether they are the preface; `None` if
 /// the client closed or failed before sending anything; `Err` with the HTTPERR reason when a
 /// timer ran out.
-async fn sniff<S: Stream>(io: &mut CountingIo<S>, t: &Timers) -> Result<Option<(Bytes, bool)>, &'static str> {
+async fn sniff<S: Stream>(io: &mut ClientIo<S>, t: &Timers) -> Result<Option<(Bytes, bool)>, &'static str> {
     let mut buf = [0u8; H2_PREFACE.len()];
     let n = match tokio::time::timeout(t.idle, io.read(&mut buf)).await {
         Err(_) => return Err("Timer_ConnectionIdle"),
@@ -462,7 +457,7 @@ async fn session<S: Stream>(
     ctx: &Ctx,
     mut conn: Proto<Io<S>>,
     phase: &mut watch::Receiver<Phase>,
-) -> Option<Prefixed<CountingIo<S>>> {
+) -> Option<ClientIo<S>> {
     let state = &ctx.state;
     let t = ctx.timers;
     let http2 = matches!(conn, Proto::H2(_));
@@ -690,14 +685,18 @@ fn slow_reader(
     slow.then_some("Timer_MinBytesPerSecond")
 }
 
-/// A stream whose first bytes were already read: hands those out first (the sniffed preface
-/// bytes; what hyper had read ahead when its session ended).
-struct Prefixed<S> {
-    prefix: Bytes,
+/// The client stream as hyper reads it: bytes already read handed out first (the sniffed
+/// preface bytes; what hyper had read ahead when its session ended), then the stream, counting
+/// bytes read for the watchdog and bytes written (and whether the last write blocked) for
+/// [`slow_reader`].
+struct ClientIo<S> {
     inner: S,
+    state: Arc<ConnState>,
+    /// Read already (and counted), to be read again first.
+    prefix: Bytes,
 }
 
-impl<S> Prefixed<S> {
+impl<S> ClientIo<S> {
     /// Puts `bytes`, read from the stream after `self.prefix` was, back in front of the rest.
     fn unread(&mut self, bytes: Bytes) {
         if bytes.is_empty() {
@@ -715,7 +714,7 @@ impl<S> Prefixed<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
@@ -727,45 +726,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// The client stream, counting bytes read for the watchdog and bytes written (and whether the
-/// last write blocked) for [`slow_reader`].
-struct CountingIo<S> {
-    inner: S,
-    state: Arc<ConnState>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
@@ -776,7 +736,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.state.wrote(&r);
