@@ -93,7 +93,17 @@ impl fmt::Display for ConfigErrors {
 /// listener's copy of the manager's config) and for tests of one part. Anything that decides
 /// whether a file may be served — start-up, reload, `config check` — calls [`check`].
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    validated(text, file, base_dir).map(|c| c.config)
+    validated(text, file, base_dir, false).map(|c| c.config)
+}
+
+/// [`parse`] for text a process that could see the files has checked whole (the manager), by
+/// one that may not see them all (the listener, running as `listener_user`): the file-system
+/// checks — a static root exists, an extension library is readable — are not repeated, and an
+/// error page it cannot read is left out (that status gets the plain answer; the manager's
+/// preflight warns about it). Without this, a root under a directory `nobody` cannot search
+/// stopped the listener from starting at all.
+pub fn parse_trusted(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    validated(text, file, base_dir, true).map(|c| c.config)
 }
 
 /// A valid configuration and the warnings about it: things that work but are probably not
@@ -121,7 +131,7 @@ impl Checked {
 /// type and missing key together with every semantic error that does not follow from one of
 /// those.
 pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigErrors> {
-    let checked = validated(text, file, base_dir);
+    let checked = validated(text, file, base_dir, false);
     let no_site = match &checked {
         Ok(c) => c.config.sites.is_empty(),
         Err(_) => false,
@@ -142,7 +152,7 @@ pub fn check(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigE
     }]))
 }
 
-fn validated(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigErrors> {
+fn validated(text: &str, file: &str, base_dir: &Path, trusted: bool) -> Result<Checked, ConfigErrors> {
     let at = |span: Option<Range<usize>>, key: String, message: String| {
         let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
         ConfigError { file: file.into(), line, column, key, message }
@@ -161,7 +171,7 @@ fn validated(text: &str, file: &str, base_dir: &Path) -> Result<Checked, ConfigE
             return Err(sorted(errors));
         }
     };
-    let mut checker = validate::Checker::new(base_dir);
+    let mut checker = validate::Checker::new(base_dir, trusted);
     let config = validate::validate(raw, &mut checker);
     let tree = doc.get_ref();
     let locate = |e: validate::Found| {

@@ -14,7 +14,7 @@ fn ok(text: &str) -> Config {
 
 /// The warnings about a valid file, which may be a fragment without a site.
 fn warnings(text: &str) -> Vec<String> {
-    match validated(text, "test.toml", Path::new("/tmp")) {
+    match validated(text, "test.toml", Path::new("/tmp"), false) {
         Ok(c) => c.warnings.iter().map(ToString::to_string).collect(),
         Err(e) => panic!("expected valid config, got:\n{e}"),
     }

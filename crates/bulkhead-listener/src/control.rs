@@ -63,7 +63,8 @@ pub struct Control {
     current: Option<(Arc<Config>, Vec<ListenSocket>)>,
 }
 
-/// Parses a configuration the manager sent (already validated there).
+/// Parses a configuration the manager sent (already validated there, as root when it runs as
+/// root: the file-system checks are not repeated as the listener's user).
 pub fn parse_config(
     text: &str,
     path: Option<&std::path::Path>,
@@ -71,7 +72,7 @@ pub fn parse_config(
 ) -> Result<Config, ListenerError> {
     let file = path.map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string());
     let base = path.and_then(|p| p.parent()).filter(|p| !p.as_os_str().is_empty()).unwrap_or(base_dir);
-    Ok(bulkhead_config::parse(text, &file, base)?)
+    Ok(bulkhead_config::parse_trusted(text, &file, base)?)
 }
 
 /// Builds a route table off the runtime threads (it canonicalises static roots).

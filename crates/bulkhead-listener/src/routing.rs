@@ -118,14 +118,23 @@ pub struct FixedAnswer {
     pub location: Option<HeaderValue>,
 }
 
+/// A static root with symlinks resolved; `Err(true)` when the listener's user may not reach it,
+/// `Err(false)` when it is gone.
+fn canonical_root(root: &std::path::Path) -> Result<PathBuf, bool> {
+    std::fs::canonicalize(root).map_err(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
 /// A static route's directory.
 #[derive(Debug)]
 pub struct StaticRoot {
     /// As configured.
     pub root: PathBuf,
     /// Symlinks resolved, computed when the table was built; `None` if the directory is gone
-    /// (every request is then a 404).
+    /// (every request is then a 404) or the listener's user may not reach it (`root_denied`).
     pub canonical_root: Option<PathBuf>,
+    /// The listener's user may not search a directory on the way to `root` (or `root` itself):
+    /// every request is then a 403, and the path is named once in the log.
+    pub root_denied: bool,
     pub default_documents: Vec<String>,
     pub directory_browsing: bool,
     /// URL path segments refused with 404.8 (compared ignoring ASCII case).
@@ -279,17 +288,21 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
             prefix: r.path.clone(),
             conditions: r.conditions.as_ref().map(|m| Box::new(Conditions::new(m))),
             action: match &r.action {
-                RouteAction::Static(s) => Action::Static(Arc::new(StaticRoot {
-                    root: s.root.clone(),
-                    canonical_root: std::fs::canonicalize(&s.root).ok(),
-                    default_documents: s.default_documents.clone(),
-                    directory_browsing: s.directory_browsing,
-                    hidden_segments: s.hidden_segments.clone(),
-                    handlers: s.handlers.iter().map(|(k, v)| (k.clone(), Arc::from(v.as_str()))).collect(),
-                    mime: mime.clone(),
-                    compress: s.compress,
-                    precompressed: s.precompressed,
-                })),
+                RouteAction::Static(s) => {
+                    let canonical = canonical_root(&s.root);
+                    Action::Static(Arc::new(StaticRoot {
+                        root: s.root.clone(),
+                        root_denied: canonical == Err(true),
+                        canonical_root: canonical.ok(),
+                        default_documents: s.default_documents.clone(),
+                        directory_browsing: s.directory_browsing,
+                        hidden_segments: s.hidden_segments.clone(),
+                        handlers: s.handlers.iter().map(|(k, v)| (k.clone(), Arc::from(v.as_str()))).collect(),
+                        mime: mime.clone(),
+                        compress: s.compress,
+                        precompressed: s.precompressed,
+                    }))
+                }
                 RouteAction::Pool(p) => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },
                 RouteAction::Redirect { to, status } => Action::Redirect { to: to.clone(), status: *status },
                 RouteAction::Return(fixed) => Action::Return(build_answer(fixed)),

@@ -227,7 +227,9 @@ enum Unresolved {
 /// the directory), open, read. `slash`: the URL ends with `/` (a directory without it is
 /// redirected, not served).
 fn find(root: &StaticRoot, rel: &Path, slash: bool, want: Want) -> Found {
-    let Some(canonical_root) = &root.canonical_root else { return Found::Missing };
+    let Some(canonical_root) = &root.canonical_root else {
+        return if root.root_denied { denied_at(&root.root) } else { Found::Missing };
+    };
     let requested = root.root.join(rel);
     let target = match resolve(canonical_root, &requested) {
         Ok(target) => target,

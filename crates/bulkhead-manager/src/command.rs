@@ -222,6 +222,43 @@ fn walk(path: &Path, cwd: &Path, who: &Account) -> Result<PathBuf, Problem> {
     Ok(current)
 }
 
+/// Why `who` could not serve files from directory `dir` (search every directory on the way,
+/// and `dir` itself; read it too when `list`, for directory listings), if it could not. A
+/// missing directory is not reported here (the configuration's own check names it).
+pub fn directory_problem(dir: &Path, who: &Account, list: bool) -> Option<String> {
+    let problem = match walk(dir, Path::new("/"), who) {
+        Ok(resolved) => match searchable(&resolved, who) {
+            Err(problem) => problem,
+            Ok(()) => {
+                let meta = fs::metadata(&resolved).ok()?;
+                if !list || allows(&meta, who, Access::Read) {
+                    return None;
+                }
+                Problem::Denied(format!("{} is mode {} (no read for listings)", resolved.display(), describe(&meta)))
+            }
+        },
+        Err(problem) => problem,
+    };
+    match problem {
+        Problem::Denied(why) => Some(format!("user {:?} cannot reach {}: {why}", who.name, dir.display())),
+        Problem::Missing(_) => None,
+    }
+}
+
+/// Why `who` could not read `file` (search every directory on the way, read the file), if it
+/// could not. A missing file is not reported here.
+pub fn file_problem(file: &Path, who: &Account) -> Option<String> {
+    match walk(file, Path::new("/"), who) {
+        Ok(resolved) => {
+            let meta = fs::metadata(&resolved).ok()?;
+            (!allows(&meta, who, Access::Read))
+                .then(|| format!("user {:?} cannot read {}: it is mode {}", who.name, file.display(), describe(&meta)))
+        }
+        Err(Problem::Denied(why)) => Some(format!("user {:?} cannot reach {}: {why}", who.name, file.display())),
+        Err(Problem::Missing(_)) => None,
+    }
+}
+
 /// `who` may look up names in directory `dir`.
 fn searchable(dir: &Path, who: &Account) -> Result<(), Problem> {
     let meta = fs::metadata(dir).map_err(|e| Problem::Missing(format!("cannot inspect {}: {e}", dir.display())))?;

@@ -124,7 +124,43 @@ pub fn check(config: &Config, text: &str, file: &str, host: &Host<'_>) -> Findin
             Err(e) => out.errors.push(bulkhead_config::error_at_key(text, file, e.key(), e.to_string())),
         }
     }
+    let listener = if host.as_root && listener_user != "root" {
+        identity::resolve(listener_user, None).ok().map(|c| Account::from_credentials(listener_user, c))
+    } else {
+        Some(Account::current())
+    };
+    if let Some(listener) = &listener {
+        static_root_problems(config, listener, &mut |key, message| {
+            out.warnings.push(bulkhead_config::error_at_key(text, file, &key, message))
+        });
+    }
     out
+}
+
+/// Static roots (and error pages) the listener's account cannot serve from (a warning each: the file system may
+/// change without the configuration; until it does, the listener answers 403 there and names the
+/// path once in its log). Started as root, the listener runs as `listener_user`, and a root
+/// under a home directory of mode 0700 is the usual way to meet this.
+fn static_root_problems(config: &Config, listener: &Account, report: &mut impl FnMut(String, String)) {
+    for (i, site) in config.sites.iter().enumerate() {
+        for (status, page) in &site.error_pages {
+            if let Some(problem) = command::file_problem(&page.path, listener) {
+                report(
+                    format!("sites[{i}].error_pages.{status}"),
+                    format!("the listener cannot read this page ({problem}); status {status} gets the plain answer"),
+                );
+            }
+        }
+        for (j, route) in site.routes.iter().enumerate() {
+            let bulkhead_config::RouteAction::Static(s) = &route.action else { continue };
+            if let Some(problem) = command::directory_problem(&s.root, listener, s.directory_browsing) {
+                report(
+                    format!("sites[{i}].routes[{j}].root"),
+                    format!("the listener cannot serve this route's files ({problem}); requests to it will get 403"),
+                );
+            }
+        }
+    }
 }
 
 /// Why `[acme] ca_file` cannot serve as extra roots, if it cannot.

@@ -358,3 +358,55 @@ fn unreadable_files_and_directories_answer_403_and_are_named_once() {
     let private_lines = out.lines().filter(|l| l.contains("permission denied") && l.contains("www/private")).count();
     assert_eq!(private_lines, 2, "the directory and the file in it, each named once:\n{out}");
 }
+
+/// Started as root, the listener runs as `nobody`: a root `nobody` cannot reach is warned about
+/// (`config check` and start-up), and served as 403 with the path named once — where it used to
+/// stop the listener from starting (it re-checked the root's existence as `nobody`).
+#[test]
+fn a_root_the_listeners_user_cannot_reach_is_warned_about_and_answers_403() {
+    if let Some(why) = crate::preflight::not_root_with_nobody() {
+        skip!(why);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("static-root-denied");
+    dir.write("locked/www/index.html", "locked away\n");
+    dir.write("locked/404.html", "<p>lost</p>\n");
+    let locked = dir.join("locked");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).expect("chmod 700");
+    let config = format!(
+        r#"
+[[sites]]
+name = "content"
+bindings = ["http://127.0.0.1:0"]
+error_pages = {{ 404 = "{}" }}
+routes = [ {{ path = "/", root = "{}" }} ]
+"#,
+        dir.join("locked/404.html").display(),
+        dir.join("locked/www").display()
+    );
+    // `config check` names the route, the listener's user and what is in the way.
+    let file = dir.write("check.toml", &config);
+    let out = std::process::Command::new(crate::support::server::bulkhead_exe())
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .expect("run bulkhead config check");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "a warning, not a refusal:\n{text}");
+    let why =
+        format!("user \"nobody\" cannot reach {}: {} is mode 0700", dir.join("locked/www").display(), locked.display());
+    assert!(text.contains("routes[0].root") || text.contains(":6:"), "the route is named:\n{text}");
+    assert!(text.contains(&why), "the user and the directory in the way:\n{text}");
+    assert!(text.contains("the listener cannot read this page"), "the error page too:\n{text}");
+    // The listener (as nobody) starts on that configuration: it does not repeat root's checks.
+    // Served anyway: 403, never a silent 404, and the root named once in the log.
+    let server = Server::start(dir, &config);
+    for target in ["/", "/index.html", "/index.html"] {
+        let r = http::get(server.addr(), target);
+        assert_eq!(r.status, 403, "{target}: {}", r.text());
+    }
+    let root = server.dir.join("locked/www").display().to_string();
+    let warning = format!("static file {root}: permission denied for the listener's user \"nobody\"");
+    wait_for("the root's permission warning", Duration::from_secs(15), || server.output().contains(&warning));
+    assert_eq!(server.output().matches(&warning).count(), 1, "named once:\n{}", server.output());
+}
