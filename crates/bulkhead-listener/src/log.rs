@@ -73,6 +73,9 @@ pub struct AccessRecord {
     pub time_taken: Duration,
     pub sc_bytes: u64,
     pub cs_bytes: u64,
+    /// Answered from the response cache ([`crate::cache`]): W3C `x-cache` `HIT`, NCSA's last
+    /// field `HIT`, JSON `"cache":"HIT"` (`-`/`-`/`null` otherwise).
+    pub cache_hit: bool,
 }
 
 /// One line of the HTTPERR log: a request or connection refused before any worker saw it.
@@ -514,6 +517,7 @@ mod tests {
             time_taken: Duration::from_millis(3),
             sc_bytes: 10,
             cs_bytes: 20,
+            cache_hit: false,
         }
     }
 

@@ -17,6 +17,7 @@ mod admin;
 mod architecture;
 mod bandwidth;
 mod cli;
+mod cache;
 mod compression;
 mod conformance;
 mod crash;

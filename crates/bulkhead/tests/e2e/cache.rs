@@ -1,0 +1,125 @@
+//! The response cache (issue 11 item 1) through the real binary: a static file stored on its
+//! second request and answered from memory (marked `HIT` in the access log, 304 and 206 from
+//! the entry), a changed file seen again, `max_item` respected; a worker's `public, max-age`
+//! answer served while its pool is stopped, and `private`, `Set-Cookie` and `Authorization`
+//! never served from the cache.
+
+use std::time::Duration;
+
+use crate::admin::api;
+use crate::support::http::{self, send};
+use crate::support::server::{python3_available, python_site};
+use crate::support::{wait_for, Server, TestDir};
+
+/// The `x-cache` column of the W3C lines of `site` whose `cs-uri-stem` is `stem`, in order.
+fn cache_marks(server: &Server, site: &str, stem: &str) -> Vec<String> {
+    let mut marks = Vec::new();
+    for text in server.access_logs(site).values() {
+        let fields: Vec<&str> =
+            text.lines().find_map(|l| l.strip_prefix("#Fields: ")).unwrap_or_default().split(' ').collect();
+        let at = |name: &str| fields.iter().position(|f| *f == name);
+        let (Some(s), Some(x)) = (at("cs-uri-stem"), at("x-cache")) else { continue };
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let values: Vec<&str> = line.split(' ').collect();
+            if values.get(s) == Some(&stem) {
+                marks.push(values.get(x).unwrap_or(&"").to_string());
+            }
+        }
+    }
+    marks
+}
+
+/// Waits until the access log has `n` lines for `stem`, and returns their marks.
+fn marks_after(server: &Server, stem: &str, n: usize) -> Vec<String> {
+    wait_for(&format!("{n} access-log lines for {stem}"), Duration::from_secs(10), || {
+        cache_marks(server, "content", stem).len() >= n
+    });
+    cache_marks(server, "content", stem)
+}
+
+#[test]
+fn static_file_is_stored_on_its_second_request_and_a_change_is_seen() {
+    let dir = TestDir::new("cache-static");
+    dir.write("www/a.txt", "first version\n");
+    dir.write("www/big.txt", "x".repeat(2000));
+    let config = format!(
+        r#"
+[cache]
+max_item = "1KiB"
+
+[[sites]]
+name = "content"
+bindings = ["http://127.0.0.1:0"]
+routes = [ {{ path = "/", root = "{}" }} ]
+"#,
+        dir.join("www").display()
+    );
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    for _ in 0..3 {
+        let r = http::get(addr, "/a.txt");
+        assert_eq!((r.status, r.text().as_str()), (200, "first version\n"));
+    }
+    assert_eq!(marks_after(&server, "/a.txt", 3), ["-", "-", "HIT"], "stored on the second GET, hit on the third");
+
+    let full = http::get(addr, "/a.txt");
+    let etag = full.header("etag").expect("ETag").to_string();
+    assert_eq!(full.header("content-length"), Some("14"));
+    let r = send(addr, "GET", "/a.txt", &[("If-None-Match", &etag)], b"");
+    assert_eq!(r.status, 304);
+    assert!(r.header("content-type").is_none(), "a 304 carries no content metadata: {:?}", r.headers);
+    let r = send(addr, "GET", "/a.txt", &[("Range", "bytes=0-4")], b"");
+    assert_eq!((r.status, r.text().as_str(), r.header("content-range")), (206, "first", Some("bytes 0-4/14")));
+    let r = send(addr, "GET", "/a.txt", &[("Range", "bytes=99-")], b"");
+    assert_eq!(r.status, 416);
+    let r = send(addr, "HEAD", "/a.txt", &[], b"");
+    assert_eq!((r.status, r.header("content-length"), r.body.len()), (200, Some("14"), 0));
+    assert_eq!(marks_after(&server, "/a.txt", 8)[3..], ["HIT", "HIT", "HIT", "HIT", "HIT"]);
+
+    server.dir.write("www/a.txt", "second version, longer\n");
+    wait_for("the changed file to be served", Duration::from_secs(10), || {
+        http::get(addr, "/a.txt").text() == "second version, longer\n"
+    });
+
+    for _ in 0..3 {
+        assert_eq!(http::get(addr, "/big.txt").body.len(), 2000);
+    }
+    assert_eq!(marks_after(&server, "/big.txt", 3), ["-", "-", "-"], "past max_item: never stored");
+}
+
+#[test]
+fn worker_public_answer_is_cached_and_served_while_its_pool_is_stopped() {
+    if !python3_available() {
+        return;
+    }
+    let server = Server::start(TestDir::new("cache-worker"), &python_site("", ""));
+    let addr = server.addr();
+    let public = "/cc?cc=public,max-age%3D60";
+    let first = http::get(addr, public);
+    assert_eq!(first.status, 200);
+    assert!(first.text().starts_with("cc pid="), "{}", first.text());
+    let again = http::get(addr, public);
+    assert_eq!(again.text(), first.text(), "the second answer is the stored first");
+    assert!(again.header("age").is_some(), "a worker entry's hit carries Age");
+
+    // Each of these is answered by the worker every time: its counter moves.
+    let cookie = ("Cookie", "session=1");
+    let never: [(&str, &[(&str, &str)]); 4] = [
+        ("/cc?cc=private,max-age%3D60", &[]),
+        ("/cc?cc=public,max-age%3D60&cookie=1", &[]),
+        ("/cc?cc=public,max-age%3D60&auth=1", &[("Authorization", "Basic YTpi")]),
+        ("/cc?cc=public,max-age%3D60&cookie-request=1", &[cookie]),
+    ];
+    for (target, headers) in never {
+        let a = send(addr, "GET", target, headers, b"").text();
+        let b = send(addr, "GET", target, headers, b"").text();
+        assert_ne!(a, b, "{target} {headers:?}: answered from the cache");
+    }
+
+    assert_eq!(api(&server, "POST", "/pools/py/stop", None).0, 200);
+    wait_for("the pool to refuse uncached requests", Duration::from_secs(10), || {
+        http::get(addr, "/cc?cc=no-store").status == 503
+    });
+    let stopped = http::get(addr, public);
+    assert_eq!((stopped.status, stopped.text()), (200, first.text()), "served from the cache with the pool stopped");
+}
