@@ -69,20 +69,27 @@ impl Tee {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
                 Some(data) if self.sink.is_some() && self.copy.len() + data.len() <= self.limit => {
-                    self.copy.extend_from_slice(data)
+                    self.copy.extend_from_slice(data);
+                    // The last frame of a body of known length: stored before its bytes go
+                    // out, so a client's next request already finds it.
+                    if self.inner.is_end_stream() {
+                        self.finish();
+                    }
                 }
                 // Past the limit, or trailers (not stored): no copy.
                 _ => self.sink = None,
             },
             Poll::Ready(Some(Err(_))) => self.sink = None,
-            Poll::Ready(None) => {
-                if let Some(sink) = self.sink.take() {
-                    sink(std::mem::take(&mut self.copy).freeze());
-                }
-            }
+            Poll::Ready(None) => self.finish(),
             Poll::Pending => {}
         }
         polled
+    }
+
+    fn finish(&mut self) {
+        if let Some(sink) = self.sink.take() {
+            sink(std::mem::take(&mut self.copy).freeze());
+        }
     }
 }
 
