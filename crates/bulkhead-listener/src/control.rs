@@ -341,6 +341,7 @@ impl Control {
 pub async fn activity_ticker(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dropped_reported = 0;
+    let mut cache_reported = crate::cache::CounterValues::default();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -367,11 +368,27 @@ pub async fn activity_ticker(shared: Arc<Shared>) {
         let dropped = shared.log.dropped();
         let log_lines_dropped = dropped.saturating_sub(dropped_reported);
         dropped_reported = dropped;
-        let news = !sites.is_empty() || !pools.is_empty() || tls_handshake_failures > 0 || log_lines_dropped > 0;
+        let now = shared.cache.counters();
+        let cache = bulkhead_proto::CacheStats {
+            hits: now.hits - cache_reported.hits,
+            misses: now.misses - cache_reported.misses,
+            stores: now.stores - cache_reported.stores,
+            evictions: now.evictions - cache_reported.evictions,
+            hit_bytes: now.hit_bytes - cache_reported.hit_bytes,
+            memory: now.memory,
+            entries: now.entries,
+        };
+        let cache_news = now != cache_reported;
+        cache_reported = now;
+        let news = !sites.is_empty()
+            || !pools.is_empty()
+            || tls_handshake_failures > 0
+            || log_lines_dropped > 0
+            || cache_news;
         if news
             && shared
                 .control
-                .send(ListenerToManager::Stats { sites, pools, tls_handshake_failures, log_lines_dropped })
+                .send(ListenerToManager::Stats { sites, pools, tls_handshake_failures, log_lines_dropped, cache })
                 .is_err()
         {
             return;

@@ -1,8 +1,8 @@
 //! The response cache (issue 11 item 1) through the real binary: a static file stored on its
 //! second request and answered from memory (marked `HIT` in the access log, 304 and 206 from
 //! the entry), a changed file seen again, `max_item` respected; a worker's `public, max-age`
-//! answer served while its pool is stopped, and `private`, `Set-Cookie` and `Authorization`
-//! never served from the cache.
+//! answer served while its pool is stopped, answers with `private` or `Set-Cookie` and to
+//! requests with `Authorization` or `Cookie` never stored, and the counters in `/metrics`.
 
 use std::time::Duration;
 
@@ -122,4 +122,18 @@ fn worker_public_answer_is_cached_and_served_while_its_pool_is_stopped() {
     });
     let stopped = http::get(addr, public);
     assert_eq!((stopped.status, stopped.text()), (200, first.text()), "served from the cache with the pool stopped");
+
+    // Two hits, one store so far (the listener reports once a second).
+    let value = |m: &str, name: &str| -> u64 {
+        m.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0)
+    };
+    wait_for("cache counters in /metrics", Duration::from_secs(10), || {
+        let (_, m) = api(&server, "GET", "/metrics", None);
+        let m = m.as_str().unwrap_or_default().to_string();
+        value(&m, "bulkhead_cache_events_total{event=\"hit\"}") >= 2
+            && value(&m, "bulkhead_cache_events_total{event=\"store\"}") >= 1
+            && value(&m, "bulkhead_cache_events_total{event=\"miss\"}") >= 1
+            && value(&m, "bulkhead_cache_entries") >= 1
+            && value(&m, "bulkhead_cache_hit_bytes_total") >= 2 * first.body.len() as u64
+    });
 }
