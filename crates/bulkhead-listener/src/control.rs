@@ -121,6 +121,23 @@ impl Control {
 
     /// Reads `sockets.len()` fds from the manager's fd channel (adopting the channel at
     /// `fd_channel` the first time) and keeps them by address until a `Configure` uses them.
+    /// `PurgeCache`: drops the matching entries of the response cache (a site the current
+    /// table does not know has none).
+    fn purge_cache(&self, site: Option<String>, prefix: Option<String>) {
+        let id = match &site {
+            None => None,
+            Some(name) => match self.shared.table().sites.iter().find(|s| &*s.name == name.as_str()) {
+                Some(s) => Some(s.id),
+                None => {
+                    tracing::info!("cache purge: no site {name:?} here; nothing dropped");
+                    return;
+                }
+            },
+        };
+        let dropped = self.shared.cache.purge(id, prefix.as_deref());
+        tracing::info!("cache purge (site {site:?}, prefix {prefix:?}): {dropped} entries dropped");
+    }
+
     async fn receive_sockets(&mut self, fd_channel: i32, sockets: Vec<ListenSocket>) {
         if self.fd_channel.is_none() {
             match crate::inherit::unix_stream(fd_channel) {
@@ -274,6 +291,7 @@ impl Control {
                 ManagerToListener::AddSockets { fd_channel, sockets } => {
                     self.receive_sockets(fd_channel, sockets).await;
                 }
+                ManagerToListener::PurgeCache { site, prefix } => self.purge_cache(site, prefix),
                 ManagerToListener::ReopenLogs => {
                     tracing::info!("reopening the access and HTTPERR logs");
                     self.shared.log.reopen();

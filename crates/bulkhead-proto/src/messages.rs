@@ -174,6 +174,9 @@ pub enum ManagerToListener {
     /// Close and reopen every access and HTTPERR log file (SIGUSR1 to the manager: logrotate
     /// moved them away); lines from now on go to files at the configured paths.
     ReopenLogs,
+    /// Drop response-cache entries: of the site named `site` (every site when `None`) whose
+    /// path starts with `prefix` (every path when `None`). `POST /cache/purge`.
+    PurgeCache { site: Option<String>, prefix: Option<String> },
 }
 
 /// Upper bounds, in seconds, of the request-duration histogram buckets of [`SiteStats`] (the

@@ -19,7 +19,7 @@ Endpoints:
   GET  /slow?ms=N[&mark=F]   -> writes our pid into file F on arrival, sleeps N ms, "slept N"
   GET  /hold?mark=F&release=R-> writes pid into F, waits (at most 60 s) until file R exists
   GET  /crash                -> exits the process at once (status 1)
-  GET  /cc?cc=V[&cookie=1]   -> "cc pid=N n=K\n" (K counts this process's /cc answers), with
+  GET  /cc*?cc=V[&cookie=1]  -> "cc pid=N n=K\n" (K counts this process's /cc answers), with
                                 Cache-Control: V, and a Set-Cookie when cookie is given
 """
 
@@ -136,7 +136,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, "released")
         if path == "/crash":
             os._exit(1)
-        if path == "/cc":
+        if path.startswith("/cc"):
             with CC_LOCK:
                 CC_COUNT[0] += 1
                 n = CC_COUNT[0]
