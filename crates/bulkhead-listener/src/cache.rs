@@ -17,7 +17,10 @@
 //! **Hits** ([`ResponseCache::lookup`], [`Entry::answer`]): `GET` and `HEAD`; `If-None-Match`
 //! and `If-Modified-Since` give a 304 with only `ETag` (and `Cache-Control`/`Vary`), a `Range`
 //! a 206 or 416 from the stored body ([`crate::static_files::conditional`],
-//! [`crate::static_files::range`]); worker entries carry `Age`. The stored head is a prepared
+//! [`crate::static_files::range`]) — except a static file's coded variant, which leaves a
+//! `Range` to the static module (it answers ranges with identity bytes when it compresses on
+//! the fly); worker entries carry `Age`. Request directives (`Cache-Control: no-cache` from a
+//! client) are not honoured: as in IIS's kernel cache, the origin's word decides. The stored head is a prepared
 //! `HeaderMap`: a hit clones it (one allocation for the map, the values are shared `Bytes`) —
 //! the one per-hit allocation left besides hyper's own, and the `Arc` of the entry.
 //!
@@ -84,6 +87,10 @@ pub struct Lookup<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub accept_encoding: Option<&'a HeaderValue>,
+    /// The request has `Range`: a static entry with a `Content-Encoding` does not answer it
+    /// (static files never compress a ranged answer on the fly, so the origin's answer could be
+    /// the identity bytes).
+    pub ranged: bool,
 }
 
 impl Lookup<'_> {
@@ -140,6 +147,8 @@ pub struct Entry {
     origin: Origin,
     /// Milliseconds since the cache's epoch of the last hit (or the store).
     last_hit_ms: AtomicU64,
+    /// A static file's coded variant: answers no `Range` ([`Lookup::ranged`]).
+    static_coded: bool,
 }
 
 impl Entry {
@@ -317,6 +326,7 @@ impl ResponseCache {
             let shard = lock(&self.shards[hash as usize % SHARDS]);
             shard.get(&hash).and_then(|v| v.iter().find(|e| e.matches(l)).cloned())
         };
+        let found = found.filter(|e| !(l.ranged && e.static_coded));
         let Some(entry) = found else {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -387,6 +397,7 @@ impl ResponseCache {
             .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs());
+        let static_coded = matches!(origin, Origin::Static { .. }) && headers.contains_key(header::CONTENT_ENCODING);
         let entry = Arc::new(Entry {
             site: l.site,
             host: l.host.to_ascii_lowercase().into(),
@@ -400,6 +411,7 @@ impl ResponseCache {
             body,
             origin,
             last_hit_ms: AtomicU64::new(self.now_ms()),
+            static_coded,
         });
         let size = entry.size();
         if size > limits.max_memory {

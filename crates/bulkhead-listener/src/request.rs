@@ -248,6 +248,7 @@ impl Exchange<'_> {
             path,
             query: req.uri().query(),
             accept_encoding: req.headers().get(header::ACCEPT_ENCODING),
+            ranged: req.headers().contains_key(header::RANGE),
         };
         if cached {
             if let Some(entry) = cache.lookup(&key) {
@@ -493,6 +494,7 @@ impl Exchange<'_> {
                 path: uri.path(),
                 query: uri.query(),
                 accept_encoding: accept_encoding.as_ref(),
+                ranged: false,
             };
             let origin = cache::Origin::Worker { stored, expires: stored + lifetime };
             cache.store(&key, headers, body, origin);

@@ -9,7 +9,7 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 }
 
 fn lookup(path: &str) -> Lookup<'_> {
-    Lookup { site: 1, host: "Shop.Example", path, query: None, accept_encoding: None }
+    Lookup { site: 1, host: "Shop.Example", path, query: None, accept_encoding: None, ranged: false }
 }
 
 fn cache(max_memory: u64, max_item: u64) -> ResponseCache {
@@ -137,4 +137,18 @@ fn hits_answer_conditionals_and_ranges() {
     let r = e.answer(&Method::HEAD, &HeaderMap::new());
     assert_eq!((r.status(), &r.headers()["content-length"]), (StatusCode::OK, &HeaderValue::from(10)));
     assert!(r.headers().get("age").is_some(), "worker entries carry Age");
+}
+
+#[test]
+fn a_static_coded_variant_leaves_ranges_to_the_origin() {
+    let c = cache(1 << 20, 1 << 16);
+    let h = headers(&[("content-encoding", "gzip"), ("etag", "\"t-gz\"")]);
+    let origin = Origin::Static {
+        path: "/nonexistent/for/this/test".into(),
+        stamp: FileStamp { mtime_ns: 0, size: 0, ino: 0 },
+        checked_ms: AtomicU64::new(u64::MAX / 2),
+    };
+    c.store(&lookup("/app.js"), h, Bytes::from_static(b"gz"), origin);
+    assert!(c.lookup(&Lookup { ranged: true, ..lookup("/app.js") }).is_none());
+    assert!(c.lookup(&lookup("/app.js")).is_some(), "checked_ms in the future: not revalidated");
 }
