@@ -35,6 +35,12 @@
 //! inotify: revalidation, no `notify` watches); every entry of a site or a path prefix by
 //! [`ResponseCache::purge`], and everything when the route table changes.
 //!
+//! **One fill per key** ([`ResponseCache::begin_fill`]): the first `GET` that misses a key
+//! whose answer a worker would give becomes its filler; concurrent misses for that key wait
+//! for it (at most [`FILL_WAIT`]) and then look again — a hit if the filler's answer was
+//! stored, else they go to the worker themselves. Static files are not coordinated: their fill
+//! is an inline read. A waiter's two lookups are both counted (a miss, then a hit or a miss).
+//!
 //! **Structure**: 16 shards of `Mutex<HashMap<hash, Vec<Arc<Entry>>>>`: a lookup hashes the key
 //! parts in place (no key is built), holds one shard's lock for a map probe and an `Arc` clone.
 //!
@@ -61,6 +67,8 @@ const SHARDS: usize = 16;
 const SEEN_WINDOW: Duration = Duration::from_secs(10);
 /// A static entry's file is checked at most this often.
 const REVALIDATE_EVERY_MS: u64 = 1000;
+/// How long a concurrent miss waits for the key's filler before going to the worker itself.
+pub const FILL_WAIT: Duration = Duration::from_secs(5);
 /// First requests remembered for admission, at most (older ones are forgotten first).
 const SEEN_MAX: usize = 65_536;
 
@@ -271,6 +279,9 @@ pub struct ResponseCache {
     entries: AtomicU64,
     counters: Counters,
     limits: Mutex<Limits>,
+    /// Worker fills in progress: key hash → a receiver that sees its filler finish (the
+    /// filler's [`FillGuard`] holds the sender).
+    filling: Mutex<HashMap<u64, tokio::sync::watch::Receiver<()>>>,
     /// `limits.enabled`, read without the lock on every request.
     enabled: AtomicBool,
     epoch: Instant,
@@ -285,6 +296,7 @@ impl Default for ResponseCache {
             entries: AtomicU64::new(0),
             counters: Counters::default(),
             limits: Mutex::new(Limits { enabled: false, max_memory: 0, max_item: 0, scavenge_after: Duration::MAX }),
+            filling: Mutex::new(HashMap::new()),
             enabled: AtomicBool::new(false),
             epoch: Instant::now(),
         }
@@ -527,6 +539,43 @@ impl ResponseCache {
             memory: self.memory.load(Ordering::Relaxed),
             entries: self.entries.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// What a miss does about the key's fill.
+pub enum Fill {
+    /// Fill it: concurrent misses wait until the guard is dropped (after the store, or when
+    /// the answer turned out not to be storable).
+    Leader(FillGuard),
+    /// Another request is filling it: wait for this to change (or close), then look again.
+    Wait(tokio::sync::watch::Receiver<()>),
+}
+
+/// The filler's mark for its key; dropping it wakes the waiters.
+pub struct FillGuard {
+    cache: Arc<ResponseCache>,
+    hash: u64,
+    _done: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for FillGuard {
+    fn drop(&mut self) {
+        // Only the leader inserts while the key is absent, so the key's entry is this guard's.
+        lock(&self.cache.filling).remove(&self.hash);
+    }
+}
+
+impl ResponseCache {
+    /// Claims the fill of `l`'s key, or says who has it.
+    pub fn begin_fill(self: &Arc<Self>, l: &Lookup<'_>) -> Fill {
+        let hash = l.hash();
+        let mut filling = lock(&self.filling);
+        if let Some(rx) = filling.get(&hash) {
+            return Fill::Wait(rx.clone());
+        }
+        let (tx, rx) = tokio::sync::watch::channel(());
+        filling.insert(hash, rx);
+        Fill::Leader(FillGuard { cache: self.clone(), hash, _done: tx })
     }
 }
 

@@ -138,6 +138,9 @@ struct Exchange<'a> {
     /// A worker's answer to this request may be stored: the key's host and `Accept-Encoding`
     /// (its path and query are `meta.uri`'s).
     cache_store: Option<(HeaderValue, Option<HeaderValue>)>,
+    /// This request fills its cache key: concurrent misses wait for it (released with the
+    /// store, or when this exchange ends).
+    cache_fill: Option<cache::FillGuard>,
 }
 
 /// Answers one request.
@@ -164,6 +167,7 @@ pub async fn handle(ctx: &ConnInfo, req: Request<Incoming>) -> Result<Response<A
         own_answer: false,
         cache_hit: false,
         cache_store: None,
+        cache_fill: None,
     };
     let (mut resp, substatus) = x.route(req).await;
     x.site_content(&mut resp);
@@ -258,6 +262,17 @@ impl Exchange<'_> {
         }
         let store = cached && cache::request_may_store(req.method(), req.headers());
         if store && matches!(route.action, Action::Pool { .. }) {
+            match cache.begin_fill(&key) {
+                cache::Fill::Leader(guard) => self.cache_fill = Some(guard),
+                cache::Fill::Wait(mut filled) => {
+                    // Err: the filler finished (its sender is gone), which is what we wait for.
+                    let _ = tokio::time::timeout(cache::FILL_WAIT, filled.changed()).await;
+                    if let Some(entry) = cache.lookup(&key) {
+                        self.cache_hit = true;
+                        return (unleased(entry.answer(req.method(), req.headers())), 0);
+                    }
+                }
+            }
             self.cache_store = host.and_then(|h| HeaderValue::from_str(h).ok()).map(|h| (h, key.accept_encoding.cloned()));
         }
         match &route.action {
@@ -487,6 +502,8 @@ impl Exchange<'_> {
         let headers = parts.headers.clone();
         let uri = self.meta.uri.clone();
         let stored = Instant::now();
+        // Released once the answer is stored (or the body is dropped unfinished).
+        let fill = self.cache_fill.take();
         let sink = move |body: bytes::Bytes| {
             let key = Lookup {
                 site,
@@ -498,6 +515,7 @@ impl Exchange<'_> {
             };
             let origin = cache::Origin::Worker { stored, expires: stored + lifetime };
             cache.store(&key, headers, body, origin);
+            drop(fill);
         };
         Some((limit, Box::new(sink)))
     }

@@ -19,8 +19,9 @@ Endpoints:
   GET  /slow?ms=N[&mark=F]   -> writes our pid into file F on arrival, sleeps N ms, "slept N"
   GET  /hold?mark=F&release=R-> writes pid into F, waits (at most 60 s) until file R exists
   GET  /crash                -> exits the process at once (status 1)
-  GET  /cc*?cc=V[&cookie=1]  -> "cc pid=N n=K\n" (K counts this process's /cc answers), with
-                                Cache-Control: V, and a Set-Cookie when cookie is given
+  GET  /cc*?cc=V[&cookie=1][&ms=N]
+                             -> after N ms, "cc pid=N n=K\n" (K counts this process's /cc
+                                answers), with Cache-Control: V, and a Set-Cookie when cookie is given
 """
 
 import json
@@ -137,6 +138,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/crash":
             os._exit(1)
         if path.startswith("/cc"):
+            time.sleep(int(q.get("ms", "0")) / 1000.0)
             with CC_LOCK:
                 CC_COUNT[0] += 1
                 n = CC_COUNT[0]

@@ -2,7 +2,8 @@
 //! second request and answered from memory (marked `HIT` in the access log, 304 and 206 from
 //! the entry), a changed file seen again, `max_item` respected; a worker's `public, max-age`
 //! answer served while its pool is stopped, answers with `private` or `Set-Cookie` and to
-//! requests with `Authorization` or `Cookie` never stored, and the counters in `/metrics`.
+//! requests with `Authorization` or `Cookie` never stored, purges by the admin API and the
+//! CLI, one fill for concurrent misses, and the counters in `/metrics`.
 
 use std::time::Duration;
 
@@ -117,6 +118,7 @@ fn worker_public_answer_is_cached_and_served_while_its_pool_is_stopped() {
     }
 
     purge_via_api_and_cli(&server, public, &first.text());
+    concurrent_misses_make_one_fill(&server);
 
     assert_eq!(api(&server, "POST", "/pools/py/stop", None).0, 200);
     wait_for("the pool to refuse uncached requests", Duration::from_secs(10), || {
@@ -181,4 +183,17 @@ fn purge_via_api_and_cli(server: &Server, public: &str, stored: &str) {
     }
     let out = cli(&["cache", "purge", "--site", "nope", "--config", file]);
     assert_eq!(out.status.code(), Some(1), "an unknown site is refused");
+}
+
+/// Four requests at once for a key nobody has stored, whose answer takes 300 ms: one goes to
+/// the worker, the others wait for its answer to be stored and get the same bytes.
+fn concurrent_misses_make_one_fill(server: &Server) {
+    let addr = server.addr();
+    let slow = "/ccslow?cc=public,max-age%3D60&ms=300";
+    let bodies: Vec<String> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4).map(|_| s.spawn(move || http::get(addr, slow).text())).collect();
+        threads.into_iter().map(|t| t.join().expect("client thread")).collect()
+    });
+    assert!(bodies[0].starts_with("cc pid="), "{bodies:?}");
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "one fill, not a stampede: {bodies:?}");
 }
