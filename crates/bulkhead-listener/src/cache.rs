@@ -134,7 +134,11 @@ impl FileStamp {
     pub fn of(path: &Path) -> Option<FileStamp> {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp { mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128, size: m.size(), ino: m.ino() })
+        Some(FileStamp {
+            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            size: m.size(),
+            ino: m.ino(),
+        })
     }
 }
 
@@ -403,7 +407,8 @@ impl ResponseCache {
             headers.remove(name);
         }
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        let varies = headers.get_all(header::VARY).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"accept-encoding"));
+        let varies =
+            headers.get_all(header::VARY).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"accept-encoding"));
         let modified = headers
             .get(header::LAST_MODIFIED)
             .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
@@ -625,8 +630,9 @@ pub fn static_storable(status: StatusCode, headers: &HeaderMap) -> bool {
 /// `Vary` absent or naming only `Accept-Encoding`.
 fn vary_allowed(headers: &HeaderMap) -> bool {
     headers.get_all(header::VARY).iter().all(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.split(',').map(str::trim).all(|f| f.is_empty() || f.eq_ignore_ascii_case("accept-encoding")))
+        v.to_str().is_ok_and(|v| {
+            v.split(',').map(str::trim).all(|f| f.is_empty() || f.eq_ignore_ascii_case("accept-encoding"))
+        })
     })
 }
 

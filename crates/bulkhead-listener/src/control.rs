@@ -398,11 +398,8 @@ pub async fn activity_ticker(shared: Arc<Shared>) {
         };
         let cache_news = now != cache_reported;
         cache_reported = now;
-        let news = !sites.is_empty()
-            || !pools.is_empty()
-            || tls_handshake_failures > 0
-            || log_lines_dropped > 0
-            || cache_news;
+        let news =
+            !sites.is_empty() || !pools.is_empty() || tls_handshake_failures > 0 || log_lines_dropped > 0 || cache_news;
         if news
             && shared
                 .control

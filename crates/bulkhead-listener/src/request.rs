@@ -273,7 +273,8 @@ impl Exchange<'_> {
                     }
                 }
             }
-            self.cache_store = host.and_then(|h| HeaderValue::from_str(h).ok()).map(|h| (h, key.accept_encoding.cloned()));
+            self.cache_store =
+                host.and_then(|h| HeaderValue::from_str(h).ok()).map(|h| (h, key.accept_encoding.cloned()));
         }
         match &route.action {
             Action::Redirect { to, status } => (unleased(redirect(to, rest, req.uri().query(), *status)), 0),

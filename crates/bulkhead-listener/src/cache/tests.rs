@@ -26,7 +26,10 @@ fn worker_origin(secs: u64) -> Origin {
 #[test]
 fn worker_rules_need_public_and_a_lifetime_and_forbid_the_rest() {
     let ok = StatusCode::OK;
-    assert_eq!(worker_lifetime(ok, &headers(&[("cache-control", "public, max-age=60")])), Some(Duration::from_secs(60)));
+    assert_eq!(
+        worker_lifetime(ok, &headers(&[("cache-control", "public, max-age=60")])),
+        Some(Duration::from_secs(60))
+    );
     assert_eq!(
         worker_lifetime(ok, &headers(&[("cache-control", "public, max-age=60, s-maxage=5")])),
         Some(Duration::from_secs(5)),
@@ -121,7 +124,11 @@ fn expired_entries_miss_and_purge_by_site_and_prefix() {
 #[test]
 fn hits_answer_conditionals_and_ranges() {
     let c = cache(1 << 20, 1 << 16);
-    let h = headers(&[("etag", "\"t\""), ("last-modified", "Tue, 14 Nov 2023 22:13:20 GMT"), ("content-type", "text/plain")]);
+    let h = headers(&[
+        ("etag", "\"t\""),
+        ("last-modified", "Tue, 14 Nov 2023 22:13:20 GMT"),
+        ("content-type", "text/plain"),
+    ]);
     c.store(&lookup("/f"), h, Bytes::from_static(b"0123456789"), worker_origin(60));
     let e = c.lookup(&lookup("/f")).unwrap();
     let r = e.answer(&Method::GET, &headers(&[("if-none-match", "\"t\"")]));

@@ -118,7 +118,10 @@ impl Supervisor {
             prefix.as_deref().map_or("every path".to_string(), |p| format!("{p:?}"))
         );
         self.events.info(None, message.clone());
-        self.send_listener(bulkhead_proto::ManagerToListener::PurgeCache { site: site.clone(), prefix: prefix.clone() });
+        self.send_listener(bulkhead_proto::ManagerToListener::PurgeCache {
+            site: site.clone(),
+            prefix: prefix.clone(),
+        });
         Reply::json(200, json!({ "site": site, "prefix": prefix, "message": message }))
     }
 

@@ -128,9 +128,8 @@ fn worker_public_answer_is_cached_and_served_while_its_pool_is_stopped() {
     assert_eq!((stopped.status, stopped.text()), (200, first.text()), "served from the cache with the pool stopped");
 
     // Hits, stores and misses counted (the listener reports once a second).
-    let value = |m: &str, name: &str| -> u64 {
-        m.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0)
-    };
+    let value =
+        |m: &str, name: &str| -> u64 { m.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0) };
     let file = server.config_path.clone().expect("config path");
     let file = file.to_str().expect("utf-8 path");
     let out = cli(&["cache", "purge", "--site", "app", "--config", file]);
