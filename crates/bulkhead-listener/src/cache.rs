@@ -54,6 +54,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use bulkhead_proto::CacheStats;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
@@ -247,7 +248,8 @@ impl Entry {
     }
 }
 
-/// Counters since start; reported to the manager as deltas ([`ResponseCache::counters`]).
+/// Counters since start; reported to the manager as deltas ([`ResponseCache::counters`], in the
+/// message's own [`CacheStats`]: totals here, the difference of two in the report).
 #[derive(Default)]
 struct Counters {
     hits: AtomicU64,
@@ -255,21 +257,6 @@ struct Counters {
     stores: AtomicU64,
     evictions: AtomicU64,
     hit_bytes: AtomicU64,
-}
-
-/// The counters' values at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CounterValues {
-    pub hits: u64,
-    pub misses: u64,
-    pub stores: u64,
-    pub evictions: u64,
-    /// Body bytes answered from the cache.
-    pub hit_bytes: u64,
-    /// Bytes held now (a gauge, not a delta).
-    pub memory: u64,
-    /// Entries held now.
-    pub entries: u64,
 }
 
 type Shard = HashMap<u64, Vec<Arc<Entry>>>;
@@ -533,9 +520,9 @@ impl ResponseCache {
     }
 
     /// The counters since start, and the memory and entries held now.
-    pub fn counters(&self) -> CounterValues {
+    pub fn counters(&self) -> CacheStats {
         let c = &self.counters;
-        CounterValues {
+        CacheStats {
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             stores: c.stores.load(Ordering::Relaxed),

@@ -359,7 +359,7 @@ impl Control {
 pub async fn activity_ticker(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dropped_reported = 0;
-    let mut cache_reported = crate::cache::CounterValues::default();
+    let mut cache_reported = bulkhead_proto::CacheStats::default();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
