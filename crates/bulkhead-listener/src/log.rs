@@ -645,7 +645,7 @@ mod tests {
         let access = std::fs::read_to_string(dir.join("sites/shop/u_ex231114.log")).unwrap();
         assert!(access.starts_with("#Software: Bulkhead "), "{access}");
         assert!(access
-            .contains("\n2023-11-14 22:13:20 127.0.0.1 GET /a b=1 8080 - 127.0.0.1 HTTP/1.1 - - 200 0 0 3 10 20\n"));
+            .contains("\n2023-11-14 22:13:20 127.0.0.1 GET /a b=1 8080 - 127.0.0.1 HTTP/1.1 - - 200 0 0 3 10 20 -\n"));
         let err = std::fs::read_to_string(dir.join("HTTPERR/httperr_231114.log")).unwrap();
         assert!(err.contains("Timer_ConnectionIdle"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -24,6 +24,13 @@
 //! same name; errors do not get them (nginx's `add_header` without `always`), so a route's
 //! `Cache-Control: max-age` never makes an error cacheable.
 //!
+//! Response cache ([`crate::cache`]): once the route is chosen, a `GET`/`HEAD` for a static or
+//! pool route is looked up first — a hit is answered from memory (the pool is never asked, so
+//! it is answered while the pool is stopped or recycling) and marked in the access log. On a
+//! miss, a static 200 read whole is offered to the cache (it stores the second within 10 s),
+//! and a worker's answer that allows it is copied as it streams ([`response::Tee`]) and stored
+//! when whole; the first miss of a worker key fills it while concurrent misses wait.
+//!
 //! On plain HTTP, a `GET`/`HEAD` for a current ACME HTTP-01 token
 //! (`/.well-known/acme-challenge/…`, [`crate::acme_challenge`]) is answered first, before
 //! `redirect_http` and the routes; any other path under that prefix is routed as usual.
@@ -41,7 +48,7 @@
 //! that outgrew `max_body` while streaming → 413; a client that stalled its body → 408.
 //!
 //! Layering: below the connection, above everything it composes — [`crate::routing`],
-//! [`crate::static_files`], [`crate::queue`], [`crate::response`], [`crate::dispatch`],
+//! [`crate::cache`], [`crate::static_files`], [`crate::queue`], [`crate::response`], [`crate::dispatch`],
 //! [`crate::body`], [`crate::proxy`], [`crate::log`] and the shared [`crate::state`]. Must never
 //! run application code or block: file I/O is in [`crate::static_files`], worker I/O in
 //! [`crate::dispatch`].
@@ -273,8 +280,7 @@ impl Exchange<'_> {
                     }
                 }
             }
-            self.cache_store =
-                host.and_then(|h| HeaderValue::from_str(h).ok()).map(|h| (h, key.accept_encoding.cloned()));
+            self.cache_store = store_key(&key);
         }
         match &route.action {
             Action::Redirect { to, status } => (unleased(redirect(to, rest, req.uri().query(), *status)), 0),
@@ -310,9 +316,7 @@ impl Exchange<'_> {
                     }
                     static_files::Outcome::Handler(pool) => {
                         if store {
-                            self.cache_store = host
-                                .and_then(|h| HeaderValue::from_str(h).ok())
-                                .map(|h| (h, key.accept_encoding.cloned()));
+                            self.cache_store = store_key(&key);
                         }
                         self.send_to_pool(req, pool, None).await
                     }
@@ -627,6 +631,13 @@ impl Exchange<'_> {
         let bandwidth = self.bandwidth;
         resp.map(|body| Layered::new(Throttled::new(body, bandwidth), log))
     }
+}
+
+/// What a worker answer's store needs of its key besides the URI: the host (none: not stored)
+/// and the `Accept-Encoding`.
+fn store_key(key: &Lookup<'_>) -> Option<(HeaderValue, Option<HeaderValue>)> {
+    let host = HeaderValue::from_str(key.host).ok().filter(|_| !key.host.is_empty())?;
+    Some((host, key.accept_encoding.cloned()))
 }
 
 /// Stores a static 200 whose whole body is in memory, on its second request within 10 s
