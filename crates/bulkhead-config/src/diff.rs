@@ -24,7 +24,8 @@ pub enum Change {
     ServerChanged { fields: Vec<&'static str>, restart_needed: bool },
     /// `[limits]` changed: the listener applies the new limits to new requests.
     LimitsChanged,
-    /// `[cache]` changed: the listener resizes or clears its response cache.
+    /// `[cache]` changed: the listener takes the new limits (it empties its response cache on
+    /// every configuration it applies).
     CacheChanged,
     /// `[acme]` changed: the manager re-plans every ACME site's certificate (a new directory
     /// or ca_file starts over; a new `renew_before` moves the next renewal). Not listed at

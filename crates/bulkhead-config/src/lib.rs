@@ -108,7 +108,7 @@ pub fn parse_trusted(text: &str, file: &str, base_dir: &Path) -> Result<Config, 
 
 /// A valid configuration and the warnings about it: things that work but are probably not
 /// what the operator meant (an `orphan.action` while orphaning is off), and every key written
-/// in the file that this version parses but does not act on yet (`[cache]`, …), each naming its key and position.
+/// in the file that this version parses but does not act on yet (none today), each naming its key and position.
 /// `bulkhead config check` prints them; the manager logs them at start-up and on each reload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {

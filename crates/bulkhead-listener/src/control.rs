@@ -122,6 +122,23 @@ impl Control {
 
     /// Reads `sockets.len()` fds from the manager's fd channel (adopting the channel at
     /// `fd_channel` the first time) and keeps them by address until a `Configure` uses them.
+    /// `PurgeCache`: drops the matching entries of the response cache (a site the current
+    /// table does not know has none).
+    fn purge_cache(&self, site: Option<String>, prefix: Option<String>) {
+        let id = match &site {
+            None => None,
+            Some(name) => match self.shared.table().sites.iter().find(|s| &*s.name == name.as_str()) {
+                Some(s) => Some(s.id),
+                None => {
+                    tracing::info!("cache purge: no site {name:?} here; nothing dropped");
+                    return;
+                }
+            },
+        };
+        let dropped = self.shared.cache.purge(id, prefix.as_deref());
+        tracing::info!("cache purge (site {site:?}, prefix {prefix:?}): {dropped} entries dropped");
+    }
+
     async fn receive_sockets(&mut self, fd_channel: i32, sockets: Vec<ListenSocket>) {
         if self.fd_channel.is_none() {
             match crate::inherit::unix_stream(fd_channel) {
@@ -275,6 +292,7 @@ impl Control {
                 ManagerToListener::AddSockets { fd_channel, sockets } => {
                     self.receive_sockets(fd_channel, sockets).await;
                 }
+                ManagerToListener::PurgeCache { site, prefix } => self.purge_cache(site, prefix),
                 ManagerToListener::ReopenLogs => {
                     tracing::info!("reopening the access and HTTPERR logs");
                     self.shared.log.reopen();
@@ -342,6 +360,7 @@ impl Control {
 pub async fn activity_ticker(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dropped_reported = 0;
+    let mut cache_reported = bulkhead_proto::CacheStats::default();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -368,11 +387,24 @@ pub async fn activity_ticker(shared: Arc<Shared>) {
         let dropped = shared.log.dropped();
         let log_lines_dropped = dropped.saturating_sub(dropped_reported);
         dropped_reported = dropped;
-        let news = !sites.is_empty() || !pools.is_empty() || tls_handshake_failures > 0 || log_lines_dropped > 0;
+        let now = shared.cache.counters();
+        let cache = bulkhead_proto::CacheStats {
+            hits: now.hits - cache_reported.hits,
+            misses: now.misses - cache_reported.misses,
+            stores: now.stores - cache_reported.stores,
+            evictions: now.evictions - cache_reported.evictions,
+            hit_bytes: now.hit_bytes - cache_reported.hit_bytes,
+            memory: now.memory,
+            entries: now.entries,
+        };
+        let cache_news = now != cache_reported;
+        cache_reported = now;
+        let news =
+            !sites.is_empty() || !pools.is_empty() || tls_handshake_failures > 0 || log_lines_dropped > 0 || cache_news;
         if news
             && shared
                 .control
-                .send(ListenerToManager::Stats { sites, pools, tls_handshake_failures, log_lines_dropped })
+                .send(ListenerToManager::Stats { sites, pools, tls_handshake_failures, log_lines_dropped, cache })
                 .is_err()
         {
             return;

@@ -54,6 +54,7 @@ pub mod accept;
 pub mod acme_challenge;
 pub mod bandwidth;
 pub mod body;
+pub mod cache;
 pub mod conformance;
 pub mod conn;
 pub mod control;
@@ -129,6 +130,7 @@ pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
     ctl.apply(&config, &sockets);
     let _ = tx.send(ListenerToManager::Ready);
     let ticker = tokio::spawn(control::activity_ticker(shared.clone()));
+    tokio::spawn(cache::scavenger(shared.cache.clone()));
 
     let ending = ctl.serve(receiver).await;
     ticker.abort();

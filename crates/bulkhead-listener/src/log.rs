@@ -73,6 +73,9 @@ pub struct AccessRecord {
     pub time_taken: Duration,
     pub sc_bytes: u64,
     pub cs_bytes: u64,
+    /// Answered from the response cache ([`crate::cache`]): W3C `x-cache` `HIT`, NCSA's last
+    /// field `HIT`, JSON `"cache":"HIT"` (`-`/`-`/`null` otherwise).
+    pub cache_hit: bool,
 }
 
 /// One line of the HTTPERR log: a request or connection refused before any worker saw it.
@@ -514,6 +517,7 @@ mod tests {
             time_taken: Duration::from_millis(3),
             sc_bytes: 10,
             cs_bytes: 20,
+            cache_hit: false,
         }
     }
 
@@ -641,7 +645,7 @@ mod tests {
         let access = std::fs::read_to_string(dir.join("sites/shop/u_ex231114.log")).unwrap();
         assert!(access.starts_with("#Software: Bulkhead "), "{access}");
         assert!(access
-            .contains("\n2023-11-14 22:13:20 127.0.0.1 GET /a b=1 8080 - 127.0.0.1 HTTP/1.1 - - 200 0 0 3 10 20\n"));
+            .contains("\n2023-11-14 22:13:20 127.0.0.1 GET /a b=1 8080 - 127.0.0.1 HTTP/1.1 - - 200 0 0 3 10 20 -\n"));
         let err = std::fs::read_to_string(dir.join("HTTPERR/httperr_231114.log")).unwrap();
         assert!(err.contains("Timer_ConnectionIdle"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();

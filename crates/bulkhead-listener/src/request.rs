@@ -24,6 +24,13 @@
 //! same name; errors do not get them (nginx's `add_header` without `always`), so a route's
 //! `Cache-Control: max-age` never makes an error cacheable.
 //!
+//! Response cache ([`crate::cache`]): once the route is chosen, a `GET`/`HEAD` for a static or
+//! pool route is looked up first — a hit is answered from memory (the pool is never asked, so
+//! it is answered while the pool is stopped or recycling) and marked in the access log. On a
+//! miss, a static 200 read whole is offered to the cache (it stores the second within 10 s),
+//! and a worker's answer that allows it is copied as it streams ([`response::Tee`]) and stored
+//! when whole; the first miss of a worker key fills it while concurrent misses wait.
+//!
 //! On plain HTTP, a `GET`/`HEAD` for a current ACME HTTP-01 token
 //! (`/.well-known/acme-challenge/…`, [`crate::acme_challenge`]) is answered first, before
 //! `redirect_http` and the routes; any other path under that prefix is routed as usual.
@@ -41,7 +48,7 @@
 //! that outgrew `max_body` while streaming → 413; a client that stalled its body → 408.
 //!
 //! Layering: below the connection, above everything it composes — [`crate::routing`],
-//! [`crate::static_files`], [`crate::queue`], [`crate::response`], [`crate::dispatch`],
+//! [`crate::cache`], [`crate::static_files`], [`crate::queue`], [`crate::response`], [`crate::dispatch`],
 //! [`crate::body`], [`crate::proxy`], [`crate::log`] and the shared [`crate::state`]. Must never
 //! run application code or block: file I/O is in [`crate::static_files`], worker I/O in
 //! [`crate::dispatch`].
@@ -60,6 +67,7 @@ use hyper::body::Incoming;
 
 use crate::bandwidth::{Bucket, Throttled};
 use crate::body::{BodyFault, BodyLimits, BodyProgress, RequestBody};
+use crate::cache::{self, Lookup};
 use crate::conformance;
 use crate::dispatch::Failure;
 use crate::error::{ErrorSource, RetryType};
@@ -132,6 +140,14 @@ struct Exchange<'a> {
     route_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
     /// The answer is a worker's or a `return` route's own body: never replaced by an error page.
     own_answer: bool,
+    /// Answered from the response cache (the access log's `x-cache`).
+    cache_hit: bool,
+    /// A worker's answer to this request may be stored: the key's host and `Accept-Encoding`
+    /// (its path and query are `meta.uri`'s).
+    cache_store: Option<(HeaderValue, Option<HeaderValue>)>,
+    /// This request fills its cache key: concurrent misses wait for it (released with the
+    /// store, or when this exchange ends).
+    cache_fill: Option<cache::FillGuard>,
 }
 
 /// Answers one request.
@@ -156,6 +172,9 @@ pub async fn handle(ctx: &ConnInfo, req: Request<Incoming>) -> Result<Response<A
         page_site: None,
         route_headers: None,
         own_answer: false,
+        cache_hit: false,
+        cache_store: None,
+        cache_fill: None,
     };
     let (mut resp, substatus) = x.route(req).await;
     x.site_content(&mut resp);
@@ -230,6 +249,39 @@ impl Exchange<'_> {
         };
         let Some((route, rest)) = site.route(path, &facts) else { return (plain(StatusCode::NOT_FOUND), 0) };
         self.route_headers = route.headers.clone();
+        let cache = &self.ctx.shared.cache;
+        let cached = matches!(route.action, Action::Static(_) | Action::Pool { .. })
+            && cache.enabled()
+            && cache::request_may_hit(req.method(), req.headers());
+        let key = Lookup {
+            site: site.id,
+            host: host.unwrap_or(""),
+            path,
+            query: req.uri().query(),
+            accept_encoding: req.headers().get(header::ACCEPT_ENCODING),
+            ranged: req.headers().contains_key(header::RANGE),
+        };
+        if cached {
+            if let Some(entry) = cache.lookup(&key) {
+                self.cache_hit = true;
+                return (unleased(entry.answer(req.method(), req.headers())), 0);
+            }
+        }
+        let store = cached && cache::request_may_store(req.method(), req.headers());
+        if store && matches!(route.action, Action::Pool { .. }) {
+            match cache.begin_fill(&key) {
+                cache::Fill::Leader(guard) => self.cache_fill = Some(guard),
+                cache::Fill::Wait(mut filled) => {
+                    // Err: the filler finished (its sender is gone), which is what we wait for.
+                    let _ = tokio::time::timeout(cache::FILL_WAIT, filled.changed()).await;
+                    if let Some(entry) = cache.lookup(&key) {
+                        self.cache_hit = true;
+                        return (unleased(entry.answer(req.method(), req.headers())), 0);
+                    }
+                }
+            }
+            self.cache_store = store_key(&key);
+        }
         match &route.action {
             Action::Redirect { to, status } => (unleased(redirect(to, rest, req.uri().query(), *status)), 0),
             Action::Return(fixed) => {
@@ -256,8 +308,18 @@ impl Exchange<'_> {
                     query: req.uri().query(),
                 };
                 match static_files::serve(root, &sreq).await {
-                    static_files::Outcome::Response(resp, substatus) => (unleased(resp), substatus),
-                    static_files::Outcome::Handler(pool) => self.send_to_pool(req, pool, None).await,
+                    static_files::Outcome::Response(resp, substatus) => {
+                        if store {
+                            store_static(cache, &key, root, rest, &resp);
+                        }
+                        (unleased(resp), substatus)
+                    }
+                    static_files::Outcome::Handler(pool) => {
+                        if store {
+                            self.cache_store = store_key(&key);
+                        }
+                        self.send_to_pool(req, pool, None).await
+                    }
                 }
             }
         }
@@ -389,7 +451,11 @@ impl Exchange<'_> {
                     let (mut parts, incoming) = response.into_parts();
                     proxy::to_client(&mut parts.headers);
                     self.own_answer = true;
-                    let body = Layered::new(ResponseBody::Worker(incoming), Some(Hold(slot)));
+                    let body = match self.tee(&parts) {
+                        Some((limit, sink)) => ResponseBody::Tee(Box::new(response::Tee::new(incoming, limit, sink))),
+                        None => ResponseBody::Worker(incoming),
+                    };
+                    let body = Layered::new(body, Some(Hold(slot)));
                     return (Response::from_parts(parts, body), 0);
                 }
                 Err(failure) => failure,
@@ -428,6 +494,35 @@ impl Exchange<'_> {
             }
         }
         self.refuse(StatusCode::BAD_GATEWAY, WORKER_FAILED, Some(pool))
+    }
+
+    /// The response cache's copy of a worker's answer, when the request and the answer allow it
+    /// to be stored: its size limit and where it goes when whole.
+    fn tee(&mut self, parts: &http::response::Parts) -> Option<(usize, response::TeeSink)> {
+        let (host, accept_encoding) = self.cache_store.take()?;
+        let lifetime = cache::worker_lifetime(parts.status, &parts.headers)?;
+        let site = self.site.as_ref()?.0;
+        let cache = self.ctx.shared.cache.clone();
+        let limit = usize::try_from(cache.limits().max_item).unwrap_or(usize::MAX);
+        let headers = parts.headers.clone();
+        let uri = self.meta.uri.clone();
+        let stored = Instant::now();
+        // Released once the answer is stored (or the body is dropped unfinished).
+        let fill = self.cache_fill.take();
+        let sink = move |body: bytes::Bytes| {
+            let key = Lookup {
+                site,
+                host: host.to_str().unwrap_or(""),
+                path: uri.path(),
+                query: uri.query(),
+                accept_encoding: accept_encoding.as_ref(),
+                ranged: false,
+            };
+            let origin = cache::Origin::Worker { stored, expires: stored + lifetime };
+            cache.store(&key, headers, body, origin);
+            drop(fill);
+        };
+        Some((limit, Box::new(sink)))
     }
 
     /// The site's content rules on the answer: a 4xx or 5xx the listener made gets the site's
@@ -524,6 +619,7 @@ impl Exchange<'_> {
                     time_taken: Default::default(),
                     sc_bytes: 0,
                     cs_bytes: 0,
+                    cache_hit: self.cache_hit,
                 },
                 started: self.started,
                 head_bytes,
@@ -535,6 +631,37 @@ impl Exchange<'_> {
         let bandwidth = self.bandwidth;
         resp.map(|body| Layered::new(Throttled::new(body, bandwidth), log))
     }
+}
+
+/// What a worker answer's store needs of its key besides the URI: the host (none: not stored)
+/// and the `Accept-Encoding`.
+fn store_key(key: &Lookup<'_>) -> Option<(HeaderValue, Option<HeaderValue>)> {
+    let host = HeaderValue::from_str(key.host).ok().filter(|_| !key.host.is_empty())?;
+    Some((host, key.accept_encoding.cloned()))
+}
+
+/// Stores a static 200 whose whole body is in memory, on its second request within 10 s
+/// (directories' default documents are not stored: their file is not known here).
+fn store_static(
+    cache: &cache::ResponseCache,
+    key: &Lookup<'_>,
+    root: &crate::routing::StaticRoot,
+    rest: &str,
+    resp: &Response<ResponseBody>,
+) {
+    let ResponseBody::Full(Some(body)) = resp.body() else { return };
+    if !cache::static_storable(resp.status(), resp.headers())
+        || body.len() as u64 > cache.limits().max_item
+        || rest.ends_with('/')
+        || rest.is_empty()
+        || !cache.static_admits(key)
+    {
+        return;
+    }
+    let Some(path) = static_files::file_path(root, rest) else { return };
+    let Some(stamp) = cache::FileStamp::of(&path) else { return };
+    let origin = cache::Origin::Static { path, stamp, checked_ms: AtomicU64::new(0) };
+    cache.store(key, resp.headers().clone(), body.clone(), origin);
 }
 
 /// The request-level limits of `[limits]`: URL segments (414 `URL`), one header line (431

@@ -11,7 +11,8 @@
 //! - the access-log completion ([`AccessLog`], [`Logged`]): one log line with the bytes really
 //!   sent, the request's body bytes, the time taken, and `win32-status` 64 if cut short;
 //! - the connection's in-flight count, added by [`crate::conn`] on top;
-//! - the response cache's tee, later, as one more layer.
+//! - the response cache's tee ([`ResponseBody::Tee`]): a worker body the cache may store is
+//!   copied as it streams (up to a limit), and handed to its [`TeeSink`] when it ended whole.
 //!
 //! Layers are generic (no `Box<dyn>` per layer, no allocation per layer); the access record is
 //! boxed once per request because it is large and the body is moved through hyper. Built by the
@@ -42,6 +43,54 @@ pub enum ResponseBody {
     Full(Option<Bytes>),
     File(FileChunks),
     Worker(WorkerBody),
+    /// A worker body copied for the response cache as it streams.
+    Tee(Box<Tee>),
+}
+
+/// Where a [`Tee`]'s copy goes when the body ended whole within its limit.
+pub type TeeSink = Box<dyn FnOnce(Bytes) + Send>;
+
+/// A worker body passed through and copied, up to `limit` bytes (past it, the copy is dropped
+/// and the body only passed through).
+pub struct Tee {
+    inner: WorkerBody,
+    copy: BytesMut,
+    limit: usize,
+    sink: Option<TeeSink>,
+}
+
+impl Tee {
+    pub fn new(inner: WorkerBody, limit: usize, sink: TeeSink) -> Self {
+        Tee { inner, copy: BytesMut::new(), limit, sink: Some(sink) }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
+                Some(data) if self.sink.is_some() && self.copy.len() + data.len() <= self.limit => {
+                    self.copy.extend_from_slice(data);
+                    // The last frame of a body of known length: stored before its bytes go
+                    // out, so a client's next request already finds it.
+                    if self.inner.is_end_stream() {
+                        self.finish();
+                    }
+                }
+                // Past the limit, or trailers (not stored): no copy.
+                _ => self.sink = None,
+            },
+            Poll::Ready(Some(Err(_))) => self.sink = None,
+            Poll::Ready(None) => self.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn finish(&mut self) {
+        if let Some(sink) = self.sink.take() {
+            sink(std::mem::take(&mut self.copy).freeze());
+        }
+    }
 }
 
 /// A file read in chunks of [`FILE_CHUNK`] bytes, `remaining` bytes in all from `offset`.
@@ -84,6 +133,7 @@ impl Body for ResponseBody {
             ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::File(f) => f.poll_chunk(cx).map(|r| r.map(|r| r.map(Frame::data).map_err(BoxError::from))),
             ResponseBody::Worker(incoming) => Pin::new(incoming).poll_frame(cx),
+            ResponseBody::Tee(tee) => tee.poll(cx),
         }
     }
 
@@ -93,6 +143,8 @@ impl Body for ResponseBody {
             ResponseBody::Full(b) => b.is_none(),
             ResponseBody::File(f) => f.remaining == 0,
             ResponseBody::Worker(incoming) => incoming.is_end_stream(),
+            // Polled to its end, so the copy is handed over.
+            ResponseBody::Tee(_) => false,
         }
     }
 
@@ -102,6 +154,7 @@ impl Body for ResponseBody {
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ResponseBody::File(f) => SizeHint::with_exact(f.remaining),
             ResponseBody::Worker(incoming) => incoming.size_hint(),
+            ResponseBody::Tee(tee) => tee.inner.size_hint(),
         }
     }
 }

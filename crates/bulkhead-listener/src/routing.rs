@@ -49,6 +49,8 @@ pub use content::{ErrorPage, MimeMap};
 #[derive(Debug)]
 pub struct Table {
     pub limits: Limits,
+    /// `[cache]`: applied to [`crate::cache`] when the table is installed.
+    pub cache: bulkhead_config::Cache,
     /// Where spooled request bodies too large for memory go (`Server::body_temp_dir`).
     pub spool_dir: Arc<Path>,
     pub sites: Vec<SiteEntry>,
@@ -204,7 +206,7 @@ impl Table {
         // The manager makes it (owned by the listener's user); a listener run on its own makes
         // its own. If neither can, bodies past memory stream instead (crate::body).
         let _ = std::fs::create_dir_all(&spool_dir);
-        Table { limits: config.limits.clone(), spool_dir, sites, sockets: by_socket }
+        Table { limits: config.limits.clone(), cache: config.cache.clone(), spool_dir, sites, sockets: by_socket }
     }
 
     /// The site for a request that arrived on `socket` with this host (from the `Host` header

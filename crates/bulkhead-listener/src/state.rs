@@ -9,7 +9,8 @@
 //!
 //! Layering: used by everything above the request path's services (control, accept, conn,
 //! request); it imports only what it holds — [`crate::routing`], [`crate::queue`],
-//! [`crate::log`], [`crate::to_manager`], [`crate::tls`] and [`crate::acme_challenge`] — and
+//! [`crate::log`], [`crate::to_manager`], [`crate::tls`], [`crate::acme_challenge`] and the
+//! response [`crate::cache`] (configured, and emptied, each time a table is installed) — and
 //! never a module above it.
 
 use std::collections::HashMap;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub tls: crate::tls::TlsState,
     /// The ACME HTTP-01 challenges answered on http:// bindings.
     pub acme: crate::acme_challenge::AcmeChallenges,
+    /// The response cache.
+    pub cache: Arc<crate::cache::ResponseCache>,
 }
 
 /// Counts one open connection until dropped.
@@ -85,6 +88,8 @@ impl Shared {
     pub fn new(table: Table, log: LogSender, control: ControlTx) -> Arc<Self> {
         let id_prefix =
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64) & 0xffff_ffff_ffff;
+        let cache = Arc::new(crate::cache::ResponseCache::default());
+        cache.configure((&table.cache).into());
         Arc::new(Shared {
             table: RwLock::new(Arc::new(table)),
             pools: RwLock::new(HashMap::new()),
@@ -98,6 +103,7 @@ impl Shared {
             id_prefix,
             tls: crate::tls::TlsState::new(),
             acme: crate::acme_challenge::AcmeChallenges::default(),
+            cache,
         })
     }
 
@@ -107,6 +113,7 @@ impl Shared {
     }
 
     pub fn set_table(&self, table: Table) {
+        self.cache.configure((&table.cache).into());
         *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
     }
 

@@ -160,6 +160,13 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     }
 }
 
+/// The file a path after the route prefix names (for the response cache's revalidation), or
+/// `None` for a path [`serve`] refuses.
+pub fn file_path(root: &StaticRoot, rest: &str) -> Option<PathBuf> {
+    let rel = path::relative_path(rest).ok()?;
+    Some(root.root.join(rel))
+}
+
 /// What the file system said about a request's path.
 enum Found {
     Missing,

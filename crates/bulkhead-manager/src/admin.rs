@@ -21,6 +21,10 @@
 //! - `GET /pools` — the `pools` part of `/status`.
 //! - `POST /listener/restart` — hand over to a new listener process on the same sockets
 //!   (`{"old_pid","new_pid","message"}`); 409 while a handover is already under way.
+//! - `POST /cache/purge` — body (optional) `{"site": "NAME", "prefix": "/PATH"}`, both optional:
+//!   drop the listener's cached answers of that site (every site) under that path prefix (every
+//!   path); `{"site","prefix","message"}`; 400 for a malformed body or a prefix without `/`,
+//!   404 for an unknown site. The purge acts in the listener just after the answer.
 //! - `POST /pools/NAME/start`, `/stop`, `/recycle` — `{"pool","action","message"}`; 404 for an
 //!   unknown pool.
 //! - `GET /events?limit=N` — the most recent lifecycle events, oldest first:

@@ -32,6 +32,9 @@ pub(crate) enum Command {
     Pool { name: String, action: PoolAction, reply: oneshot::Sender<Reply> },
     /// `POST /listener/restart`: hand over to a new listener process.
     ListenerRestart(oneshot::Sender<Reply>),
+    /// `POST /cache/purge`: drop the listener's cached answers of `site` (all when `None`) under
+    /// `prefix` (all paths when `None`).
+    CachePurge { site: Option<String>, prefix: Option<String>, reply: oneshot::Sender<Reply> },
 }
 
 impl std::fmt::Debug for Command {
@@ -46,6 +49,7 @@ impl std::fmt::Debug for Command {
             Command::Rollback { .. } => "Rollback",
             Command::Pool { .. } => "Pool",
             Command::ListenerRestart(_) => "ListenerRestart",
+            Command::CachePurge { .. } => "CachePurge",
         })
     }
 }

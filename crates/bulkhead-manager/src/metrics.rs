@@ -95,6 +95,12 @@ pub struct Metrics {
     refusals: Family<Labels, Counter>,
     tls_handshake_failures: Counter,
     log_lines_dropped: Counter,
+    /// The response cache: counters by `event` (hit, miss, store, eviction), bytes answered
+    /// from it, and the memory and entries it holds.
+    cache_events: Family<Labels, Counter>,
+    cache_hit_bytes: Counter,
+    cache_memory: Gauge,
+    cache_entries: Gauge,
     /// Requests counted since start, for the status page's per-second rate.
     total_requests: AtomicU64,
 }
@@ -121,6 +127,10 @@ impl Metrics {
             refusals: Family::default(),
             tls_handshake_failures: Counter::default(),
             log_lines_dropped: Counter::default(),
+            cache_events: Family::default(),
+            cache_hit_bytes: Counter::default(),
+            cache_memory: Gauge::default(),
+            cache_entries: Gauge::default(),
             total_requests: AtomicU64::new(0),
             registry: Registry::default(),
         };
@@ -144,6 +154,14 @@ impl Metrics {
             "Access and HTTPERR log lines dropped because the log writer fell behind (a stalled disk) or could not write a file",
             m.log_lines_dropped.clone(),
         );
+        registry.register(
+            "cache_events",
+            "Response cache lookups and changes, by event: hit, miss, store, eviction",
+            m.cache_events.clone(),
+        );
+        registry.register("cache_hit_bytes", "Body bytes answered from the response cache", m.cache_hit_bytes.clone());
+        registry.register("cache_memory_bytes", "Bytes the response cache holds", m.cache_memory.clone());
+        registry.register("cache_entries", "Entries the response cache holds", m.cache_entries.clone());
         Metrics { registry, ..m }
     }
 
@@ -192,6 +210,20 @@ impl Metrics {
         if n > 0 {
             self.tls_handshake_failures.inc_by(n);
         }
+    }
+
+    /// Adds one report of the listener's response cache.
+    pub fn add_cache(&self, c: &bulkhead_proto::CacheStats) {
+        for (event, n) in [("hit", c.hits), ("miss", c.misses), ("store", c.stores), ("eviction", c.evictions)] {
+            if n > 0 {
+                self.cache_events.get_or_create(&labels(&[("event", event)])).inc_by(n);
+            }
+        }
+        if c.hit_bytes > 0 {
+            self.cache_hit_bytes.inc_by(c.hit_bytes);
+        }
+        self.cache_memory.set(c.memory as i64);
+        self.cache_entries.set(c.entries as i64);
     }
 
     /// Adds the listener's count of dropped log lines since its previous report.

@@ -174,6 +174,9 @@ pub enum ManagerToListener {
     /// Close and reopen every access and HTTPERR log file (SIGUSR1 to the manager: logrotate
     /// moved them away); lines from now on go to files at the configured paths.
     ReopenLogs,
+    /// Drop response-cache entries: of the site named `site` (every site when `None`) whose
+    /// path starts with `prefix` (every path when `None`). `POST /cache/purge`.
+    PurgeCache { site: Option<String>, prefix: Option<String> },
 }
 
 /// Upper bounds, in seconds, of the request-duration histogram buckets of [`SiteStats`] (the
@@ -202,6 +205,22 @@ pub struct PoolStats {
     pub in_flight: u64,
 }
 
+/// The response cache's counters since the previous report (`memory` and `entries`: now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub stores: u64,
+    /// Entries dropped for room (`max_memory`), idleness (`scavenge_after`) or expiry.
+    pub evictions: u64,
+    /// Body bytes answered from the cache.
+    pub hit_bytes: u64,
+    /// Bytes the cache holds now.
+    pub memory: u64,
+    /// Entries the cache holds now.
+    pub entries: u64,
+}
+
 /// Listener → manager.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -222,7 +241,7 @@ pub enum ListenerToManager {
     /// `sites` are deltas since the previous report (the manager adds them up, so a restarted
     /// listener loses at most one report); `pools` are current values.
     /// `tls_handshake_failures` and `log_lines_dropped` (access and HTTPERR lines the log
-    /// writer could not take or write) are deltas too.
+    /// writer could not take or write) are deltas too, and so are `cache`'s counters.
     Stats {
         sites: Vec<SiteStats>,
         pools: Vec<PoolStats>,
@@ -230,6 +249,8 @@ pub enum ListenerToManager {
         tls_handshake_failures: u64,
         #[serde(default)]
         log_lines_dropped: u64,
+        #[serde(default)]
+        cache: CacheStats,
     },
 }
 

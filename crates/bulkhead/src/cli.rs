@@ -68,6 +68,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ListenerAction>,
     },
+    /// The listener's response cache: `bulkhead cache purge [--site S] [--prefix P]`.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// The demo application behind the default config's /demo.
     #[command(name = "demo-app", hide = true)]
     DemoApp,
@@ -110,6 +115,21 @@ pub enum ListenerAction {
     /// Start a new listener on the same sockets and workers; the old one finishes its
     /// requests, closes its keep-alive connections gracefully and exits.
     Restart {
+        #[command(flatten)]
+        client: ClientOptions,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Drop cached answers: of one site (default: every site), under one path prefix
+    /// (default: every path).
+    Purge {
+        #[arg(long, value_name = "SITE")]
+        site: Option<String>,
+        /// A URL path prefix, starting with `/`.
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
         #[command(flatten)]
         client: ClientOptions,
     },

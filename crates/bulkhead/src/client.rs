@@ -226,6 +226,12 @@ pub fn pool(opts: &ClientOptions, name: &str, action: &str) -> anyhow::Result<Ex
     run(opts, "POST", &path, None, |v| println!("{}", str_of(v, "message")))
 }
 
+/// `bulkhead cache purge`: `POST /cache/purge` with the given site and prefix.
+pub fn cache_purge(opts: &ClientOptions, site: Option<String>, prefix: Option<String>) -> anyhow::Result<ExitCode> {
+    let body = serde_json::json!({ "site": site, "prefix": prefix }).to_string();
+    run(opts, "POST", "/cache/purge", Some(body), |v| println!("{}", str_of(v, "message")))
+}
+
 pub fn listener_restart(opts: &ClientOptions) -> anyhow::Result<ExitCode> {
     run(opts, "POST", "/listener/restart", None, |v| println!("{}", str_of(v, "message")))
 }

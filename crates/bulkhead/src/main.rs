@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ConfigCommand, ListenerAction, PoolAction};
+use crate::cli::{CacheAction, Cli, Command, ConfigCommand, ListenerAction, PoolAction};
 
 /// mimalloc instead of glibc's allocator: a profile of the listener under load showed an eighth
 /// of its CPU in glibc's malloc and free (hyper, header maps and the native protocol allocate
@@ -56,6 +56,9 @@ fn main() -> ExitCode {
             PoolAction::Stop { name, client } => client::pool(&client, &name, "stop"),
             PoolAction::Recycle { name, client } => client::pool(&client, &name, "recycle"),
         },
+        Command::Cache { action: CacheAction::Purge { site, prefix, client } } => {
+            client::cache_purge(&client, site, prefix)
+        }
         Command::Listener { action: None } => child::listener(),
         Command::Listener { action: Some(ListenerAction::Restart { client }) } => client::listener_restart(&client),
         Command::DemoApp => demo::run().map(|()| ExitCode::SUCCESS),

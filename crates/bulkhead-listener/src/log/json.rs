@@ -3,7 +3,8 @@
 //!
 //! `time` (ISO 8601 UTC, `2023-11-14T22:13:20Z`, when the response finished), `site`, `s_ip`,
 //! `s_port`, `c_ip`, `method`, `uri_stem`, `uri_query`, `version`, `user_agent`, `referer`,
-//! `status`, `substatus`, `win32_status`, `time_taken_ms`, `sc_bytes`, `cs_bytes`.
+//! `status`, `substatus`, `win32_status`, `time_taken_ms`, `sc_bytes`, `cs_bytes`, `cache` (`"HIT"`
+//! for an answer from the response cache, else `null`).
 //!
 //! Strings are escaped by hand (RFC 8259: `"`, `\` and every control character; bytes that are
 //! not UTF-8 become U+FFFD), so no field can end its string or split the line.
@@ -53,13 +54,14 @@ pub fn write_line(r: &AccessRecord, out: &mut String) {
     push_optional(out, r.referer.as_ref().map(|v| v.as_bytes()));
     let _ = writeln!(
         out,
-        ",\"status\":{},\"substatus\":{},\"win32_status\":{},\"time_taken_ms\":{},\"sc_bytes\":{},\"cs_bytes\":{}}}",
+        ",\"status\":{},\"substatus\":{},\"win32_status\":{},\"time_taken_ms\":{},\"sc_bytes\":{},\"cs_bytes\":{},\"cache\":{}}}",
         r.status,
         r.substatus,
         r.win32_status,
         r.time_taken.as_millis(),
         r.sc_bytes,
-        r.cs_bytes
+        r.cs_bytes,
+        if r.cache_hit { "\"HIT\"" } else { "null" }
     );
 }
 
@@ -118,6 +120,7 @@ mod tests {
             time_taken: Duration::from_micros(12_900),
             sc_bytes: 120,
             cs_bytes: 4096,
+            cache_hit: false,
         }
     }
 
@@ -130,7 +133,7 @@ mod tests {
             "{\"time\":\"2023-11-14T22:13:20Z\",\"site\":\"shop\",\"s_ip\":\"::1\",\"s_port\":8443,\"c_ip\":\"127.0.0.1\",\
              \"method\":\"POST\",\"uri_stem\":\"/api/items\",\"uri_query\":\"x=1\",\"version\":\"HTTP/2\",\
              \"user_agent\":\"curl/8.0\",\"referer\":null,\"status\":201,\"substatus\":0,\"win32_status\":0,\
-             \"time_taken_ms\":12,\"sc_bytes\":120,\"cs_bytes\":4096}\n"
+             \"time_taken_ms\":12,\"sc_bytes\":120,\"cs_bytes\":4096,\"cache\":null}\n"
         );
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["uri_query"], "x=1");

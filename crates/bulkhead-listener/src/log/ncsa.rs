@@ -1,6 +1,7 @@
 //! NCSA combined log format, as Apache's `combined` writes it:
 //! `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`, no header lines, one line per
-//! request. `%t` is when the response finished, in UTC (`+0000`).
+//! request. `%t` is when the response finished, in UTC (`+0000`). One field follows, as nginx's
+//! `$upstream_cache_status` often does: `HIT` for an answer from the response cache, else `-`.
 //!
 //! Called only by the writer thread in [`crate::log`]; pure formatting, no I/O.
 
@@ -47,7 +48,7 @@ pub fn write_line(r: &AccessRecord, out: &mut String) {
     push_header(out, r.referer.as_ref().map(|v| v.as_bytes()));
     out.push_str("\" \"");
     push_header(out, r.user_agent.as_ref().map(|v| v.as_bytes()));
-    out.push_str("\"\n");
+    out.push_str(if r.cache_hit { "\" HIT\n" } else { "\" -\n" });
 }
 
 /// The protocol as Apache writes it in `%r` (`HTTP/2.0`, not IIS's `HTTP/2`), so that
@@ -113,6 +114,7 @@ mod tests {
             time_taken: Duration::from_millis(4),
             sc_bytes: 1234,
             cs_bytes: 80,
+            cache_hit: false,
         }
     }
 
@@ -122,7 +124,7 @@ mod tests {
         write_line(&record(), &mut s);
         assert_eq!(
             s,
-            "10.0.0.9 - - [14/Nov/2023:22:13:20 +0000] \"GET /a/b?c=1&d=2 HTTP/1.1\" 200 1234 \"-\" \"curl/8.0 (x86_64 linux)\"\n"
+            "10.0.0.9 - - [14/Nov/2023:22:13:20 +0000] \"GET /a/b?c=1&d=2 HTTP/1.1\" 200 1234 \"-\" \"curl/8.0 (x86_64 linux)\" -\n"
         );
     }
 
@@ -139,7 +141,7 @@ mod tests {
         assert_eq!(
             s,
             "10.0.0.9 - - [14/Nov/2023:22:13:20 +0000] \"GET /a/b?c=1&d=2 HTTP/2.0\" 304 - \
-             \"http://x.example/\\\"p\\\"\" \"a \\\"quoted\\\" \\\\ agent\\t\\xff\"\n"
+             \"http://x.example/\\\"p\\\"\" \"a \\\"quoted\\\" \\\\ agent\\t\\xff\" -\n"
         );
         assert_eq!(s.matches('\n').count(), 1);
         s.clear();

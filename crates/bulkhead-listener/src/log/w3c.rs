@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use super::{push_date_time, push_field, version_name, AccessRecord};
 
 /// The `#Fields:` directive: IIS's default field set, plus `cs-version` (where IIS puts it, after
-/// `c-ip`) and the byte counts.
+/// `c-ip`), the byte counts, and `x-cache`: `HIT` for an answer from the response cache, else `-`.
 pub const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs-version \
-                          cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken sc-bytes cs-bytes";
+                          cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken sc-bytes cs-bytes x-cache";
 
 /// The directives written at the top of a file.
 pub fn header(t: OffsetDateTime) -> String {
@@ -38,13 +38,14 @@ pub fn write_line(r: &AccessRecord, out: &mut String) {
     push_field(out, r.referer.as_ref().map_or(&b""[..], |v| v.as_bytes()));
     let _ = writeln!(
         out,
-        " {} {} {} {} {} {}",
+        " {} {} {} {} {} {} {}",
         r.status,
         r.substatus,
         r.win32_status,
         r.time_taken.as_millis(),
         r.sc_bytes,
-        r.cs_bytes
+        r.cs_bytes,
+        if r.cache_hit { "HIT" } else { "-" }
     );
 }
 
@@ -72,6 +73,7 @@ mod tests {
             time_taken: Duration::from_micros(12_900),
             sc_bytes: 120,
             cs_bytes: 4096,
+            cache_hit: false,
         }
     }
 
@@ -82,7 +84,7 @@ mod tests {
         assert_eq!(
             s,
             "2023-11-14 22:13:20 127.0.0.1 POST /api/items - 8080 - 10.0.0.9 HTTP/2 curl/8.0+(x86_64+linux) \
-             http://a.example/p+q 503 0 64 12 120 4096\n"
+             http://a.example/p+q 503 0 64 12 120 4096 -\n"
         );
     }
 
@@ -92,6 +94,6 @@ mod tests {
         let h = header(t);
         assert!(h.starts_with("#Software: Bulkhead "));
         assert!(h.contains("#Version: 1.0\n#Date: 2023-11-14 22:13:20\n#Fields: date time s-ip cs-method"));
-        assert!(h.ends_with("sc-bytes cs-bytes\n"));
+        assert!(h.ends_with("sc-bytes cs-bytes x-cache\n"));
     }
 }

@@ -46,6 +46,10 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: &Context) -> Response<Fu
             None => Reply::error(404, format!("unknown pool action {action:?}: use start, stop or recycle")),
         },
         (&Method::POST, ["listener", "restart"]) => ask(ctx, Command::ListenerRestart).await,
+        (&Method::POST, ["cache", "purge"]) => match body_text(req).await.and_then(|t| purge_request(&t)) {
+            Ok((site, prefix)) => ask(ctx, |reply| Command::CachePurge { site, prefix, reply }).await,
+            Err(r) => r,
+        },
         (&Method::GET, ["events"]) => {
             let limit = auth::form_value(&query, "limit").and_then(|l| l.parse().ok()).unwrap_or(100);
             ask(ctx, |reply| Command::Events { limit, reply }).await
@@ -78,7 +82,7 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: &Context) -> Response<Fu
             Ok(version) => ask(ctx, |reply| Command::Rollback { version, reply }).await,
             Err(_) => Reply::error(400, format!("{n:?} is not a version number")),
         },
-        (_, ["status" | "pools" | "events" | "metrics" | "config" | "listener", ..]) => {
+        (_, ["status" | "pools" | "events" | "metrics" | "config" | "listener" | "cache", ..]) => {
             Reply::error(405, format!("{method} is not allowed on {path}"))
         }
         _ => Reply::error(404, format!("no such endpoint: {method} {path} (see GET / or the README)")),
@@ -136,6 +140,32 @@ async fn body_text(req: Request<Incoming>) -> Result<String, Reply> {
         .await
         .map_err(|e| Reply::error(413, format!("cannot read the request body (at most {MAX_BODY} bytes): {e}")))?;
     String::from_utf8(collected.to_bytes().to_vec()).map_err(|_| Reply::error(400, "the body is not UTF-8 text"))
+}
+
+/// The body of `POST /cache/purge`: empty, or a JSON object with optional `site` and `prefix`
+/// strings (a prefix starts with `/`); anything else is a 400 naming what is wrong.
+fn purge_request(text: &str) -> Result<(Option<String>, Option<String>), Reply> {
+    if text.trim().is_empty() {
+        return Ok((None, None));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Reply::error(400, format!("the body is not JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(Reply::error(400, "the body must be a JSON object: {\"site\": \"...\", \"prefix\": \"/...\"}"));
+    };
+    if let Some(key) = object.keys().find(|k| *k != "site" && *k != "prefix") {
+        return Err(Reply::error(400, format!("unknown key {key:?}: the body takes \"site\" and \"prefix\"")));
+    }
+    let field = |key: &str| match object.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(Reply::error(400, format!("{key:?} must be a string, not {other}"))),
+    };
+    let (site, prefix) = (field("site")?, field("prefix")?);
+    if prefix.as_deref().is_some_and(|p| !p.starts_with('/')) {
+        return Err(Reply::error(400, format!("\"prefix\" must start with \"/\": {:?}", prefix.unwrap_or_default())));
+    }
+    Ok((site, prefix))
 }
 
 fn pools_only(reply: Reply) -> Reply {

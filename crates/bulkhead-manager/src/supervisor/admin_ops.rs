@@ -84,6 +84,9 @@ impl Supervisor {
             Command::ListenerRestart(reply) => {
                 let _ = reply.send(self.hand_over_listener());
             }
+            Command::CachePurge { site, prefix, reply } => {
+                let _ = reply.send(self.cache_purge(site, prefix));
+            }
         }
     }
 
@@ -97,6 +100,29 @@ impl Supervisor {
             self.events.warn(None, line.clone());
             Reply::error(500, line)
         })
+    }
+
+    /// `POST /cache/purge`: an unknown site is refused (404); the purge itself happens in the
+    /// listener, after this answer (the control channel is ordered: requests the listener reads
+    /// after it see the purged cache).
+    fn cache_purge(&mut self, site: Option<String>, prefix: Option<String>) -> Reply {
+        if let Some(name) = &site {
+            if !self.admin.config.sites.iter().any(|s| &s.name == name) {
+                let known: Vec<&str> = self.admin.config.sites.iter().map(|s| s.name.as_str()).collect();
+                return Reply::error(404, format!("no site {name:?}; sites: {}", known.join(", ")));
+            }
+        }
+        let message = format!(
+            "purging cached answers of {} under {}",
+            site.as_deref().map_or("every site".to_string(), |s| format!("site {s:?}")),
+            prefix.as_deref().map_or("every path".to_string(), |p| format!("{p:?}"))
+        );
+        self.events.info(None, message.clone());
+        self.send_listener(bulkhead_proto::ManagerToListener::PurgeCache {
+            site: site.clone(),
+            prefix: prefix.clone(),
+        });
+        Reply::json(200, json!({ "site": site, "prefix": prefix, "message": message }))
     }
 
     fn pool_command(&mut self, name: &str, action: PoolAction) -> Reply {

@@ -164,8 +164,9 @@ impl Supervisor {
                 }
                 self.count_requests(&pool, requests);
             }
-            ListenerToManager::Stats { sites, pools, tls_handshake_failures, log_lines_dropped } => {
+            ListenerToManager::Stats { sites, pools, tls_handshake_failures, log_lines_dropped, cache } => {
                 self.admin.metrics.add_tls_handshake_failures(tls_handshake_failures);
+                self.admin.metrics.add_cache(&cache);
                 self.admin.metrics.add_log_lines_dropped(log_lines_dropped);
                 self.on_listener_stats(sites, pools)
             }

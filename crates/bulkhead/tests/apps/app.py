@@ -19,15 +19,22 @@ Endpoints:
   GET  /slow?ms=N[&mark=F]   -> writes our pid into file F on arrival, sleeps N ms, "slept N"
   GET  /hold?mark=F&release=R-> writes pid into F, waits (at most 60 s) until file R exists
   GET  /crash                -> exits the process at once (status 1)
+  GET  /cc*?cc=V[&cookie=1][&ms=N]
+                             -> after N ms, "cc pid=N n=K\n" (K counts this process's /cc
+                                answers), with Cache-Control: V, and a Set-Cookie when cookie is given
 """
 
 import json
 import os
 import socket
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+CC_LOCK = threading.Lock()
+CC_COUNT = [0]
 
 CHUNK = 64 * 1024
 
@@ -130,6 +137,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, "released")
         if path == "/crash":
             os._exit(1)
+        if path.startswith("/cc"):
+            time.sleep(int(q.get("ms", "0")) / 1000.0)
+            with CC_LOCK:
+                CC_COUNT[0] += 1
+                n = CC_COUNT[0]
+            extra = [("Cache-Control", q.get("cc", ""))]
+            if "cookie" in q:
+                extra.append(("Set-Cookie", "session=1"))
+            return self.reply(200, "cc pid=%d n=%d\n" % (os.getpid(), n), extra=extra)
         return self.reply(200, "hello from python pid=%d\n" % os.getpid(), extra=[("X-Path", self.path)])
 
     def do_POST(self):

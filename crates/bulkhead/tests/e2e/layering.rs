@@ -27,6 +27,7 @@ const PINNED: [(&str, &[&[&str]]); 2] = [
             &["conn"],
             &["request"],
             &["state"],
+            &["cache"],
             &["static_files", "queue"],
             &["routing"],
             &["response"],

@@ -16,6 +16,7 @@ mod acme;
 mod admin;
 mod architecture;
 mod bandwidth;
+mod cache;
 mod cli;
 mod compression;
 mod conformance;

@@ -120,15 +120,15 @@ fn configs_that_cannot_take_effect_stop_serve_with_file_line_and_key() {
 }
 
 #[test]
-fn keys_not_acted_on_are_warned_about_by_config_check_and_at_start_up() {
+fn warnings_are_given_by_config_check_and_at_start_up() {
     let dir = TestDir::new("refuse-warn");
     let extra = "max_bandwidth = \"50MiB/s\"\nlog = { format = \"ncsa\", rollover = \"size\" }\n";
-    let config = format!("[cache]\nmax_memory = \"64MiB\"\n\n{}", static_site(&dir, extra));
+    let config = format!("[cache]\nmax_memory = \"64KiB\"\nmax_item = \"1MiB\"\n\n{}", static_site(&dir, extra));
     let server = Server::start(dir, &config);
     let file = server.config_path.clone().expect("config path");
     let expected = [
         // Line numbers count the harness's two-line [server] table and the blank line after it.
-        "bulkhead.toml:4:1: cache: the response cache is not built yet",
+        "bulkhead.toml:6:12: cache.max_item: is larger than cache.max_memory",
     ];
     let check = cli_in(server.dir.path(), &["config", "check", "bulkhead.toml"]);
     let printed = String::from_utf8_lossy(&check.stdout);
