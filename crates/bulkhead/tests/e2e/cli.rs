@@ -1,23 +1,12 @@
 //! `bulkhead config check FILE` (DESIGN §5): exit 0 for a good file; exit 1 for a bad one,
 //! naming the file, the line and the key of each problem.
 
-use std::process::{Command, Output};
-
-use crate::support::server::bulkhead_exe;
 use crate::support::TestDir;
 
+/// As the server harness does: run as root in CI, these pools set no `user` (the preflight
+/// tests cover that refusal).
 fn check(file: &std::path::Path) -> (Option<i32>, String) {
-    let Output { status, stdout, stderr } =
-        // As the server harness does: run as root in CI, these pools set no `user` (the
-        // preflight tests cover that refusal).
-        Command::new(bulkhead_exe())
-            .args(["config", "check"])
-            .arg(file)
-            .env("BULKHEAD_ALLOW_ROOT_WORKERS", "1")
-            .output()
-            .expect("run bulkhead config check");
-    let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
-    (status.code(), text)
+    crate::preflight::config_check(file, true)
 }
 
 #[test]

@@ -89,7 +89,7 @@ fn stop(child: &mut Child) {
 }
 
 /// `bulkhead config check FILE`: exit code and output.
-fn config_check(file: &Path, allow_root_workers: bool) -> (Option<i32>, String) {
+pub(crate) fn config_check(file: &Path, allow_root_workers: bool) -> (Option<i32>, String) {
     let mut command = Command::new(bulkhead_exe());
     command.args(["config", "check"]).arg(file).env_remove("BULKHEAD_ALLOW_ROOT_WORKERS");
     if allow_root_workers {

@@ -386,16 +386,11 @@ routes = [ {{ path = "/", root = "{}" }} ]
     );
     // `config check` names the route, the listener's user and what is in the way.
     let file = dir.write("check.toml", &config);
-    let out = std::process::Command::new(crate::support::server::bulkhead_exe())
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .expect("run bulkhead config check");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "a warning, not a refusal:\n{text}");
+    let (code, text) = crate::preflight::config_check(&file, false);
+    assert_eq!(code, Some(0), "a warning, not a refusal:\n{text}");
     let why =
         format!("user \"nobody\" cannot reach {}: {} is mode 0700", dir.join("locked/www").display(), locked.display());
-    assert!(text.contains("routes[0].root") || text.contains(":6:"), "the route is named:\n{text}");
+    assert!(text.contains("check.toml:6:") && text.contains("sites[0].routes[0].root"), "the route is named:\n{text}");
     assert!(text.contains(&why), "the user and the directory in the way:\n{text}");
     assert!(text.contains("the listener cannot read this page"), "the error page too:\n{text}");
     // The listener (as nobody) starts on that configuration: it does not repeat root's checks.
