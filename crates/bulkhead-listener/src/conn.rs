@@ -255,7 +255,7 @@ impl Timers {
 
 /// What every session of one connection shares.
 struct Ctx {
-    shared: Arc<Shared>,
+    /// The connection's facts, the listener's shared state among them (`info.shared`).
     info: Arc<ConnInfo>,
     state: Arc<ConnState>,
     timers: Timers,
@@ -272,7 +272,7 @@ impl Ctx {
     }
 
     fn http_err(&self, reason: &'static str, status: Option<u16>) {
-        self.shared.log.http_err(HttpErrRecord {
+        self.info.shared.log.http_err(HttpErrRecord {
             when: SystemTime::now(),
             client: self.info.peer,
             server: self.info.local,
@@ -306,20 +306,12 @@ pub fn serve<S: Stream>(
     let Endpoints { socket, local, peer, tls } = ends;
     let state = Arc::new(ConnState::new());
     let peer_ip = crate::proxy::client_ip_value(peer.ip());
-    let info = Arc::new(ConnInfo {
-        shared: shared.clone(),
-        socket,
-        local,
-        peer,
-        peer_ip,
-        over_limit,
-        tls,
-        site_connections: OnceLock::new(),
-    });
+    let info =
+        Arc::new(ConnInfo { shared, socket, local, peer, peer_ip, over_limit, tls, site_connections: OnceLock::new() });
     let limits = &table.limits;
     let max_buf = (limits.max_request_bytes as usize).max(8192);
-    let phase = shared.phase();
-    let ctx = Ctx { shared, info, state: state.clone(), timers: Timers::new(limits), max_buf };
+    let phase = info.shared.phase();
+    let ctx = Ctx { info, state: state.clone(), timers: Timers::new(limits), max_buf };
     let io = ClientIo { inner: stream, state, prefix: Bytes::new() };
     run(ctx, io, phase, table)
 }
