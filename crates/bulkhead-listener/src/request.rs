@@ -253,34 +253,34 @@ impl Exchange<'_> {
         let cached = matches!(route.action, Action::Static(_) | Action::Pool { .. })
             && cache.enabled()
             && cache::request_may_hit(req.method(), req.headers());
-        let key = Lookup {
+        // Built only for a request the cache may answer: the header lookups are not free.
+        let key = cached.then(|| Lookup {
             site: site.id,
             host: host.unwrap_or(""),
             path,
             query: req.uri().query(),
             accept_encoding: req.headers().get(header::ACCEPT_ENCODING),
             ranged: req.headers().contains_key(header::RANGE),
-        };
-        if cached {
-            if let Some(entry) = cache.lookup(&key) {
-                self.cache_hit = true;
-                return (unleased(entry.answer(req.method(), req.headers())), 0);
-            }
+        });
+        if let Some(entry) = key.as_ref().and_then(|key| cache.lookup(key)) {
+            self.cache_hit = true;
+            return (unleased(entry.answer(req.method(), req.headers())), 0);
         }
-        let store = cached && cache::request_may_store(req.method(), req.headers());
-        if store && matches!(route.action, Action::Pool { .. }) {
-            match cache.begin_fill(&key) {
+        // The key of a request whose answer may be stored.
+        let store = key.filter(|_| cache::request_may_store(req.method(), req.headers()));
+        if let (Some(key), Action::Pool { .. }) = (&store, &route.action) {
+            match cache.begin_fill(key) {
                 cache::Fill::Leader(guard) => self.cache_fill = Some(guard),
                 cache::Fill::Wait(mut filled) => {
                     // Err: the filler finished (its sender is gone), which is what we wait for.
                     let _ = tokio::time::timeout(cache::FILL_WAIT, filled.changed()).await;
-                    if let Some(entry) = cache.lookup(&key) {
+                    if let Some(entry) = cache.lookup(key) {
                         self.cache_hit = true;
                         return (unleased(entry.answer(req.method(), req.headers())), 0);
                     }
                 }
             }
-            self.cache_store = store_key(&key);
+            self.cache_store = store_key(key);
         }
         match &route.action {
             Action::Redirect { to, status } => (unleased(redirect(to, rest, req.uri().query(), *status)), 0),
@@ -309,14 +309,14 @@ impl Exchange<'_> {
                 };
                 match static_files::serve(root, &sreq).await {
                     static_files::Outcome::Response(resp, substatus) => {
-                        if store {
-                            store_static(cache, &key, root, rest, &resp);
+                        if let Some(key) = &store {
+                            store_static(cache, key, root, rest, &resp);
                         }
                         (unleased(resp), substatus)
                     }
                     static_files::Outcome::Handler(pool) => {
-                        if store {
-                            self.cache_store = store_key(&key);
+                        if let Some(key) = &store {
+                            self.cache_store = store_key(key);
                         }
                         self.send_to_pool(req, pool, None).await
                     }
