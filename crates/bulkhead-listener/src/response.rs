@@ -77,13 +77,20 @@ impl Tee {
                     }
                 }
                 // Past the limit, or trailers (not stored): no copy.
-                _ => self.sink = None,
+                _ => self.abandon(),
             },
-            Poll::Ready(Some(Err(_))) => self.sink = None,
+            Poll::Ready(Some(Err(_))) => self.abandon(),
             Poll::Ready(None) => self.finish(),
             Poll::Pending => {}
         }
         polled
+    }
+
+    /// Not to be stored after all: the copy so far is let go at once, not held until the body
+    /// ends (up to `max_item` bytes of every such answer still streaming).
+    fn abandon(&mut self) {
+        self.sink = None;
+        self.copy = BytesMut::new();
     }
 
     fn finish(&mut self) {
