@@ -30,9 +30,11 @@
 //! task for the whole cache, every `scavenge_after / 4` (at least 1 s) — drops entries not hit
 //! for `scavenge_after` and expired worker entries.
 //!
-//! **Invalidation**: worker entries at the end of their lifetime; static entries by a check of
-//! the file's (mtime, size, inode) at most once a second per entry (a deviation from the issue's
-//! inotify: revalidation, no `notify` watches); every entry of a site or a path prefix by
+//! **Invalidation**: worker entries at the end of their lifetime; static entries when a
+//! directory their file was found through changes ([`crate::watch`]'s inotify stamp, the one the
+//! route's open-file cache took for the file: a hit checks a few atomics, no system call), or —
+//! when the file could not be watched — by a check of the file's (mtime, size, inode) at most
+//! once a second per entry; every entry of a site or a path prefix by
 //! [`ResponseCache::purge`], and everything when the route table changes.
 //!
 //! **One fill per key** ([`ResponseCache::begin_fill`]): the first `GET` that misses a key
@@ -117,8 +119,9 @@ impl Lookup<'_> {
 
 /// Where an entry came from, and how it goes stale.
 pub enum Origin {
-    /// A static file: its path and (mtime, size, inode) when stored.
-    Static { path: PathBuf, stamp: FileStamp, checked_ms: AtomicU64 },
+    /// A static file: its directories' watch stamp when it was looked up (`watch`), else its
+    /// path and (mtime, size, inode) when stored, checked at most once a second.
+    Static { path: PathBuf, stamp: FileStamp, checked_ms: AtomicU64, watch: Option<crate::watch::Stamp> },
     /// A worker answer: when stored and when it expires.
     Worker { stored: Instant, expires: Instant },
 }
@@ -337,7 +340,8 @@ impl ResponseCache {
         let now = self.now_ms();
         let fresh = match &entry.origin {
             Origin::Worker { expires, .. } => Instant::now() < *expires,
-            Origin::Static { path, stamp, checked_ms } => {
+            Origin::Static { watch: Some(watch), .. } => crate::watch::Watches::get().is_some_and(|w| w.fresh(watch)),
+            Origin::Static { path, stamp, checked_ms, watch: None } => {
                 let last = checked_ms.load(Ordering::Relaxed);
                 if now.saturating_sub(last) < REVALIDATE_EVERY_MS {
                     true

@@ -62,6 +62,7 @@ pub mod dispatch;
 pub mod error;
 pub mod inherit;
 pub mod log;
+pub mod open_files;
 pub mod proxy;
 pub mod queue;
 pub mod request;
@@ -72,6 +73,7 @@ pub mod static_files;
 pub mod stats;
 pub mod tls;
 pub mod to_manager;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,6 +133,7 @@ pub async fn run(control: tokio::net::UnixStream) -> Result<(), ListenerError> {
     let _ = tx.send(ListenerToManager::Ready);
     let ticker = tokio::spawn(control::activity_ticker(shared.clone()));
     tokio::spawn(cache::scavenger(shared.cache.clone()));
+    tokio::spawn(open_files::sweeper());
 
     let ending = ctl.serve(receiver).await;
     ticker.abort();

@@ -660,7 +660,8 @@ fn store_static(
     }
     let Some(path) = static_files::file_path(root, rest) else { return };
     let Some(stamp) = cache::FileStamp::of(&path) else { return };
-    let origin = cache::Origin::Static { path, stamp, checked_ms: AtomicU64::new(0) };
+    let watch = root.files.get(rest).map(|held| held.stamp.clone());
+    let origin = cache::Origin::Static { path, stamp, checked_ms: AtomicU64::new(0), watch };
     cache.store(key, resp.headers().clone(), body.clone(), origin);
 }
 

@@ -125,8 +125,8 @@ impl ResponseBody {
     }
 
     /// Streams `len` bytes of an open file from `offset`.
-    pub fn file(file: std::fs::File, offset: u64, len: u64) -> Self {
-        ResponseBody::File(FileChunks { file: Arc::new(file), offset, remaining: len, pending: None })
+    pub fn file(file: Arc<std::fs::File>, offset: u64, len: u64) -> Self {
+        ResponseBody::File(FileChunks { file, offset, remaining: len, pending: None })
     }
 }
 
@@ -411,7 +411,7 @@ mod tests {
         assert!(refused, "evicted pages are not read inline");
         assert!(read_whole(&file, data.len(), true).unwrap().is_none(), "a small file's inline read gives up too");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let body = ResponseBody::file(file, 5, data.len() as u64 - 5);
+        let body = ResponseBody::file(Arc::new(file), 5, data.len() as u64 - 5);
         let got = rt.block_on(body.collect()).unwrap().to_bytes();
         assert_eq!(&got[..], &data[5..]);
         // Read once, the file is in the page cache: whole, inline.

@@ -38,6 +38,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
 use crate::bandwidth::Bucket;
+use crate::open_files::OpenFiles;
 
 mod conditions;
 pub mod content;
@@ -149,6 +150,8 @@ pub struct StaticRoot {
     pub compress: bool,
     /// Serve `.br` / `.gz` files found beside the requested one (`precompressed`).
     pub precompressed: bool,
+    /// Files this route served lately, kept open ([`crate::open_files`]).
+    pub files: OpenFiles,
 }
 
 #[derive(Debug, Default)]
@@ -303,6 +306,7 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
                         mime: mime.clone(),
                         compress: s.compress,
                         precompressed: s.precompressed,
+                        files: OpenFiles::default(),
                     }))
                 }
                 RouteAction::Pool(p) => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },

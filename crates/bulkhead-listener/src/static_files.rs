@@ -31,8 +31,15 @@
 //! a cold disk never stalls a runtime thread on a read (metadata of uncached directories is the
 //! one wait left inline, as in nginx). Large files stream in positional chunks read the same way
 //! ([`ResponseBody::file`]).
-//! `respond` then decides the answer from the open file and its metadata alone, so an
-//! open-file cache of descriptors and metadata can stand in for `find`. Called by
+//! `respond` then decides the answer from the open file and its metadata alone, so the route's
+//! open-file cache ([`crate::open_files`]) stands in for `find`: a `GET`/`HEAD` for a path it
+//! holds is answered from the held descriptor, its length, mtime and type (a small file: one
+//! `preadv2`), unless the client may get another coding of a negotiated type (then `find`
+//! runs, for its precompressed or compressed variant). A file `find` opened and sends as it
+//! is, is held for the next request. Measured (wrk -c50, 622-byte file, response cache off,
+//! one core): 11.65 → 9.22 µs of listener CPU per request, 84.6k → 107.5k req/s; the system
+//! calls per request went from 4 `readlink`, 2 `statx`, `openat`, `preadv2`, `close` to one
+//! `preadv2`. Called by
 //! [`crate::request`]; uses only [`crate::routing`] (the route's [`StaticRoot`]) and
 //! [`crate::response`] (the body it answers with) below it.
 
@@ -92,6 +99,42 @@ pub struct StaticRequest<'a> {
 
 /// Serves one request from a static root.
 pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
+    let get_or_head = req.method == Method::GET || req.method == Method::HEAD;
+    let mut want = Want {
+        get: req.method == Method::GET,
+        ranged: req.method == Method::GET && req.headers.contains_key(header::RANGE),
+        codings: if get_or_head && (root.compress || root.precompressed) {
+            encoding::negotiate(req.headers)
+        } else {
+            Preference::default()
+        },
+        inline: true,
+    };
+    // The open-file cache first: a path it holds passed the checks below when it was looked up,
+    // under this same route table. It holds the identity bytes, so a request that may get
+    // another coding looks again.
+    if get_or_head {
+        if let Some(held) = root.files.get(req.rest) {
+            if !held.varies || want.codings.is_empty() {
+                let found = FileFound {
+                    file: held.file.clone(),
+                    len: held.len,
+                    mtime_secs: held.mtime_secs,
+                    tag_len: held.len,
+                    content_type: held.content_type.clone(),
+                    whole: None,
+                    coding: None,
+                    varies: held.varies,
+                    path: None,
+                };
+                if let Found::File(found) = read_whole_if(found, want) {
+                    return respond(found, req);
+                }
+                // Not in the page cache (or the read failed): the lookup below, on the
+                // blocking pool.
+            }
+        }
+    }
     let rel = match path::relative_path(req.rest) {
         Ok(rel) => rel,
         Err(PathRefusal::MalformedEncoding) => return status(StatusCode::BAD_REQUEST, 0),
@@ -105,7 +148,7 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     if let Some(pool) = handler_for(root, &rel) {
         return Outcome::Handler(pool);
     }
-    if req.method != Method::GET && req.method != Method::HEAD {
+    if !get_or_head {
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED);
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Outcome::Response(resp, 0);
@@ -115,26 +158,20 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     // with `RWF_NOWAIT`. What would wait for the disk (a file not in the page cache), or may take
     // long (a directory listing, compressing a larger file), is done again, all of it, in one
     // trip to the blocking pool.
-    let mut want = Want {
-        get: req.method == Method::GET,
-        ranged: req.method == Method::GET && req.headers.contains_key(header::RANGE),
-        codings: if root.compress || root.precompressed {
-            encoding::negotiate(req.headers)
-        } else {
-            Preference::default()
-        },
-        inline: true,
-    };
     let slash = req.path.ends_with('/');
     let found = match find(root, &rel, slash, want) {
         Found::Blocking => {
             let root_for_lookup = Arc::clone(root);
             want.inline = false;
-            let found = tokio::task::spawn_blocking(move || find(&root_for_lookup, &rel, slash, want)).await;
+            let rel_for_lookup = rel.clone();
+            let found = tokio::task::spawn_blocking(move || find(&root_for_lookup, &rel_for_lookup, slash, want)).await;
             found.unwrap_or(Found::Missing)
         }
         found => found,
     };
+    if let Found::File(file) = &found {
+        hold(root, req.rest, &rel, slash, file);
+    }
     match found {
         Found::Missing => status(StatusCode::NOT_FOUND, 0),
         Found::UnknownType => status(StatusCode::NOT_FOUND, 3),
@@ -206,7 +243,7 @@ struct Want {
 
 struct FileFound {
     /// The file whose bytes are sent: the requested one, or its precompressed variant.
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
     /// Length of the representation sent (after on-the-fly compression).
     len: u64,
     mtime_secs: u64,
@@ -220,6 +257,8 @@ struct FileFound {
     coding: Option<Coding>,
     /// The type is compressible and the route negotiates codings: `Vary: Accept-Encoding`.
     varies: bool,
+    /// The path opened (canonical), when looked up now (`None` from the open-file cache).
+    path: Option<PathBuf>,
 }
 
 /// Why a path was not resolved under the root.
@@ -307,12 +346,23 @@ fn open(root: &StaticRoot, canonical_root: &Path, path: &Path, want: Want) -> Fo
         Err(Unresolved::Missing) => return Found::Missing,
     };
     let varies = (root.compress || root.precompressed) && content_type.to_str().is_ok_and(encoding::compressible);
-    let mut found = FileFound { file, len, mtime_secs, tag_len: len, content_type, whole: None, coding: None, varies };
+    let mut found = FileFound {
+        file: Arc::new(file),
+        len,
+        mtime_secs,
+        tag_len: len,
+        content_type,
+        whole: None,
+        coding: None,
+        varies,
+        path: Some(path.to_path_buf()),
+    };
     if varies {
         for coding in want.codings.iter() {
             if root.precompressed {
                 if let Some(variant) = precompressed(root, canonical_root, path, coding, mtime_secs) {
-                    (found.file, found.len, found.mtime_secs) = variant;
+                    let (file, len, mtime_secs) = variant;
+                    (found.file, found.len, found.mtime_secs) = (Arc::new(file), len, mtime_secs);
                     found.tag_len = found.len;
                     found.coding = Some(coding);
                     return read_whole_if(found, want);
@@ -401,6 +451,48 @@ fn precompressed(
     (mtime >= original_mtime).then_some((file, len, mtime))
 }
 
+/// Keeps a file just looked up in the route's open-file cache, when what is sent is the file
+/// itself (not a precompressed variant, nor bytes compressed here). The directories are stamped
+/// after the lookup, so the file is checked again after the stamp: the path must still name the
+/// inode that was opened, with the same size and mtime (else a change in between could be
+/// missed, and the entry is not made).
+fn hold(root: &StaticRoot, key: &str, rel: &Path, slash: bool, found: &FileFound) {
+    use std::os::unix::fs::MetadataExt;
+    let (None, Some(path)) = (found.coding, &found.path) else { return };
+    let Some(watches) = crate::watch::Watches::get() else { return };
+    if crate::open_files::held() >= crate::open_files::max_open() {
+        return;
+    }
+    // A directory's default document: its directory is one the lookup went through.
+    let requested = if slash { root.root.join(rel).join("index") } else { root.root.join(rel) };
+    let dirs = crate::watch::dirs_of(&root.root, &requested, path);
+    let Some(stamp) = watches.stamp(dirs.iter().map(PathBuf::as_path)) else { return };
+    let same = |m: &std::fs::Metadata, o: &std::fs::Metadata| {
+        m.dev() == o.dev()
+            && m.ino() == o.ino()
+            && m.size() == o.size()
+            && m.mtime_nsec() == o.mtime_nsec()
+            && m.mtime() == o.mtime()
+    };
+    let Ok(opened) = found.file.metadata() else { return };
+    let still = std::fs::metadata(path).is_ok_and(|m| same(&m, &opened))
+        && (slash || std::fs::metadata(&requested).is_ok_and(|m| same(&m, &opened)));
+    if !still {
+        return;
+    }
+    root.files.insert(
+        key,
+        crate::open_files::OpenFile::new(
+            found.file.clone(),
+            found.tag_len,
+            found.mtime_secs,
+            found.content_type.clone(),
+            found.varies,
+            stamp,
+        ),
+    );
+}
+
 fn is_denied(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::PermissionDenied
 }
@@ -442,7 +534,7 @@ fn respond(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
 
 /// Preconditions (304/412), then the range (206/416) or the whole representation (200).
 fn answer(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
-    let FileFound { file, len, mtime_secs: secs, tag_len, content_type, whole, coding, varies: _ } = found;
+    let FileFound { file, len, mtime_secs: secs, tag_len, content_type, whole, coding, varies: _, path: _ } = found;
     let suffix = coding.map_or("", Coding::etag_suffix);
     let Ok(etag) = HeaderValue::try_from(format!("\"{secs:x}-{tag_len:x}{suffix}\"")) else { return internal() };
     let v = Validators { etag: etag.to_str().unwrap_or_default(), modified: secs };

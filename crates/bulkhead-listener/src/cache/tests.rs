@@ -154,6 +154,7 @@ fn a_static_coded_variant_leaves_ranges_to_the_origin() {
         path: "/nonexistent/for/this/test".into(),
         stamp: FileStamp { mtime_ns: 0, size: 0, ino: 0 },
         checked_ms: AtomicU64::new(u64::MAX / 2),
+        watch: None,
     };
     c.store(&lookup("/app.js"), h, Bytes::from_static(b"gz"), origin);
     assert!(c.lookup(&Lookup { ranged: true, ..lookup("/app.js") }).is_none());

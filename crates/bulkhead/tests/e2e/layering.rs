@@ -33,8 +33,8 @@ const PINNED: [(&str, &[&[&str]]); 2] = [
             &["response"],
             &["dispatch"],
             &["body"],
-            &["log", "proxy", "error", "to_manager", "inherit"],
-            &["acme_challenge", "bandwidth", "conformance", "stats", "tls"],
+            &["log", "proxy", "error", "to_manager", "inherit", "open_files"],
+            &["acme_challenge", "bandwidth", "conformance", "stats", "tls", "watch"],
         ],
     ),
     (

@@ -4,6 +4,8 @@
 //! content of a file outside the root.
 
 use crate::support::http::{self, Conn};
+use std::time::Duration;
+
 use crate::support::{Server, TestDir};
 
 const SECRET: &str = "TOP-SECRET-OUTSIDE-ROOT";
@@ -192,4 +194,86 @@ fn assert_refused(target: &str, r: &http::Response) {
     let body = r.text();
     assert!(!body.contains(SECRET), "{target}: returned the content of a file outside the root");
     assert!((400..500).contains(&r.status), "{target}: status {} (expected 4xx), body {body:?}", r.status);
+}
+
+/// The listener's descriptors that name `path` (`/proc/PID/fd`), deleted ones included.
+fn open_fds_of(pid: u32, path: &std::path::Path) -> Vec<String> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    let want = path.to_string_lossy().to_string();
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().to_string())
+        .filter(|target| target == &want || target.starts_with(&format!("{want} ")))
+        .collect()
+}
+
+/// The open-file cache (issue 11 item 4), with the response cache off so that every answer
+/// comes from the file system or from a held descriptor: a file served once is held open, and
+/// every way the file can change is seen — written in place, replaced by a rename, deleted (its
+/// descriptor then let go), and a symlink re-pointed out of the root, which never serves what
+/// it points at.
+#[test]
+fn files_kept_open_follow_every_change_and_are_let_go_when_deleted() {
+    let dir = TestDir::new("open-files");
+    dir.write("secret.txt", SECRET);
+    dir.write("www/a.txt", "version one\n");
+    dir.write("www/sub/inside.txt", "inside the root\n");
+    dir.symlink("sub/inside.txt", "www/link.txt");
+    let www = dir.join("www");
+    let config = format!(
+        r#"
+[cache]
+enabled = false
+
+[[sites]]
+name = "files"
+bindings = ["http://127.0.0.1:0"]
+routes = [ {{ path = "/", root = "{}" }} ]
+"#,
+        www.display()
+    );
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    let listener = server.listener_pid();
+    let a = std::fs::canonicalize(www.join("a.txt")).unwrap();
+    let text = |path: &str| {
+        let r = http::get(addr, path);
+        (r.status, r.text())
+    };
+
+    assert_eq!(text("/a.txt"), (200, "version one\n".to_string()));
+    assert_eq!(open_fds_of(listener, &a).len(), 1, "the served file is held open");
+    assert_eq!(text("/a.txt"), (200, "version one\n".to_string()), "served from the held descriptor");
+    assert_eq!(open_fds_of(listener, &a).len(), 1, "and not opened again");
+
+    // Written in place: the same inode, a new length.
+    std::fs::write(&a, "version two, longer\n").unwrap();
+    crate::support::wait_for("the rewritten file", Duration::from_secs(10), || {
+        text("/a.txt") == (200, "version two, longer\n".to_string())
+    });
+    let r = http::get(addr, "/a.txt");
+    assert_eq!(r.header("content-length"), Some("20"), "the length is the new file's");
+
+    // Replaced by a rename, as deployments do.
+    std::fs::write(www.join(".a.txt.new"), "version three\n").unwrap();
+    std::fs::rename(www.join(".a.txt.new"), &a).unwrap();
+    crate::support::wait_for("the renamed-over file", Duration::from_secs(10), || {
+        text("/a.txt") == (200, "version three\n".to_string())
+    });
+
+    // Deleted: 404, and the descriptor of the deleted file is closed (by the sweeper).
+    std::fs::remove_file(&a).unwrap();
+    crate::support::wait_for("the deleted file's 404", Duration::from_secs(10), || text("/a.txt").0 == 404);
+    crate::support::wait_for("the deleted file's descriptor to be closed", Duration::from_secs(30), || {
+        open_fds_of(listener, &a).is_empty()
+    });
+
+    // A symlink re-pointed out of the root: the secret is never served, whatever the timing.
+    assert_eq!(text("/link.txt"), (200, "inside the root\n".to_string()));
+    std::fs::remove_file(www.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", www.join("link.txt")).unwrap();
+    crate::support::wait_for("the re-pointed symlink's 404", Duration::from_secs(10), || {
+        let (status, body) = text("/link.txt");
+        assert!(!body.contains(SECRET), "served the file outside the root");
+        status == 404
+    });
 }
