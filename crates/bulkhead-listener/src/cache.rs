@@ -58,6 +58,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bulkhead_proto::CacheStats;
 use bytes::Bytes;
+use tokio::sync::Notify;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
@@ -273,9 +274,9 @@ pub struct ResponseCache {
     entries: AtomicU64,
     counters: Counters,
     limits: Mutex<Limits>,
-    /// Worker fills in progress: key hash → a receiver that sees its filler finish (the
-    /// filler's [`FillGuard`] holds the sender).
-    filling: Mutex<HashMap<u64, tokio::sync::watch::Receiver<()>>>,
+    /// Worker fills in progress, sharded as the entries are: key hash → what the filler's
+    /// [`FillGuard`] wakes when it is done, made only when a second request waits.
+    filling: [Mutex<HashMap<u64, Option<Arc<Notify>>>>; SHARDS],
     /// `limits.enabled`, read without the lock on every request.
     enabled: AtomicBool,
     epoch: Instant,
@@ -290,7 +291,7 @@ impl Default for ResponseCache {
             entries: AtomicU64::new(0),
             counters: Counters::default(),
             limits: Mutex::new(Limits { enabled: false, max_memory: 0, max_item: 0, scavenge_after: Duration::MAX }),
-            filling: Mutex::new(HashMap::new()),
+            filling: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             enabled: AtomicBool::new(false),
             epoch: Instant::now(),
         }
@@ -543,35 +544,66 @@ pub enum Fill {
     /// Fill it: concurrent misses wait until the guard is dropped (after the store, or when
     /// the answer turned out not to be storable).
     Leader(FillGuard),
-    /// Another request is filling it: wait for this to change (or close), then look again.
-    Wait(tokio::sync::watch::Receiver<()>),
+    /// Another request is filling it: [`Fill::wait`], then look again.
+    Wait(FillWait),
 }
 
 /// The filler's mark for its key; dropping it wakes the waiters.
 pub struct FillGuard {
     cache: Arc<ResponseCache>,
     hash: u64,
-    _done: tokio::sync::watch::Sender<()>,
 }
 
 impl Drop for FillGuard {
     fn drop(&mut self) {
-        // Only the leader inserts while the key is absent, so the key's entry is this guard's.
-        lock(&self.cache.filling).remove(&self.hash);
+        // Only the leader inserts while the key is absent, so the key's mark is this guard's.
+        let waiters = lock(&self.cache.filling[self.hash as usize % SHARDS]).remove(&self.hash).flatten();
+        if let Some(waiters) = waiters {
+            waiters.notify_waiters();
+        }
+    }
+}
+
+/// A wait for another request's fill of the same key.
+pub struct FillWait {
+    cache: Arc<ResponseCache>,
+    hash: u64,
+    done: Arc<Notify>,
+}
+
+impl FillWait {
+    /// Until the filler is done, or `limit` passed.
+    pub async fn wait(self, limit: Duration) {
+        let notified = self.done.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the mark is checked again: a filler finishing in between either
+        // finds this waiter registered or has removed its mark already.
+        notified.as_mut().enable();
+        let still = lock(&self.cache.filling[self.hash as usize % SHARDS])
+            .get(&self.hash)
+            .is_some_and(|w| w.as_ref().is_some_and(|w| Arc::ptr_eq(w, &self.done)));
+        if still {
+            let _ = tokio::time::timeout(limit, notified).await;
+        }
     }
 }
 
 impl ResponseCache {
-    /// Claims the fill of `l`'s key, or says who has it.
+    /// Claims the fill of `l`'s key, or says who has it. The leader's cost is a mark in a
+    /// sharded map (no allocation); the notification is made by the first waiter.
     pub fn begin_fill(self: &Arc<Self>, l: &Lookup<'_>) -> Fill {
         let hash = l.hash();
-        let mut filling = lock(&self.filling);
-        if let Some(rx) = filling.get(&hash) {
-            return Fill::Wait(rx.clone());
+        let mut filling = lock(&self.filling[hash as usize % SHARDS]);
+        match filling.get_mut(&hash) {
+            Some(waiters) => {
+                let done = waiters.get_or_insert_with(|| Arc::new(Notify::new())).clone();
+                Fill::Wait(FillWait { cache: self.clone(), hash, done })
+            }
+            None => {
+                filling.insert(hash, None);
+                Fill::Leader(FillGuard { cache: self.clone(), hash })
+            }
         }
-        let (tx, rx) = tokio::sync::watch::channel(());
-        filling.insert(hash, rx);
-        Fill::Leader(FillGuard { cache: self.clone(), hash, _done: tx })
     }
 }
 

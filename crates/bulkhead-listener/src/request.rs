@@ -271,9 +271,8 @@ impl Exchange<'_> {
         if let (Some(key), Action::Pool { .. }) = (&store, &route.action) {
             match cache.begin_fill(key) {
                 cache::Fill::Leader(guard) => self.cache_fill = Some(guard),
-                cache::Fill::Wait(mut filled) => {
-                    // Err: the filler finished (its sender is gone), which is what we wait for.
-                    let _ = tokio::time::timeout(cache::FILL_WAIT, filled.changed()).await;
+                cache::Fill::Wait(filled) => {
+                    filled.wait(cache::FILL_WAIT).await;
                     if let Some(entry) = cache.lookup(key) {
                         self.cache_hit = true;
                         return (unleased(entry.answer(req.method(), req.headers())), 0);
