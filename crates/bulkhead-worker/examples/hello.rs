@@ -8,7 +8,8 @@
 //!   path (no control channel), so nginx can `proxy_pass` to the very same app;
 //! - `hello --tcp ADDR` — a bare in-process hyper server on TCP, the "no proxy at all" limit.
 //!
-//! A path ending in `/1m` answers 1 MiB instead (the benchmarks' large-response case).
+//! A path ending in `/1m` answers 1 MiB instead (the benchmarks' large-response case); one
+//! ending in `/cached` adds `Cache-Control: public, max-age=3600` (the cached-worker case).
 //!
 //! `--threads N` (or `WORKER_THREADS=N`) sets the tokio worker threads; the default is one per
 //! core. The serving path allocates nothing of its own: a static body, a static header value.
@@ -18,7 +19,7 @@ use std::future::Ready;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http_body_util::Full;
 
 const BODY: &[u8] = b"Hello, world\n";
@@ -40,8 +41,14 @@ impl<B> tower::Service<http::Request<B>> for Hello {
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let body = if req.uri().path().ends_with("/1m") { &MIB[..] } else { BODY };
-        std::future::ready(Ok(hello(body)))
+        let path = req.uri().path();
+        let body = if path.ends_with("/1m") { &MIB[..] } else { BODY };
+        let mut response = hello(body);
+        if path.ends_with("/cached") {
+            // The benchmarks' cached-worker case: the listener's response cache may keep it.
+            response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+        }
+        std::future::ready(Ok(response))
     }
 }
 
