@@ -77,6 +77,7 @@ impl Config {
                 header_wait_timeout: Duration::ZERO,
                 min_bytes_per_sec: 0,
                 min_bytes_grace: Duration::ZERO,
+                keepalive_park_after: Duration::ZERO,
                 max_request_bytes: 0,
                 max_field_length: 0,
                 max_url_segment_length: 0,

@@ -66,6 +66,8 @@ pub struct Limits {
     /// Zero = off.
     pub min_bytes_per_sec: u64,
     pub min_bytes_grace: Duration,
+    /// Zero = park as soon as a connection is at rest.
+    pub keepalive_park_after: Duration,
     pub max_request_bytes: u64,
     pub max_field_length: u64,
     pub max_url_segment_length: u64,

@@ -79,6 +79,10 @@ pub struct RawLimits {
     /// How long a slow body or response is measured before `min_bytes_per_sec` applies. Default
     /// `"10s"`.
     pub min_bytes_grace: String,
+    /// A keep-alive connection whose client sent its last request within this of the answer
+    /// before rests this long before its buffers are let go (parked); others are parked at
+    /// once. Default `"250ms"`.
+    pub keepalive_park_after: String,
     /// Request line plus headers. Default `16384`.
     pub max_request_bytes: u64,
     /// One header line. Default `16384`.
@@ -117,6 +121,7 @@ impl Default for RawLimits {
             header_wait_timeout: "30s".into(),
             min_bytes_per_sec: 240,
             min_bytes_grace: "10s".into(),
+            keepalive_park_after: "250ms".into(),
             max_request_bytes: 16384,
             max_field_length: 16384,
             max_url_segment_length: 260,

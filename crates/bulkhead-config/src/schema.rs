@@ -74,6 +74,7 @@ pub(crate) const LIMITS: &[Field] = &[
     opt("header_wait_timeout", DURATION),
     opt("min_bytes_per_sec", U64),
     opt("min_bytes_grace", DURATION),
+    opt("keepalive_park_after", DURATION),
     opt("max_request_bytes", U64),
     opt("max_field_length", U64),
     opt("max_url_segment_length", U64),

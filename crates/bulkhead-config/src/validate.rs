@@ -299,6 +299,7 @@ fn limits(c: &mut Checker<'_>, l: &RawLimits) -> Limits {
         ),
         min_bytes_per_sec: l.min_bytes_per_sec,
         min_bytes_grace: c.duration("limits.min_bytes_grace", &l.min_bytes_grace),
+        keepalive_park_after: c.duration("limits.keepalive_park_after", &l.keepalive_park_after),
         max_request_bytes: l.max_request_bytes,
         max_field_length: l.max_field_length,
         max_url_segment_length: l.max_url_segment_length,

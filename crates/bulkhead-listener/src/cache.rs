@@ -58,9 +58,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bulkhead_proto::CacheStats;
 use bytes::Bytes;
-use tokio::sync::Notify;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
+use tokio::sync::Notify;
 
 use crate::response::ResponseBody;
 use crate::static_files::conditional::{self, Precondition, Validators};
