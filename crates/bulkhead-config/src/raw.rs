@@ -381,8 +381,9 @@ pub struct RawPool {
     pub start: String,
     /// Worker processes (web garden). Default `1`.
     pub processes: u32,
-    /// Requests in flight per worker process. Default `100`.
-    pub concurrency: u32,
+    /// Requests in flight per worker process. Default `100`; `1` for `kind = "fastcgi"` (a
+    /// php-cgi process serves one request at a time).
+    pub concurrency: Option<u32>,
     /// Requests waiting for a worker. Default `1000`.
     pub queue_length: u32,
     /// Stop workers after this long without requests, `"0s"` = never. Default `"20m"`.
@@ -423,7 +424,7 @@ impl Default for RawPool {
             group: None,
             start: "on-demand".into(),
             processes: 1,
-            concurrency: 100,
+            concurrency: None,
             queue_length: 1000,
             idle_timeout: "20m".into(),
             startup_time_limit: "90s".into(),

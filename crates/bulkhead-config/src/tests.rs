@@ -297,15 +297,32 @@ fn bad_bindings_and_duplicate_names() {
 #[test]
 fn pools_need_a_command_and_kinds_not_built_are_refused() {
     assert!(one_error("[pools.a]\n").contains("pools.a.command: a pool of kind \"process\" needs a command"));
-    // A fastcgi pool was spawned and spoken HTTP to; a host pool crash-looped.
-    let e = one_error("[pools.a]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\n");
-    assert!(e.starts_with("test.toml:2:8: pools.a.kind: \"fastcgi\" is not built yet"), "{e}");
+    // A host pool crash-looped.
     let e = one_error("[pools.a]\nkind = \"host\"\n");
     assert!(e.starts_with("test.toml:2:8: pools.a.kind: \"host\" is not built yet"), "{e}");
     let e = one_error("[pools.\"my.pool\"]\nkind = \"proces\"\ncommand = [\"x\"]\n");
     assert_eq!(e, "test.toml:2:8: pools.\"my.pool\".kind: \"proces\" is not allowed; expected one of \"process\", \"fastcgi\", \"host\"; did you mean \"process\"?");
     let e = one_error("[pools.a]\ncommand = [\"\"]\n");
     assert!(e.starts_with("test.toml:2:12: pools.a.command[0]: the program name is empty"), "{e}");
+}
+
+#[test]
+fn fastcgi_pools_speak_fastcgi_one_request_per_process() {
+    let c = ok("[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\n");
+    let p = &c.pools["php"];
+    assert_eq!((p.protocol, p.concurrency), (Protocol::Fastcgi, 1));
+    let c = ok("[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nconcurrency = 4\n");
+    assert_eq!(c.pools["php"].concurrency, 4);
+    assert_eq!(ok("[pools.a]\ncommand = [\"x\"]\n").pools["a"].concurrency, 100);
+    let e = one_error("[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nprotocol = \"native\"\n");
+    assert!(e.starts_with("test.toml:4:12: pools.php.protocol: a \"fastcgi\" pool speaks FastCGI"), "{e}");
+    let e = one_error("[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nsocket = \"port\"\n");
+    assert!(
+        e.starts_with("test.toml:4:10: pools.php.socket: a \"fastcgi\" pool's processes share one unix socket"),
+        "{e}"
+    );
+    let e = one_error("[pools.php]\nkind = \"fastcgi\"\n");
+    assert!(e.contains("pools.php.command: a pool of kind \"fastcgi\" needs a command"), "{e}");
 }
 
 #[test]

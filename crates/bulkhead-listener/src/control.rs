@@ -176,6 +176,7 @@ impl Control {
             if let Some(queue) = self.shared.pool(&pool.name) {
                 queue.set_response_timeout(pool.response_timeout);
                 queue.set_request_buffering(pool.request_buffering);
+                queue.set_fastcgi(pool.kind == bulkhead_config::PoolKind::Fastcgi);
             }
         }
         for queue in removed {

@@ -5,9 +5,10 @@
 //! response head and a streaming body, close idle connections — and each owns its connections:
 //! a transport that pools them ([`http1`]) puts a connection back in its own pool when the
 //! response body it lent it to has been read to the end, so nothing above dispatch ever holds or
-//! returns a transport connection. Today's transports: HTTP/1.1 over the worker's unix socket or
-//! loopback port ([`http1`]) and the native multiplexed protocol of DESIGN §4 ([`native`]);
-//! FastCGI will be a third module and a third variant here, with no change to the request path.
+//! returns a transport connection. The transports: HTTP/1.1 over the worker's unix socket or
+//! loopback port ([`http1`]), the native multiplexed protocol of DESIGN §4 ([`native`]), and
+//! FastCGI for `kind = "fastcgi"` pools ([`fastcgi`], which reads the CGI variables it needs
+//! from the request's [`fastcgi::CgiFacts`] extension).
 //! The queue and the request path never know which transport a worker speaks.
 //!
 //! Dispatch never retries and never decides status codes: it reports a [`DispatchError`] that
@@ -15,6 +16,7 @@
 //! (the request path in [`crate::request`] decides). Called with a queue slot already held.
 //! Layering: uses only [`crate::body`] and [`crate::error`] below it.
 
+pub mod fastcgi;
 pub mod http1;
 pub mod native;
 
@@ -58,12 +60,14 @@ pub struct Worker {
 enum AnyTransport {
     Http1(http1::Http1Transport),
     Native(native::NativeTransport),
+    Fastcgi(fastcgi::FastcgiTransport),
 }
 
 /// A worker's response body, whichever transport carries it.
 pub enum WorkerBody {
     Http1(http1::Http1Body),
     Native(native::NativeBody),
+    Fastcgi(fastcgi::FastcgiBody),
 }
 
 /// A failed exchange: the error, and the request when it was never sent.
@@ -81,6 +85,9 @@ impl Worker {
             bulkhead_proto::Protocol::Native => {
                 AnyTransport::Native(native::NativeTransport::new(info.worker, info.address.clone()))
             }
+            bulkhead_proto::Protocol::Fastcgi => {
+                AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(info.worker, &info.pool, info.address.clone()))
+            }
         };
         Arc::new(Worker { id: info.worker, pid: info.pid, concurrency: info.concurrency.max(1), transport })
     }
@@ -90,6 +97,7 @@ impl Worker {
         match &self.transport {
             AnyTransport::Http1(t) => t.send(request).await.map(|r| r.map(WorkerBody::Http1)),
             AnyTransport::Native(t) => t.send(request).await.map(|r| r.map(WorkerBody::Native)),
+            AnyTransport::Fastcgi(t) => t.send(request).await.map(|r| r.map(WorkerBody::Fastcgi)),
         }
     }
 
@@ -98,6 +106,7 @@ impl Worker {
         match &self.transport {
             AnyTransport::Http1(t) => t.close_idle(),
             AnyTransport::Native(t) => t.close_idle(),
+            AnyTransport::Fastcgi(t) => t.close_idle(),
         }
     }
 }
@@ -110,6 +119,7 @@ impl Body for WorkerBody {
         match self.get_mut() {
             WorkerBody::Http1(b) => Pin::new(b).poll_frame(cx),
             WorkerBody::Native(b) => Pin::new(b).poll_frame(cx),
+            WorkerBody::Fastcgi(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
@@ -117,6 +127,7 @@ impl Body for WorkerBody {
         match self {
             WorkerBody::Http1(b) => b.is_end_stream(),
             WorkerBody::Native(b) => b.is_end_stream(),
+            WorkerBody::Fastcgi(b) => b.is_end_stream(),
         }
     }
 
@@ -124,6 +135,7 @@ impl Body for WorkerBody {
         match self {
             WorkerBody::Http1(b) => b.size_hint(),
             WorkerBody::Native(b) => b.size_hint(),
+            WorkerBody::Fastcgi(b) => b.size_hint(),
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct RequestQueue {
     response_timeout_ms: AtomicU64,
     /// The pool's `request_buffering`.
     request_buffering: AtomicBool,
+    /// The pool is `kind = "fastcgi"`: requests carry their CGI facts.
+    fastcgi: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,7 @@ impl RequestQueue {
             dispatched: AtomicU64::new(0),
             response_timeout_ms: AtomicU64::new(0),
             request_buffering: AtomicBool::new(true),
+            fastcgi: AtomicBool::new(false),
         })
     }
 
@@ -135,6 +138,15 @@ impl RequestQueue {
 
     pub fn set_request_buffering(&self, on: bool) {
         self.request_buffering.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the pool's workers are FastCGI responders.
+    pub fn fastcgi(&self) -> bool {
+        self.fastcgi.load(Ordering::Relaxed)
+    }
+
+    pub fn set_fastcgi(&self, on: bool) {
+        self.fastcgi.store(on, Ordering::Relaxed);
     }
 
     pub fn pool(&self) -> &Arc<str> {

@@ -157,6 +157,9 @@ pub struct Pool {
     pub cgroup: Option<std::path::PathBuf>,
     /// The cgroup was prepared (or failed and was reported) once.
     pub cgroup_done: bool,
+    /// A `fastcgi` pool's one listening socket, shared by all its processes (made at the first
+    /// launch, unlinked when the pool goes).
+    pub fastcgi_socket: Option<crate::worker::SharedSocket>,
 }
 
 impl Pool {
@@ -173,6 +176,7 @@ impl Pool {
             schedule: Schedule::default(),
             cgroup: None,
             cgroup_done: false,
+            fastcgi_socket: None,
         }
     }
 

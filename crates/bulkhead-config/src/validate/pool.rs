@@ -31,11 +31,7 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         )
         .unwrap_or(PoolKind::Process);
     match kind {
-        PoolKind::Process => {}
-        PoolKind::Fastcgi => c.err(
-            k("kind"),
-            "\"fastcgi\" is not built yet: the listener does not speak FastCGI, so a FastCGI responder (php-cgi) would never answer; run a program that speaks HTTP as kind = \"process\" instead",
-        ),
+        PoolKind::Process | PoolKind::Fastcgi => {}
         PoolKind::Host => c.err(
             k("kind"),
             "\"host\" is not built yet: the built-in host for CGI programs and extensions does not exist, so its workers could never start; use kind = \"process\" with a program that speaks HTTP",
@@ -48,16 +44,32 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         );
     }
     c.command(&k("command"), &p.command);
-    let protocol = c
+    let mut protocol = c
         .one_of(&k("protocol"), &p.protocol, &[("http", Protocol::Http), ("native", Protocol::Native)])
         .unwrap_or_default();
+    if kind == PoolKind::Fastcgi {
+        if protocol == Protocol::Native {
+            c.err(k("protocol"), "a \"fastcgi\" pool speaks FastCGI; \"native\" is for workers built on bulkhead-worker (kind = \"process\")");
+        }
+        protocol = Protocol::Fastcgi;
+        if p.socket == "port" {
+            c.err(
+                k("socket"),
+                "a \"fastcgi\" pool's processes share one unix socket on fd 0; \"port\" is for kind = \"process\"",
+            );
+        }
+        if !p.health.path.is_empty() {
+            c.err(k("health.path"), "a FastCGI responder answers no HTTP request; leave health.path empty (a connect to its socket is the health check)");
+        }
+    }
     let socket = c
         .one_of(&k("socket"), &p.socket, &[("inherit", SocketMode::Inherit), ("port", SocketMode::Port)])
         .unwrap_or(SocketMode::Inherit);
     let start = c
         .one_of(&k("start"), &p.start, &[("on-demand", StartMode::OnDemand), ("always", StartMode::Always)])
         .unwrap_or(StartMode::OnDemand);
-    for (field, v) in [("processes", p.processes), ("concurrency", p.concurrency), ("queue_length", p.queue_length)] {
+    let concurrency = p.concurrency.unwrap_or(if kind == PoolKind::Fastcgi { 1 } else { 100 });
+    for (field, v) in [("processes", p.processes), ("concurrency", concurrency), ("queue_length", p.queue_length)] {
         c.at_least_one(&k(field), v.into());
     }
     for (var, value) in &p.env {
@@ -84,7 +96,7 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         group: p.group.clone(),
         start,
         processes: p.processes,
-        concurrency: p.concurrency,
+        concurrency,
         queue_length: p.queue_length,
         idle_timeout: c.duration(&k("idle_timeout"), &p.idle_timeout),
         startup_time_limit: c.nonzero_duration(
