@@ -1,0 +1,112 @@
+//! `kind = "fastcgi"` pools with Debian's real `php-cgi` (issue 12 item 1): a static route's
+//! `handlers = { ".php" = "php" }` sends scripts to the pool and serves everything else itself.
+//! GET with a query string, a POST form (and one larger than a FastCGI record, streamed with
+//! `request_buffering = false`), headers and cookies set by PHP, `Status: 404` from PHP, a PHP
+//! fatal error as a 500 for that request alone, `index.php` as a default document, `PATH_INFO`,
+//! a missing script as the static 404 without PHP ever starting, and php-cgi's own exit after
+//! `PHP_FCGI_MAX_REQUESTS` counted as a recycle, not a crash. Skips visibly without php-cgi.
+
+use crate::health::wait_log_of;
+use crate::support::http::{self, get};
+use crate::support::skip::{skip, Reason};
+use crate::support::{Server, TestDir};
+
+const PHP_CGI: &str = "/usr/bin/php-cgi";
+
+fn php_site(dir: &TestDir, pool_extra: &str) -> String {
+    let root = dir.mkdir("www");
+    dir.write(
+        "www/info.php",
+        "<?php header('X-From-Php: yes'); setcookie('flavour', 'ginger');\n\
+         echo 'a=', $_GET['a'] ?? '', ' method=', $_SERVER['REQUEST_METHOD'], ' script=', $_SERVER['SCRIPT_NAME'],\n\
+         ' info=', $_SERVER['PATH_INFO'] ?? '', ' https=', $_SERVER['HTTPS'] ?? 'off', ' remote=', $_SERVER['REMOTE_ADDR'],\n\
+         ' cookie=', $_COOKIE['c'] ?? '';\n",
+    );
+    dir.write(
+        "www/post.php",
+        "<?php echo 'name=', $_POST['name'] ?? '', ' big=', strlen($_POST['big'] ?? ''), ' len=', $_SERVER['CONTENT_LENGTH'];\n",
+    );
+    dir.write("www/gone.php", "<?php http_response_code(404); echo 'gone from php';\n");
+    dir.write("www/fatal.php", "<?php no_such_function();\n");
+    dir.write("www/index.php", "<?php echo 'index via ', $_SERVER['SCRIPT_NAME'];\n");
+    dir.write("www/page.html", "<p>static</p>\n");
+    format!(
+        "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\n\
+         routes = [{{ path = \"/\", root = {root:?}, default_documents = [\"index.php\"], handlers = {{ \".php\" = \"php\" }} }}]\n\
+         [pools.php]\nkind = \"fastcgi\"\ncommand = [\"{PHP_CGI}\", \"-d\", \"display_errors=0\"]\n{pool_extra}"
+    )
+}
+
+fn php_missing() -> bool {
+    !std::path::Path::new(PHP_CGI).exists()
+}
+
+#[test]
+fn php_pages_forms_headers_errors_and_static_files_side_by_side() {
+    if php_missing() {
+        skip!(Reason::Missing("php-cgi (apt-get install php-cgi)".into()));
+    }
+    let dir = TestDir::new("fastcgi-php");
+    let config = php_site(&dir, "request_buffering = false\n");
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+
+    // A missing script is the static 404: PHP is never asked (nor started).
+    assert_eq!(get(addr, "/missing.php").status, 404);
+    assert_eq!(get(addr, "/missing.php/extra").status, 404);
+    assert!(!server.pool_log("php").contains("started"), "php-cgi started for a missing script");
+
+    let r = http::send(addr, "GET", "/info.php?a=42", &[("Host", "localhost"), ("Cookie", "c=oat")], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "a=42 method=GET script=/info.php info= https=off remote=127.0.0.1 cookie=oat");
+    assert_eq!(r.header("x-from-php"), Some("yes"));
+    assert!(r.header("set-cookie").is_some_and(|c| c.starts_with("flavour=ginger")), "{:?}", r.headers);
+
+    let r = get(addr, "/info.php/extra/path");
+    assert_eq!(r.text(), "a= method=GET script=/info.php info=/extra/path https=off remote=127.0.0.1 cookie=");
+
+    let form = [("Host", "localhost"), ("Content-Type", "application/x-www-form-urlencoded")];
+    let r = http::send(addr, "POST", "/post.php", &form, b"name=ada");
+    assert_eq!((r.status, r.text()), (200, "name=ada big=0 len=8".to_string()));
+    // More than one STDIN record's worth (64 KiB), streamed as it comes.
+    let big = format!("name=bo&big={}", "x".repeat(200 * 1024));
+    let r = http::send(addr, "POST", "/post.php", &form, big.as_bytes());
+    assert_eq!((r.status, r.text()), (200, format!("name=bo big={} len={}", 200 * 1024, big.len())));
+
+    let r = get(addr, "/gone.php");
+    assert_eq!((r.status, r.text()), (404, "gone from php".to_string()));
+    assert_eq!(get(addr, "/fatal.php").status, 500, "a PHP fatal error");
+    assert_eq!(get(addr, "/info.php?a=after").status, 200, "the request after a fatal error");
+
+    let r = get(addr, "/page.html");
+    assert_eq!((r.status, r.text()), (200, "<p>static</p>\n".to_string()));
+    assert_eq!(r.header("x-from-php"), None);
+    let r = get(addr, "/");
+    assert_eq!((r.status, r.text()), (200, "index via /index.php".to_string()));
+}
+
+#[test]
+fn php_cgi_exiting_after_its_max_requests_is_a_recycle_not_a_crash() {
+    if php_missing() {
+        skip!(Reason::Missing("php-cgi (apt-get install php-cgi)".into()));
+    }
+    let dir = TestDir::new("fastcgi-recycle");
+    let extra = "processes = 1\nenv = { PHP_FCGI_MAX_REQUESTS = \"2\" }\nrapid_fail = { max_crashes = 1 }\n";
+    let config = php_site(&dir, extra);
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    for i in 0..5 {
+        let r = get(addr, &format!("/info.php?a={i}"));
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    // php-cgi 1 served requests 0-1, php-cgi 2 requests 2-3: both exits were handled (and
+    // logged) before php-cgi 3 was started for request 4. max_crashes = 1 would have disabled
+    // the pool at the first exit counted as a crash.
+    let log = wait_log_of(&server, "php", "recycled, not a crash");
+    assert!(log.matches("recycled, not a crash").count() >= 2, "{log}");
+    assert!(!log.contains("crash 1 of") && !log.contains("rapid-fail"), "counted as a crash:\n{log}");
+    assert_eq!(get(addr, "/info.php?a=6").status, 200);
+    let log = server.pool_log("php");
+    assert!(log.matches("recycled, not a crash").count() >= 2, "{log}");
+    assert!(!log.contains("rapid-fail"), "{log}");
+}
