@@ -363,8 +363,11 @@ pub struct RawMatch {
 pub struct RawPool {
     /// `process`, `fastcgi` or `host`. Default `"process"`.
     pub kind: String,
-    /// Program and arguments. Required for `process` and `fastcgi`.
+    /// Program and arguments. Required for `process`, and for `fastcgi` unless `connect`.
     pub command: Vec<String>,
+    /// `fastcgi` only, instead of `command`: an existing FastCGI server's socket, a unix path
+    /// (`"/run/php/php8.2-fpm.sock"`) or `"IP:PORT"` (`"127.0.0.1:9000"`). Default: none.
+    pub connect: Option<String>,
     /// `http` or `native`. Default `"http"`.
     pub protocol: String,
     /// `inherit` (fd 3, `LISTEN_FDS`) or `port` (`PORT`, loopback TCP). Default `"inherit"`.
@@ -416,6 +419,7 @@ impl Default for RawPool {
         RawPool {
             kind: "process".into(),
             command: Vec::new(),
+            connect: None,
             protocol: "http".into(),
             socket: "inherit".into(),
             directory: None,

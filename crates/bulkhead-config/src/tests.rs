@@ -135,7 +135,7 @@ fn unknown_keys_all_reported_with_one_suggestion() {
             "test.toml:2:1: server.state_dri: unknown key; did you mean `state_dir`?",
             "test.toml:4:1: limits.queue_length: unknown key here; `queue_length` is a key of [pools.NAME]",
             "test.toml:7:1: pools.a.proceses: unknown key; did you mean `processes`?",
-            "test.toml:8:1: pools.a.colour: unknown key; expected one of: kind, command, protocol, socket, directory, env, user, group, start, processes, concurrency, queue_length, idle_timeout, startup_time_limit, shutdown_time_limit, response_timeout, request_buffering, recycle, health, rapid_fail, orphan, cpu, limits",
+            "test.toml:8:1: pools.a.colour: unknown key; expected one of: kind, command, connect, protocol, socket, directory, env, user, group, start, processes, concurrency, queue_length, idle_timeout, startup_time_limit, shutdown_time_limit, response_timeout, request_buffering, recycle, health, rapid_fail, orphan, cpu, limits",
         ]
     );
     let e = one_error("[[site]]\nname = \"a\"\n");
@@ -323,6 +323,33 @@ fn fastcgi_pools_speak_fastcgi_one_request_per_process() {
     );
     let e = one_error("[pools.php]\nkind = \"fastcgi\"\n");
     assert!(e.contains("pools.php.command: a pool of kind \"fastcgi\" needs a command"), "{e}");
+}
+
+#[test]
+fn a_fastcgi_pool_may_connect_to_a_server_it_does_not_run() {
+    use bulkhead_proto::WorkerAddress;
+    let c = ok("[pools.fpm]\nkind = \"fastcgi\"\nconnect = \"127.0.0.1:9000\"\nconcurrency = 8\n");
+    let p = &c.pools["fpm"];
+    assert_eq!(p.connect, Some(WorkerAddress::Tcp("127.0.0.1:9000".parse().expect("addr"))));
+    assert_eq!((p.protocol, p.concurrency), (Protocol::Fastcgi, 8));
+    let c = ok("[pools.fpm]\nkind = \"fastcgi\"\nconnect = \"/run/php/php8.2-fpm.sock\"\n");
+    assert_eq!(c.pools["fpm"].connect, Some(WorkerAddress::Unix("/run/php/php8.2-fpm.sock".into())));
+    // Keys about running processes mean nothing here: a warning each, by name, when written.
+    let w = warnings("[pools.fpm]\nkind = \"fastcgi\"\nconnect = \"127.0.0.1:9000\"\nprocesses = 4\nrecycle = { every = \"1h\" }\nuser = \"www\"\n");
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(
+        w[0].starts_with("test.toml:4:13: pools.fpm.processes: is not used: the pool connects to \"127.0.0.1:9000\""),
+        "{w:#?}"
+    );
+    assert!(w.iter().any(|w| w.contains("pools.fpm.recycle: is not used")), "{w:#?}");
+    assert!(w.iter().any(|w| w.contains("pools.fpm.user: is not used")), "{w:#?}");
+    assert!(warnings("[pools.fpm]\nkind = \"fastcgi\"\nconnect = \"127.0.0.1:9000\"\n").is_empty());
+    let e = one_error("[pools.a]\ncommand = [\"x\"]\nconnect = \"127.0.0.1:9000\"\n");
+    assert!(e.starts_with("test.toml:3:11: pools.a.connect: only a kind = \"fastcgi\" pool connects"), "{e}");
+    let e = one_error("[pools.a]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nconnect = \"/x.sock\"\n");
+    assert!(e.starts_with("test.toml:4:11: pools.a.connect: a fastcgi pool either runs `command` or connects"), "{e}");
+    let e = one_error("[pools.a]\nkind = \"fastcgi\"\nconnect = \"localhost:9000\"\n");
+    assert!(e.contains("pools.a.connect: \"localhost:9000\" is neither a unix socket path nor IP:PORT"), "{e}");
 }
 
 #[test]

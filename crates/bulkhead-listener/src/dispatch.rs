@@ -25,13 +25,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bulkhead_proto::{WorkerId, WorkerInfo};
+use bulkhead_proto::{WorkerAddress, WorkerId, WorkerInfo};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::body::{BoxError, RequestBody};
 use crate::error::DispatchError;
+
+/// The id of a pool's external server (ids are per pool; the manager's count up from 1).
+pub const EXTERNAL: WorkerId = WorkerId(u64::MAX);
 
 /// How requests reach a worker: one implementation per protocol.
 pub trait Transport: Send + Sync {
@@ -52,6 +55,9 @@ pub struct Worker {
     pub id: WorkerId,
     pub pid: u32,
     pub concurrency: u32,
+    /// A server Bulkhead does not run (a `fastcgi` pool's `connect`): failing to reach it never
+    /// takes it out of routing (nobody would bring it back); the request gets 502.
+    pub external: bool,
     transport: AnyTransport,
 }
 
@@ -89,7 +95,19 @@ impl Worker {
                 AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(info.worker, &info.pool, info.address.clone()))
             }
         };
-        Arc::new(Worker { id: info.worker, pid: info.pid, concurrency: info.concurrency.max(1), transport })
+        Arc::new(Worker {
+            id: info.worker,
+            pid: info.pid,
+            concurrency: info.concurrency.max(1),
+            external: false,
+            transport,
+        })
+    }
+
+    /// The one worker of a pool whose FastCGI server Bulkhead does not run (`connect`).
+    pub fn external(pool: &str, address: WorkerAddress, concurrency: u32) -> Worker {
+        let transport = AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(EXTERNAL, pool, address));
+        Worker { id: EXTERNAL, pid: 0, concurrency: concurrency.max(1), external: true, transport }
     }
 
     /// Sends a request and waits for the response head.

@@ -496,7 +496,8 @@ impl Exchange<'_> {
             }
             let worker = slot.worker().id;
             queue.worker_unreachable(worker, &error.to_string());
-            exclude = Some(worker);
+            // An external server is the pool's only one: try it again (up to MAX_SENDS).
+            exclude = (!slot.worker().external).then_some(worker);
             drop(slot);
             match error.retry() {
                 RetryType::NotSent => request = unsent,

@@ -247,6 +247,10 @@ impl Pool {
 
     /// How many more workers the pool wants now.
     pub fn missing_workers(&self, now: Instant) -> usize {
+        // An external FastCGI server (`connect`): the listener routes to it; nothing to run.
+        if self.config.connect.is_some() {
+            return 0;
+        }
         if self.mode != Mode::Active || !self.restarts.may_start(now) || self.waiting_for_recycled_exit() {
             return 0;
         }

@@ -6,6 +6,7 @@
 //! worker could never start or never be judged healthy are errors.
 
 use super::*;
+use bulkhead_proto::WorkerAddress;
 
 pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server) -> Pool {
     let key = pool_key(name);
@@ -37,7 +38,8 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
             "\"host\" is not built yet: the built-in host for CGI programs and extensions does not exist, so its workers could never start; use kind = \"process\" with a program that speaks HTTP",
         ),
     }
-    if kind != PoolKind::Host && p.command.is_empty() {
+    let connect = connect(c, &key, kind, p);
+    if kind != PoolKind::Host && p.command.is_empty() && p.connect.is_none() {
         c.err(
             k("command"),
             format!("a pool of kind {:?} needs a command, like command = [\"python3\", \"app.py\"]", p.kind),
@@ -113,7 +115,57 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         orphan: orphan(c, &key, &p.orphan),
         cpu: cpu(c, &key, &p.cpu),
         limits: p.limits.as_ref().map(|l| cgroup_limits(c, &key, l)),
+        connect,
     }
+}
+
+/// Keys that set how Bulkhead runs a pool's processes: meaningless for an external server.
+const EXTERNAL_IGNORES: &[&str] = &[
+    "processes",
+    "user",
+    "group",
+    "directory",
+    "env",
+    "start",
+    "idle_timeout",
+    "startup_time_limit",
+    "shutdown_time_limit",
+    "recycle",
+    "health",
+    "rapid_fail",
+    "orphan",
+    "cpu",
+    "limits",
+    "socket",
+];
+
+/// `connect`: only for `fastcgi`, instead of `command`; a unix path (relative to the config
+/// file) or `IP:PORT`. The keys about running processes get a warning each, when written.
+fn connect(c: &mut Checker<'_>, key: &str, kind: PoolKind, p: &RawPool) -> Option<WorkerAddress> {
+    let text = p.connect.as_deref()?;
+    let k = format!("{key}.connect");
+    if kind != PoolKind::Fastcgi {
+        c.err(&k, "only a kind = \"fastcgi\" pool connects to a server it does not run");
+        return None;
+    }
+    if !p.command.is_empty() {
+        c.err(&k, "a fastcgi pool either runs `command` or connects to an existing server, not both: remove one");
+        return None;
+    }
+    for field in EXTERNAL_IGNORES {
+        c.not_acted_on(
+            format!("{key}.{field}"),
+            format!("is not used: the pool connects to {text:?}, a FastCGI server Bulkhead does not run"),
+        );
+    }
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Some(WorkerAddress::Tcp(addr));
+    }
+    if text.is_empty() || text.contains('\0') || (!text.contains('/') && text.contains(':')) {
+        c.err(&k, format!("{text:?} is neither a unix socket path nor IP:PORT like \"127.0.0.1:9000\""));
+        return None;
+    }
+    Some(WorkerAddress::Unix(c.base_dir.join(text)))
 }
 
 fn recycle(c: &mut Checker<'_>, key: &str, r: &RawRecycle) -> Recycle {

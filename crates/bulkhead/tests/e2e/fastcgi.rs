@@ -3,17 +3,28 @@
 //! GET with a query string, a POST form (and one larger than a FastCGI record, streamed with
 //! `request_buffering = false`), headers and cookies set by PHP, `Status: 404` from PHP, a PHP
 //! fatal error as a 500 for that request alone, `index.php` as a default document, `PATH_INFO`,
-//! a missing script as the static 404 without PHP ever starting, and php-cgi's own exit after
-//! `PHP_FCGI_MAX_REQUESTS` counted as a recycle, not a crash. Skips visibly without php-cgi.
+//! a missing script as the static 404 without PHP ever starting, php-cgi's own exit after
+//! `PHP_FCGI_MAX_REQUESTS` counted as a recycle, not a crash, and a pool that `connect`s to a
+//! php-cgi the test runs itself (`php-cgi -b`): routed to, shown as not managed, and a 502 once
+//! that server is gone. Skips visibly without php-cgi.
 
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::admin::{api, cli};
 use crate::health::wait_log_of;
 use crate::support::http::{self, get};
 use crate::support::skip::{skip, Reason};
-use crate::support::{Server, TestDir};
+use crate::support::{free_port, procs, wait_for, Server, TestDir};
 
 const PHP_CGI: &str = "/usr/bin/php-cgi";
 
 fn php_site(dir: &TestDir, pool_extra: &str) -> String {
+    php_site_with(dir, &format!("command = [\"{PHP_CGI}\", \"-d\", \"display_errors=0\"]\n{pool_extra}"))
+}
+
+/// The test site with `pool` as the rest of `[pools.php]` after its `kind`.
+fn php_site_with(dir: &TestDir, pool: &str) -> String {
     let root = dir.mkdir("www");
     dir.write(
         "www/info.php",
@@ -33,7 +44,7 @@ fn php_site(dir: &TestDir, pool_extra: &str) -> String {
     format!(
         "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\n\
          routes = [{{ path = \"/\", root = {root:?}, default_documents = [\"index.php\"], handlers = {{ \".php\" = \"php\" }} }}]\n\
-         [pools.php]\nkind = \"fastcgi\"\ncommand = [\"{PHP_CGI}\", \"-d\", \"display_errors=0\"]\n{pool_extra}"
+         [pools.php]\nkind = \"fastcgi\"\n{pool}"
     )
 }
 
@@ -109,4 +120,55 @@ fn php_cgi_exiting_after_its_max_requests_is_a_recycle_not_a_crash() {
     let log = server.pool_log("php");
     assert!(log.matches("recycled, not a crash").count() >= 2, "{log}");
     assert!(!log.contains("rapid-fail"), "{log}");
+}
+
+/// A `php-cgi -b 127.0.0.1:PORT` the test runs (and stops by its pid, also on a panic).
+struct ExternalPhp(Child);
+
+impl Drop for ExternalPhp {
+    fn drop(&mut self) {
+        procs::signal(self.0.id(), libc::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_pool_connected_to_a_fastcgi_server_bulkhead_does_not_run() {
+    if php_missing() {
+        skip!(Reason::Missing("php-cgi (apt-get install php-cgi)".into()));
+    }
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let child = Command::new(PHP_CGI)
+        .args(["-d", "display_errors=0", "-b", &bind])
+        .env("PHP_FCGI_CHILDREN", "0")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start php-cgi -b");
+    let php = ExternalPhp(child);
+    wait_for("php-cgi to listen", Duration::from_secs(20), || std::net::TcpStream::connect(&bind).is_ok());
+
+    let dir = TestDir::new("fastcgi-external");
+    let config = php_site_with(&dir, &format!("connect = {bind:?}\nconcurrency = 1\n"));
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    let r = get(addr, "/info.php?a=ext");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().starts_with("a=ext method=GET script=/info.php"), "{}", r.text());
+    assert!(server.worker_pids().is_empty(), "Bulkhead started a worker for an external pool");
+
+    let (_, status) = api(&server, "GET", "/status", None);
+    let pool = status["pools"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "php")).cloned();
+    let pool = pool.expect("pool php in /status");
+    assert_eq!((pool["state"].as_str(), pool["managed"].as_bool()), (Some("External"), Some(false)), "{pool}");
+    assert_eq!(pool["connect"].as_str(), Some(bind.as_str()));
+    let config_path = server.config_path.clone().expect("config path");
+    let out = cli(&["status", "--config", &config_path.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("External (not managed: {bind})")), "{text}");
+
+    // Its server gone, the pool answers 502 (and is still routed to when it comes back).
+    drop(php);
+    assert_eq!(get(addr, "/info.php").status, 502);
+    assert_eq!(get(addr, "/page.html").status, 200);
 }
