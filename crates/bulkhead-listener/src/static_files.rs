@@ -24,9 +24,9 @@
 //! (`handlers = { ".php" = "pool" }`) goes to that pool instead, whatever the method — the
 //! caller dispatches it with the [`Script`] found: the first path segment with a handled
 //! extension is the script and what follows it is `PATH_INFO` (`/x.php/extra`), and a default
-//! document with a handled extension is a script too. The script must be a file under the root
-//! (symlinks resolved, as for any file): a missing one is this module's 404 and never reaches
-//! the pool.
+//! document with a handled extension is a script too (for any method: a form may post to
+//! `/`). The script must be a file under the root (symlinks resolved, as for any file): a
+//! missing one is this module's 404 and never reaches the pool.
 //!
 //! File-system work is done inline first, as nginx does (`find`: resolve, stat, open, and a small
 //! file's bytes from the page cache with `preadv2(RWF_NOWAIT)`): for cached directory entries and
@@ -128,7 +128,16 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
             Err(found) => refused(found),
         };
     }
+    let slash = req.path.ends_with('/');
     if req.method != Method::GET && req.method != Method::HEAD {
+        // A directory whose default document is a handled script takes any method too
+        // (a form posting to `/` with `index.php`).
+        if slash && !root.handlers.is_empty() {
+            let want = Want { get: false, ranged: false, codings: Preference::default(), inline: true };
+            if let Found::Handler(pool, filename, doc) = find(root, &rel, slash, want) {
+                return handled_document(root, req, pool, filename, doc);
+            }
+        }
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED);
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Outcome::Response(resp, 0);
@@ -148,7 +157,6 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
         },
         inline: true,
     };
-    let slash = req.path.ends_with('/');
     let found = match find(root, &rel, slash, want) {
         Found::Blocking => {
             let root_for_lookup = Arc::clone(root);
@@ -160,11 +168,7 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     };
     match found {
         found @ (Found::Missing | Found::UnknownType | Found::Hidden | Found::Denied) => refused(found),
-        Found::Handler(pool, filename, doc) => {
-            let document_root = root.canonical_root.clone().unwrap_or_else(|| root.root.clone());
-            let name = format!("{}{doc}", req.path);
-            Outcome::Handler(pool, Script { filename, name, path_info: String::new(), document_root })
-        }
+        Found::Handler(pool, filename, doc) => handled_document(root, req, pool, filename, doc),
         Found::Directory if !slash => {
             let mut location = format!("{}/", req.path);
             if let Some(q) = req.query {
@@ -484,6 +488,19 @@ fn find_script(root: &StaticRoot, script: &Path) -> Result<(PathBuf, PathBuf), F
 fn script_name(path: &str, rest: &str, script: &Path) -> String {
     let prefix = path.strip_suffix(rest).unwrap_or("").trim_end_matches('/');
     format!("{prefix}/{}", script.to_string_lossy())
+}
+
+/// A directory's default document that a handler runs.
+fn handled_document(
+    root: &StaticRoot,
+    req: &StaticRequest<'_>,
+    pool: Arc<str>,
+    filename: PathBuf,
+    doc: String,
+) -> Outcome {
+    let document_root = root.canonical_root.clone().unwrap_or_else(|| root.root.clone());
+    let name = format!("{}{doc}", req.path);
+    Outcome::Handler(pool, Script { filename, name, path_info: String::new(), document_root })
 }
 
 /// The answer for a path that was not found, is hidden, or may not be read.

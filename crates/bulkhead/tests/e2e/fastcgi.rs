@@ -6,14 +6,15 @@
 //! a missing script as the static 404 without PHP ever starting, php-cgi's own exit after
 //! `PHP_FCGI_MAX_REQUESTS` counted as a recycle, not a crash, and a pool that `connect`s to a
 //! php-cgi the test runs itself (`php-cgi -b`): routed to, shown as not managed, and a 502 once
-//! that server is gone. Skips visibly without php-cgi.
+//! that server is gone; and `examples/php` from its own config: a form with an upload, a cookie
+//! and a session that counts visits. Skips visibly without php-cgi.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::admin::{api, cli};
 use crate::health::wait_log_of;
-use crate::support::http::{self, get};
+use crate::support::http::{self, curl, get};
 use crate::support::skip::{skip, Reason};
 use crate::support::{free_port, procs, wait_for, Server, TestDir};
 
@@ -171,4 +172,36 @@ fn a_pool_connected_to_a_fastcgi_server_bulkhead_does_not_run() {
     drop(php);
     assert_eq!(get(addr, "/info.php").status, 502);
     assert_eq!(get(addr, "/page.html").status, 200);
+}
+
+#[test]
+fn the_php_example_serves_a_form_an_upload_a_cookie_and_a_session() {
+    if php_missing() {
+        skip!(Reason::Missing("php-cgi (apt-get install php-cgi)".into()));
+    }
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/php");
+    let text = std::fs::read_to_string(example.join("bulkhead.toml")).expect("examples/php/bulkhead.toml");
+    let www = example.join("www").canonicalize().expect("examples/php/www");
+    let config = text
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("root = \"www\"", &format!("root = {:?}", www.display().to_string()))
+        .replace("[\"php-cgi\"]", &format!("[{PHP_CGI:?}]"));
+    assert_ne!(config, text, "the example's config changed shape; update this test");
+    let dir = TestDir::new("fastcgi-example");
+    let jar = dir.join("cookies.txt").display().to_string();
+    let upload = dir.write("upload.txt", "twelve bytes").display().to_string();
+    let server = Server::start(dir, &config);
+    let url = format!("http://{}/", server.addr());
+
+    let r = curl(&["-c", &jar, "-b", &jar, &format!("{url}?name=ada")]);
+    assert_eq!((r.status, r.text()), (200, "hello ada\nvisits 1\n".to_string()));
+    assert_eq!(r.header("x-powered-by-pool"), Some("php"));
+    let form = format!("file=@{upload}");
+    let r = curl(&["-c", &jar, "-b", &jar, "-F", "name=bo", "-F", &form, &url]);
+    assert_eq!((r.status, r.text()), (200, "hello bo\nvisits 2\nupload upload.txt 12 bytes\n".to_string()));
+    // The cookie PHP set comes back, and the session still counts.
+    let r = curl(&["-c", &jar, "-b", &jar, &url]);
+    assert_eq!((r.status, r.text()), (200, "hello bo\nvisits 3\n".to_string()));
+    let r = curl(&[&format!("{url}form.html")]);
+    assert!(r.status == 200 && r.text().contains("<form"), "{}", r.text());
 }
