@@ -40,6 +40,7 @@ fn php_site_with(dir: &TestDir, pool: &str) -> String {
     );
     dir.write("www/gone.php", "<?php http_response_code(404); echo 'gone from php';\n");
     dir.write("www/fatal.php", "<?php no_such_function();\n");
+    dir.write("www/stderr.php", "<?php error_log('a line for the log'); echo 'logged';\n");
     dir.write("www/index.php", "<?php echo 'index via ', $_SERVER['SCRIPT_NAME'];\n");
     dir.write("www/page.html", "<p>static</p>\n");
     format!(
@@ -89,6 +90,12 @@ fn php_pages_forms_headers_errors_and_static_files_side_by_side() {
     assert_eq!((r.status, r.text()), (404, "gone from php".to_string()));
     assert_eq!(get(addr, "/fatal.php").status, 500, "a PHP fatal error");
     assert_eq!(get(addr, "/info.php?a=after").status, 200, "the request after a fatal error");
+
+    // What PHP writes to FCGI_STDERR is in the listener's error log, with the pool's name.
+    assert_eq!(get(addr, "/stderr.php").text(), "logged");
+    wait_for("the stderr line in the server's log", Duration::from_secs(20), || {
+        server.output().lines().any(|l| l.contains("pool \"php\": FastCGI worker") && l.contains("a line for the log"))
+    });
 
     let r = get(addr, "/page.html");
     assert_eq!((r.status, r.text()), (200, "<p>static</p>\n".to_string()));
