@@ -201,6 +201,7 @@ fn pool_changed(o: &Pool, n: &Pool) -> Change {
         ("orphan", o.orphan != n.orphan),
         ("cpu", o.cpu != n.cpu),
         ("limits", o.limits != n.limits),
+        ("connect", o.connect != n.connect),
     ];
     let mut fields: Vec<&'static str> = worker_sees.iter().chain(&live).filter(|(_, d)| *d).map(|(f, _)| *f).collect();
     let mut recycle_needed = worker_sees.iter().any(|(_, d)| *d);

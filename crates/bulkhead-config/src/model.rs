@@ -389,6 +389,9 @@ pub struct Pool {
     pub orphan: Orphan,
     pub cpu: Cpu,
     pub limits: Option<CgroupLimits>,
+    /// `kind = "fastcgi"` only: the socket of a FastCGI server Bulkhead does not run (an
+    /// existing php-fpm); then nothing is spawned and the listener routes and queues to it.
+    pub connect: Option<bulkhead_proto::WorkerAddress>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

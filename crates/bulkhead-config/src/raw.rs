@@ -368,8 +368,11 @@ pub struct RawMatch {
 pub struct RawPool {
     /// `process`, `fastcgi` or `host`. Default `"process"`.
     pub kind: String,
-    /// Program and arguments. Required for `process` and `fastcgi`.
+    /// Program and arguments. Required for `process`, and for `fastcgi` unless `connect`.
     pub command: Vec<String>,
+    /// `fastcgi` only, instead of `command`: an existing FastCGI server's socket, a unix path
+    /// (`"/run/php/php8.2-fpm.sock"`) or `"IP:PORT"` (`"127.0.0.1:9000"`). Default: none.
+    pub connect: Option<String>,
     /// `http` or `native`. Default `"http"`.
     pub protocol: String,
     /// `inherit` (fd 3, `LISTEN_FDS`) or `port` (`PORT`, loopback TCP). Default `"inherit"`.
@@ -386,8 +389,9 @@ pub struct RawPool {
     pub start: String,
     /// Worker processes (web garden). Default `1`.
     pub processes: u32,
-    /// Requests in flight per worker process. Default `100`.
-    pub concurrency: u32,
+    /// Requests in flight per worker process. Default `100`; `1` for `kind = "fastcgi"` (a
+    /// php-cgi process serves one request at a time).
+    pub concurrency: Option<u32>,
     /// Requests waiting for a worker. Default `1000`.
     pub queue_length: u32,
     /// Stop workers after this long without requests, `"0s"` = never. Default `"20m"`.
@@ -420,6 +424,7 @@ impl Default for RawPool {
         RawPool {
             kind: "process".into(),
             command: Vec::new(),
+            connect: None,
             protocol: "http".into(),
             socket: "inherit".into(),
             directory: None,
@@ -428,7 +433,7 @@ impl Default for RawPool {
             group: None,
             start: "on-demand".into(),
             processes: 1,
-            concurrency: 100,
+            concurrency: None,
             queue_length: 1000,
             idle_timeout: "20m".into(),
             startup_time_limit: "90s".into(),

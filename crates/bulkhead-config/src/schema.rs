@@ -169,6 +169,7 @@ pub(crate) const CGROUP_LIMITS: &[Field] =
 pub(crate) const POOL: &[Field] = &[
     opt("kind", Shape::Str),
     opt("command", STRINGS),
+    opt("connect", Shape::Str),
     opt("protocol", Shape::Str),
     opt("socket", Shape::Str),
     opt("directory", Shape::Str),

@@ -135,7 +135,7 @@ fn unknown_keys_all_reported_with_one_suggestion() {
             "test.toml:2:1: server.state_dri: unknown key; did you mean `state_dir`?",
             "test.toml:4:1: limits.queue_length: unknown key here; `queue_length` is a key of [pools.NAME]",
             "test.toml:7:1: pools.a.proceses: unknown key; did you mean `processes`?",
-            "test.toml:8:1: pools.a.colour: unknown key; expected one of: kind, command, protocol, socket, directory, env, user, group, start, processes, concurrency, queue_length, idle_timeout, startup_time_limit, shutdown_time_limit, response_timeout, request_buffering, recycle, health, rapid_fail, orphan, cpu, limits",
+            "test.toml:8:1: pools.a.colour: unknown key; expected one of: kind, command, connect, protocol, socket, directory, env, user, group, start, processes, concurrency, queue_length, idle_timeout, startup_time_limit, shutdown_time_limit, response_timeout, request_buffering, recycle, health, rapid_fail, orphan, cpu, limits",
         ]
     );
     let e = one_error("[[site]]\nname = \"a\"\n");
@@ -297,15 +297,59 @@ fn bad_bindings_and_duplicate_names() {
 #[test]
 fn pools_need_a_command_and_kinds_not_built_are_refused() {
     assert!(one_error("[pools.a]\n").contains("pools.a.command: a pool of kind \"process\" needs a command"));
-    // A fastcgi pool was spawned and spoken HTTP to; a host pool crash-looped.
-    let e = one_error("[pools.a]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\n");
-    assert!(e.starts_with("test.toml:2:8: pools.a.kind: \"fastcgi\" is not built yet"), "{e}");
+    // A host pool crash-looped.
     let e = one_error("[pools.a]\nkind = \"host\"\n");
     assert!(e.starts_with("test.toml:2:8: pools.a.kind: \"host\" is not built yet"), "{e}");
     let e = one_error("[pools.\"my.pool\"]\nkind = \"proces\"\ncommand = [\"x\"]\n");
     assert_eq!(e, "test.toml:2:8: pools.\"my.pool\".kind: \"proces\" is not allowed; expected one of \"process\", \"fastcgi\", \"host\"; did you mean \"process\"?");
     let e = one_error("[pools.a]\ncommand = [\"\"]\n");
     assert!(e.starts_with("test.toml:2:12: pools.a.command[0]: the program name is empty"), "{e}");
+}
+
+#[test]
+fn fastcgi_pools_speak_fastcgi_one_request_per_process() {
+    let c = ok("[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\n");
+    let p = &c.pools["php"];
+    assert_eq!((p.protocol, p.concurrency), (Protocol::Fastcgi, 1));
+    let c = ok("[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nconcurrency = 4\n");
+    assert_eq!(c.pools["php"].concurrency, 4);
+    assert_eq!(ok("[pools.a]\ncommand = [\"x\"]\n").pools["a"].concurrency, 100);
+    let e = one_error("[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nprotocol = \"native\"\n");
+    assert!(e.starts_with("test.toml:4:12: pools.php.protocol: a \"fastcgi\" pool speaks FastCGI"), "{e}");
+    let e = one_error("[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nsocket = \"port\"\n");
+    assert!(
+        e.starts_with("test.toml:4:10: pools.php.socket: a \"fastcgi\" pool's processes share one unix socket"),
+        "{e}"
+    );
+    let e = one_error("[pools.php]\nkind = \"fastcgi\"\n");
+    assert!(e.contains("pools.php.command: a pool of kind \"fastcgi\" needs a command"), "{e}");
+}
+
+#[test]
+fn a_fastcgi_pool_may_connect_to_a_server_it_does_not_run() {
+    use bulkhead_proto::WorkerAddress;
+    let c = ok("[pools.fpm]\nkind = \"fastcgi\"\nconnect = \"127.0.0.1:9000\"\nconcurrency = 8\n");
+    let p = &c.pools["fpm"];
+    assert_eq!(p.connect, Some(WorkerAddress::Tcp("127.0.0.1:9000".parse().expect("addr"))));
+    assert_eq!((p.protocol, p.concurrency), (Protocol::Fastcgi, 8));
+    let c = ok("[pools.fpm]\nkind = \"fastcgi\"\nconnect = \"/run/php/php8.2-fpm.sock\"\n");
+    assert_eq!(c.pools["fpm"].connect, Some(WorkerAddress::Unix("/run/php/php8.2-fpm.sock".into())));
+    // Keys about running processes mean nothing here: a warning each, by name, when written.
+    let w = warnings("[pools.fpm]\nkind = \"fastcgi\"\nconnect = \"127.0.0.1:9000\"\nprocesses = 4\nrecycle = { every = \"1h\" }\nuser = \"www\"\n");
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(
+        w[0].starts_with("test.toml:4:13: pools.fpm.processes: is not used: the pool connects to \"127.0.0.1:9000\""),
+        "{w:#?}"
+    );
+    assert!(w.iter().any(|w| w.contains("pools.fpm.recycle: is not used")), "{w:#?}");
+    assert!(w.iter().any(|w| w.contains("pools.fpm.user: is not used")), "{w:#?}");
+    assert!(warnings("[pools.fpm]\nkind = \"fastcgi\"\nconnect = \"127.0.0.1:9000\"\n").is_empty());
+    let e = one_error("[pools.a]\ncommand = [\"x\"]\nconnect = \"127.0.0.1:9000\"\n");
+    assert!(e.starts_with("test.toml:3:11: pools.a.connect: only a kind = \"fastcgi\" pool connects"), "{e}");
+    let e = one_error("[pools.a]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nconnect = \"/x.sock\"\n");
+    assert!(e.starts_with("test.toml:4:11: pools.a.connect: a fastcgi pool either runs `command` or connects"), "{e}");
+    let e = one_error("[pools.a]\nkind = \"fastcgi\"\nconnect = \"localhost:9000\"\n");
+    assert!(e.contains("pools.a.connect: \"localhost:9000\" is neither a unix socket path nor IP:PORT"), "{e}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! each names its key path, and [`crate::check`] turns that into a line and column. Errors
 //! are for what cannot work; what works but is probably a mistake is a warning. Keys this
 //! version parses but does not build are never taken silently: refused when they would
-//! promise security or could never work (https without `tls`, `fastcgi` and `host` pools,
+//! promise security or could never work (https without `tls`, `host` pools, a `fastcgi` pool speaking `native`,
 //! `execute`), warned about when written but without effect. Paths are
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to
 //! see that referenced directories and files exist and can be read; never creates anything.
@@ -72,7 +72,6 @@ impl<'a> Checker<'a> {
 
     /// A warning about a key that is parsed but not acted on yet, given only when the file
     /// writes that key (see [`Found::only_if_written`]).
-    #[allow(dead_code)] // none today; kept for the next key parsed before it is built
     fn not_acted_on(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Found { key: key.into(), message: message.into(), only_if_written: true });
     }

@@ -176,6 +176,14 @@ impl Control {
             if let Some(queue) = self.shared.pool(&pool.name) {
                 queue.set_response_timeout(pool.response_timeout);
                 queue.set_request_buffering(pool.request_buffering);
+                queue.set_fastcgi(pool.kind == bulkhead_config::PoolKind::Fastcgi);
+                // A FastCGI server Bulkhead does not run: routed to from here, never announced.
+                match &pool.connect {
+                    Some(address) => {
+                        queue.set_external(Worker::external(&pool.name, address.clone(), pool.concurrency))
+                    }
+                    None => queue.worker_gone(crate::dispatch::EXTERNAL),
+                }
             }
         }
         for queue in removed {

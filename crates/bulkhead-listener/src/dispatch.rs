@@ -5,9 +5,10 @@
 //! response head and a streaming body, close idle connections — and each owns its connections:
 //! a transport that pools them ([`http1`]) puts a connection back in its own pool when the
 //! response body it lent it to has been read to the end, so nothing above dispatch ever holds or
-//! returns a transport connection. Today's transports: HTTP/1.1 over the worker's unix socket or
-//! loopback port ([`http1`]) and the native multiplexed protocol of DESIGN §4 ([`native`]);
-//! FastCGI will be a third module and a third variant here, with no change to the request path.
+//! returns a transport connection. The transports: HTTP/1.1 over the worker's unix socket or
+//! loopback port ([`http1`]), the native multiplexed protocol of DESIGN §4 ([`native`]), and
+//! FastCGI for `kind = "fastcgi"` pools ([`fastcgi`], which reads the CGI variables it needs
+//! from the request's [`fastcgi::CgiFacts`] extension).
 //! The queue and the request path never know which transport a worker speaks.
 //!
 //! Dispatch never retries and never decides status codes: it reports a [`DispatchError`] that
@@ -15,6 +16,7 @@
 //! (the request path in [`crate::request`] decides). Called with a queue slot already held.
 //! Layering: uses only [`crate::body`] and [`crate::error`] below it.
 
+pub mod fastcgi;
 pub mod http1;
 pub mod native;
 
@@ -23,13 +25,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bulkhead_proto::{WorkerId, WorkerInfo};
+use bulkhead_proto::{WorkerAddress, WorkerId, WorkerInfo};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::body::{BoxError, RequestBody};
 use crate::error::DispatchError;
+
+/// The id of a pool's external server (ids are per pool; the manager's count up from 1).
+pub const EXTERNAL: WorkerId = WorkerId(u64::MAX);
 
 /// How requests reach a worker: one implementation per protocol.
 pub trait Transport: Send + Sync {
@@ -50,6 +55,9 @@ pub struct Worker {
     pub id: WorkerId,
     pub pid: u32,
     pub concurrency: u32,
+    /// A server Bulkhead does not run (a `fastcgi` pool's `connect`): failing to reach it never
+    /// takes it out of routing (nobody would bring it back); the request gets 502.
+    pub external: bool,
     transport: AnyTransport,
 }
 
@@ -58,12 +66,14 @@ pub struct Worker {
 enum AnyTransport {
     Http1(http1::Http1Transport),
     Native(native::NativeTransport),
+    Fastcgi(fastcgi::FastcgiTransport),
 }
 
 /// A worker's response body, whichever transport carries it.
 pub enum WorkerBody {
     Http1(http1::Http1Body),
     Native(native::NativeBody),
+    Fastcgi(fastcgi::FastcgiBody),
 }
 
 /// A failed exchange: the error, and the request when it was never sent.
@@ -81,8 +91,23 @@ impl Worker {
             bulkhead_proto::Protocol::Native => {
                 AnyTransport::Native(native::NativeTransport::new(info.worker, info.address.clone()))
             }
+            bulkhead_proto::Protocol::Fastcgi => {
+                AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(info.worker, &info.pool, info.address.clone()))
+            }
         };
-        Arc::new(Worker { id: info.worker, pid: info.pid, concurrency: info.concurrency.max(1), transport })
+        Arc::new(Worker {
+            id: info.worker,
+            pid: info.pid,
+            concurrency: info.concurrency.max(1),
+            external: false,
+            transport,
+        })
+    }
+
+    /// The one worker of a pool whose FastCGI server Bulkhead does not run (`connect`).
+    pub fn external(pool: &str, address: WorkerAddress, concurrency: u32) -> Worker {
+        let transport = AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(EXTERNAL, pool, address));
+        Worker { id: EXTERNAL, pid: 0, concurrency: concurrency.max(1), external: true, transport }
     }
 
     /// Sends a request and waits for the response head.
@@ -90,6 +115,7 @@ impl Worker {
         match &self.transport {
             AnyTransport::Http1(t) => t.send(request).await.map(|r| r.map(WorkerBody::Http1)),
             AnyTransport::Native(t) => t.send(request).await.map(|r| r.map(WorkerBody::Native)),
+            AnyTransport::Fastcgi(t) => t.send(request).await.map(|r| r.map(WorkerBody::Fastcgi)),
         }
     }
 
@@ -98,6 +124,7 @@ impl Worker {
         match &self.transport {
             AnyTransport::Http1(t) => t.close_idle(),
             AnyTransport::Native(t) => t.close_idle(),
+            AnyTransport::Fastcgi(t) => t.close_idle(),
         }
     }
 }
@@ -110,6 +137,7 @@ impl Body for WorkerBody {
         match self.get_mut() {
             WorkerBody::Http1(b) => Pin::new(b).poll_frame(cx),
             WorkerBody::Native(b) => Pin::new(b).poll_frame(cx),
+            WorkerBody::Fastcgi(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
@@ -117,6 +145,7 @@ impl Body for WorkerBody {
         match self {
             WorkerBody::Http1(b) => b.is_end_stream(),
             WorkerBody::Native(b) => b.is_end_stream(),
+            WorkerBody::Fastcgi(b) => b.is_end_stream(),
         }
     }
 
@@ -124,6 +153,7 @@ impl Body for WorkerBody {
         match self {
             WorkerBody::Http1(b) => b.size_hint(),
             WorkerBody::Native(b) => b.size_hint(),
+            WorkerBody::Fastcgi(b) => b.size_hint(),
         }
     }
 }

@@ -93,6 +93,8 @@ pub enum DispatchError {
     BodyTooLarge { max: u64 },
     #[error("worker {worker}: native protocol (request {}): {source}", if *.sent { "sent" } else { "not sent" })]
     Native { worker: WorkerId, sent: bool, source: bulkhead_proto::native::conn::StreamError },
+    #[error("worker {worker}: FastCGI (request {}): {reason}", if *.sent { "sent" } else { "not sent" })]
+    Fastcgi { worker: WorkerId, sent: bool, reason: String },
 }
 
 impl DispatchError {
@@ -102,7 +104,8 @@ impl DispatchError {
             DispatchError::Connect { .. }
             | DispatchError::Handshake { .. }
             | DispatchError::BeforeResponse { .. }
-            | DispatchError::Native { .. } => ErrorSource::Worker,
+            | DispatchError::Native { .. }
+            | DispatchError::Fastcgi { .. } => ErrorSource::Worker,
             DispatchError::ClientBody(_) | DispatchError::BodyTooLarge { .. } => ErrorSource::Client,
         }
     }
@@ -115,6 +118,8 @@ impl DispatchError {
             DispatchError::BeforeResponse { sent: true, .. } => RetryType::IfReplayable,
             DispatchError::Native { sent: false, .. } => RetryType::NotSent,
             DispatchError::Native { sent: true, .. } => RetryType::IfReplayable,
+            DispatchError::Fastcgi { sent: false, .. } => RetryType::NotSent,
+            DispatchError::Fastcgi { sent: true, .. } => RetryType::IfReplayable,
             _ => RetryType::Never,
         }
     }
@@ -125,7 +130,8 @@ impl DispatchError {
             DispatchError::Connect { worker, .. }
             | DispatchError::Handshake { worker, .. }
             | DispatchError::BeforeResponse { worker, .. }
-            | DispatchError::Native { worker, .. } => Some(*worker),
+            | DispatchError::Native { worker, .. }
+            | DispatchError::Fastcgi { worker, .. } => Some(*worker),
             _ => None,
         }
     }

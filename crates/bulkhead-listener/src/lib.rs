@@ -25,7 +25,7 @@
 //! routing        the route table: site and route choice
 //! response       the response body and its layers: queue-slot lease, access-log completion
 //! dispatch       the `Transport` trait and the `Worker` handle
-//! dispatch/http1 | dispatch/native      (FastCGI next), each giving back its own connections
+//! dispatch/http1 | dispatch/native | dispatch/fastcgi   each giving back its own connections
 //! body           request bodies: limits, stalls, per-request progress and fault
 //! log | proxy | error | to_manager | inherit                                (leaves)
 //! stats | tls | acme_challenge   per-site request counters (fed by log) | rustls configs per

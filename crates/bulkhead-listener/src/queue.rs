@@ -40,6 +40,8 @@ pub struct RequestQueue {
     response_timeout_ms: AtomicU64,
     /// The pool's `request_buffering`.
     request_buffering: AtomicBool,
+    /// The pool is `kind = "fastcgi"`: requests carry their CGI facts.
+    fastcgi: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,7 @@ impl RequestQueue {
             dispatched: AtomicU64::new(0),
             response_timeout_ms: AtomicU64::new(0),
             request_buffering: AtomicBool::new(true),
+            fastcgi: AtomicBool::new(false),
         })
     }
 
@@ -135,6 +138,15 @@ impl RequestQueue {
 
     pub fn set_request_buffering(&self, on: bool) {
         self.request_buffering.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the pool's workers are FastCGI responders.
+    pub fn fastcgi(&self) -> bool {
+        self.fastcgi.load(Ordering::Relaxed)
+    }
+
+    pub fn set_fastcgi(&self, on: bool) {
+        self.fastcgi.store(on, Ordering::Relaxed);
     }
 
     pub fn pool(&self) -> &Arc<str> {
@@ -219,6 +231,21 @@ impl RequestQueue {
         st.fill();
     }
 
+    /// The pool's external FastCGI server (`connect`), set on every configuration: replaced in
+    /// place (its requests in flight still count), so a reload neither doubles its
+    /// concurrency nor lifts an operator's stop.
+    pub fn set_external(&self, worker: Worker) {
+        let mut st = self.lock();
+        match st.workers.iter_mut().find(|e| e.worker.id == worker.id) {
+            Some(e) => {
+                e.worker = Arc::new(worker);
+                e.state = WorkerState::Up;
+            }
+            None => st.workers.push(Entry { worker: Arc::new(worker), in_flight: 0, state: WorkerState::Up }),
+        }
+        st.fill();
+    }
+
     /// Send no new requests to this worker.
     pub fn worker_draining(&self, id: WorkerId) {
         self.set_state(id, WorkerState::Draining);
@@ -231,10 +258,15 @@ impl RequestQueue {
 
     /// The listener could not reach this worker: stop using it and tell the manager (once).
     pub fn worker_unreachable(&self, id: WorkerId, error: &str) {
-        let was_alive = {
+        let (was_alive, external) = {
             let st = self.lock();
-            st.workers.iter().any(|e| e.worker.id == id && e.state != WorkerState::Dead)
+            let entry = st.workers.iter().find(|e| e.worker.id == id && e.state != WorkerState::Dead);
+            (entry.is_some(), entry.is_some_and(|e| e.worker.external))
         };
+        if external {
+            tracing::warn!("pool {:?}: its FastCGI server (not run by Bulkhead) is unreachable: {error}", &*self.pool);
+            return;
+        }
         if was_alive {
             tracing::warn!("pool {:?}: worker {id} unreachable: {error}; not sending it requests", &*self.pool);
             let _ = self.control.send(ListenerToManager::WorkerUnreachable {

@@ -69,6 +69,7 @@ use crate::bandwidth::{Bucket, Throttled};
 use crate::body::{BodyFault, BodyLimits, BodyProgress, RequestBody};
 use crate::cache::{self, Lookup};
 use crate::conformance;
+use crate::dispatch::fastcgi::{CgiFacts, CgiScript};
 use crate::dispatch::Failure;
 use crate::error::{ErrorSource, RetryType};
 use crate::log::{AccessRecord, HttpErrRecord};
@@ -78,6 +79,9 @@ use crate::response::{self, AccessLog, Hold, Layered, Leased, Logged, ResponseBo
 use crate::routing::{Action, FixedAnswer, RequestFacts, SiteEntry, Table};
 use crate::state::Shared;
 use crate::static_files::{self, StaticRequest};
+
+/// What a replayable request is sent again from.
+type Replay = (Method, Uri, Version, HeaderMap, Option<CgiFacts>);
 
 /// Sends to a worker per request, counting connects to workers found dead.
 const MAX_SENDS: u32 = 4;
@@ -296,7 +300,7 @@ impl Exchange<'_> {
                         return self.refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal", Some(pool.clone()));
                     }
                 };
-                self.send_to_pool(req, pool.clone(), uri).await
+                self.send_to_pool(req, pool.clone(), uri, None).await
             }
             Action::Static(root) => {
                 let sreq = StaticRequest {
@@ -313,11 +317,11 @@ impl Exchange<'_> {
                         }
                         (unleased(resp), substatus)
                     }
-                    static_files::Outcome::Handler(pool) => {
+                    static_files::Outcome::Handler(pool, script) => {
                         if let Some(key) = &store {
                             self.cache_store = store_key(key);
                         }
-                        self.send_to_pool(req, pool, None).await
+                        self.send_to_pool(req, pool, None, Some(script)).await
                     }
                 }
             }
@@ -359,12 +363,14 @@ impl Exchange<'_> {
     }
 
     /// Queues the request for a pool, dispatches it, retries as the failure semantics allow.
-    /// `uri`: the target to send instead of the client's (`strip_prefix`).
+    /// `uri`: the target to send instead of the client's (`strip_prefix`); `script`: the file a
+    /// static route's handler resolved (FastCGI's `SCRIPT_FILENAME`).
     async fn send_to_pool(
         &mut self,
         req: Request<Incoming>,
         pool: Arc<str>,
         uri: Option<Uri>,
+        script: Option<static_files::Script>,
     ) -> (Response<Leased<Slot>>, u16) {
         let Some(queue) = self.ctx.shared.pool(&pool) else {
             tracing::error!("route names pool {:?}, which the listener does not know", &*pool);
@@ -382,8 +388,24 @@ impl Exchange<'_> {
         let proto = if self.ctx.tls { "https" } else { "http" };
         let next_id = || shared.next_request_id();
         proxy::to_worker(&mut parts.headers, &Forwarded { client_ip: &self.ctx.peer_ip, proto, request_id: &next_id });
-        let replay =
-            replayable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
+        // What a FastCGI responder needs to know besides the request (only for such pools).
+        if queue.fastcgi() {
+            parts.extensions.insert(CgiFacts {
+                remote: self.ctx.peer,
+                local: self.ctx.local,
+                https: self.ctx.tls,
+                script: script.map(|s| CgiScript {
+                    filename: s.filename,
+                    name: s.name,
+                    path_info: s.path_info,
+                    document_root: s.document_root,
+                }),
+            });
+        }
+        let replay = replayable.then(|| {
+            let facts = parts.extensions.get::<CgiFacts>().cloned();
+            (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone(), facts)
+        });
         let body = if replayable {
             RequestBody::Empty
         } else {
@@ -473,7 +495,8 @@ impl Exchange<'_> {
             }
             let worker = slot.worker().id;
             queue.worker_unreachable(worker, &error.to_string());
-            exclude = Some(worker);
+            // An external server is the pool's only one: try it again (up to MAX_SENDS).
+            exclude = (!slot.worker().external).then_some(worker);
             drop(slot);
             match error.retry() {
                 RetryType::NotSent => request = unsent,
@@ -786,8 +809,11 @@ fn stripped(rest: &str, query: Option<&str>) -> Result<Uri, http::uri::InvalidUr
 }
 
 /// A replayable request again, without a body.
-fn rebuild((method, uri, version, headers): &(Method, Uri, Version, HeaderMap)) -> Request<RequestBody> {
+fn rebuild((method, uri, version, headers, facts): &Replay) -> Request<RequestBody> {
     let mut req = Request::new(RequestBody::Empty);
+    if let Some(facts) = facts {
+        req.extensions_mut().insert(facts.clone());
+    }
     *req.method_mut() = method.clone();
     *req.uri_mut() = uri.clone();
     *req.version_mut() = *version;

@@ -22,7 +22,11 @@
 //! `Range` — with `Content-Encoding`, an `ETag` suffixed `-br`/`-gz`, and `Vary:
 //! Accept-Encoding` on every answer for that type. A file whose extension has a handler
 //! (`handlers = { ".php" = "pool" }`) goes to that pool instead, whatever the method — the
-//! caller dispatches it.
+//! caller dispatches it with the [`Script`] found: the first path segment with a handled
+//! extension is the script and what follows it is `PATH_INFO` (`/x.php/extra`), and a default
+//! document with a handled extension is a script too (for any method: a form may post to
+//! `/`). The script must be a file under the root (symlinks resolved, as for any file): a
+//! missing one is this module's 404 and never reaches the pool.
 //!
 //! File-system work is done inline first, as nginx does (`find`: resolve, stat, open, and a small
 //! file's bytes from the page cache with `preadv2(RWF_NOWAIT)`): for cached directory entries and
@@ -82,8 +86,21 @@ const HIDDEN: u16 = 8;
 pub enum Outcome {
     /// The answer, and its IIS substatus for the access log.
     Response(Response<ResponseBody>, u16),
-    /// The file's extension has a handler: send the request to this pool.
-    Handler(Arc<str>),
+    /// The file's extension has a handler: send the request to this pool, for this script.
+    Handler(Arc<str>, Script),
+}
+
+/// The script a handler runs, in CGI/1.1's terms (RFC 3875 4.1).
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// The script's file (`SCRIPT_FILENAME`), symlinks resolved.
+    pub filename: PathBuf,
+    /// The URL path that names the script (`SCRIPT_NAME`), decoded.
+    pub name: String,
+    /// The decoded URL path after the script (`PATH_INFO`), empty or starting with `/`.
+    pub path_info: String,
+    /// The route's root (`DOCUMENT_ROOT`), symlinks resolved.
+    pub document_root: PathBuf,
 }
 
 /// A static route's request, as far as this module needs it.
@@ -145,10 +162,25 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     if path::has_hidden_segment(&rel, &root.hidden_segments) {
         return status(StatusCode::NOT_FOUND, HIDDEN);
     }
-    if let Some(pool) = handler_for(root, &rel) {
-        return Outcome::Handler(pool);
+    if let Some((pool, script, path_info)) = handled_script(root, &rel) {
+        return match find_script(root, &script) {
+            Ok((filename, document_root)) => {
+                let name = script_name(req.path, req.rest, &script);
+                Outcome::Handler(pool, Script { filename, name, path_info, document_root })
+            }
+            Err(found) => refused(found),
+        };
     }
+    let slash = req.path.ends_with('/');
     if !get_or_head {
+        // A directory whose default document is a handled script takes any method too
+        // (a form posting to `/` with `index.php`).
+        if slash && !root.handlers.is_empty() {
+            let want = Want { get: false, ranged: false, codings: Preference::default(), inline: true };
+            if let Found::Handler(pool, filename, doc) = find(root, &rel, slash, want) {
+                return handled_document(root, req, pool, filename, doc);
+            }
+        }
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED);
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Outcome::Response(resp, 0);
@@ -158,7 +190,6 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     // with `RWF_NOWAIT`. What would wait for the disk (a file not in the page cache), or may take
     // long (a directory listing, compressing a larger file), is done again, all of it, in one
     // trip to the blocking pool.
-    let slash = req.path.ends_with('/');
     let found = match find(root, &rel, slash, want) {
         Found::Blocking => {
             let root_for_lookup = Arc::clone(root);
@@ -173,11 +204,8 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
         hold(root, req.rest, &rel, slash, file);
     }
     match found {
-        Found::Missing => status(StatusCode::NOT_FOUND, 0),
-        Found::UnknownType => status(StatusCode::NOT_FOUND, 3),
-        Found::Hidden => status(StatusCode::NOT_FOUND, HIDDEN),
-        Found::Denied => status(StatusCode::FORBIDDEN, 0),
-        Found::Handler(pool) => Outcome::Handler(pool),
+        found @ (Found::Missing | Found::UnknownType | Found::Hidden | Found::Denied) => refused(found),
+        Found::Handler(pool, filename, doc) => handled_document(root, req, pool, filename, doc),
         Found::Directory if !slash => {
             let mut location = format!("{}/", req.path);
             if let Some(q) = req.query {
@@ -214,8 +242,8 @@ enum Found {
     /// The listener's user may not read the file or search a directory on the way (403; the
     /// path is logged once by [`denied`]).
     Denied,
-    /// A default document whose extension has a handler.
-    Handler(Arc<str>),
+    /// A default document whose extension has a handler: the pool, the file, its name.
+    Handler(Arc<str>, PathBuf, String),
     /// A directory with no default document, or one asked for without its trailing `/`.
     Directory,
     /// A directory with no default document on a route with `directory_browsing`.
@@ -306,9 +334,11 @@ fn directory(root: &StaticRoot, canonical_root: &Path, dir: &Path, want: Want) -
     for doc in &root.default_documents {
         let doc_path = dir.join(doc);
         if let Some(pool) = handler_for(root, Path::new(doc)) {
-            match std::fs::metadata(&doc_path) {
-                Ok(m) if m.is_file() => return Found::Handler(pool),
-                Err(e) if is_denied(&e) => return denied_at(dir),
+            match resolve(canonical_root, &doc_path) {
+                Ok(file) if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) => {
+                    return Found::Handler(pool, file, doc.clone())
+                }
+                Err(Unresolved::Denied) => return denied_at(dir),
                 _ => continue,
             }
         }
@@ -500,6 +530,82 @@ fn is_denied(e: &std::io::Error) -> bool {
 fn denied_at(path: &Path) -> Found {
     denied::warn_once(path);
     Found::Denied
+}
+
+/// The first segment of `rel` whose extension has a handler: its pool, the script's relative
+/// path, and the rest as `PATH_INFO` (`x.php/a/b` → `x.php`, `/a/b`).
+fn handled_script(root: &StaticRoot, rel: &Path) -> Option<(Arc<str>, PathBuf, String)> {
+    if root.handlers.is_empty() {
+        return None;
+    }
+    let mut script = PathBuf::new();
+    let mut parts = rel.components();
+    for part in parts.by_ref() {
+        script.push(part);
+        if let Some(pool) = handler_for(root, Path::new(part.as_os_str())) {
+            let mut path_info = String::new();
+            for rest in parts {
+                path_info.push('/');
+                path_info.push_str(&rest.as_os_str().to_string_lossy());
+            }
+            return Some((pool, script, path_info));
+        }
+    }
+    None
+}
+
+/// A handled script's file and the root it is under (canonical), or why it is refused.
+// The `Err` is only ever a refusal (a small variant), matched at once: boxing it would add an
+// allocation to every refused script for a size only `Found::File` has.
+#[allow(clippy::result_large_err)]
+fn find_script(root: &StaticRoot, script: &Path) -> Result<(PathBuf, PathBuf), Found> {
+    let Some(canonical_root) = &root.canonical_root else {
+        return Err(if root.root_denied { denied_at(&root.root) } else { Found::Missing });
+    };
+    let requested = root.root.join(script);
+    let file = match resolve(canonical_root, &requested) {
+        Ok(file) => file,
+        Err(Unresolved::Denied) => return Err(denied_at(&requested)),
+        Err(Unresolved::Missing) => return Err(Found::Missing),
+    };
+    let inside = file.strip_prefix(canonical_root).unwrap_or(Path::new(""));
+    if path::has_hidden_segment(inside, &root.hidden_segments) {
+        return Err(Found::Hidden);
+    }
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() => Ok((file, canonical_root.clone())),
+        Err(e) if is_denied(&e) => Err(denied_at(&file)),
+        _ => Err(Found::Missing),
+    }
+}
+
+/// `SCRIPT_NAME`: the route's prefix as the client sent it, then the script's decoded path.
+fn script_name(path: &str, rest: &str, script: &Path) -> String {
+    let prefix = path.strip_suffix(rest).unwrap_or("").trim_end_matches('/');
+    format!("{prefix}/{}", script.to_string_lossy())
+}
+
+/// A directory's default document that a handler runs.
+fn handled_document(
+    root: &StaticRoot,
+    req: &StaticRequest<'_>,
+    pool: Arc<str>,
+    filename: PathBuf,
+    doc: String,
+) -> Outcome {
+    let document_root = root.canonical_root.clone().unwrap_or_else(|| root.root.clone());
+    let name = format!("{}{doc}", req.path);
+    Outcome::Handler(pool, Script { filename, name, path_info: String::new(), document_root })
+}
+
+/// The answer for a path that was not found, is hidden, or may not be read.
+fn refused(found: Found) -> Outcome {
+    match found {
+        Found::UnknownType => status(StatusCode::NOT_FOUND, 3),
+        Found::Hidden => status(StatusCode::NOT_FOUND, HIDDEN),
+        Found::Denied => status(StatusCode::FORBIDDEN, 0),
+        _ => status(StatusCode::NOT_FOUND, 0),
+    }
 }
 
 /// The pool handling this file's extension, if any.

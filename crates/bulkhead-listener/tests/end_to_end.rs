@@ -72,6 +72,7 @@ async fn start_with(name: &str, limits: &str, keep_fd: Option<&mut i32>) -> Harn
     std::fs::write(www.join("index.html"), "<h1>home</h1>").unwrap();
     std::fs::write(www.join("docs/index.html"), "docs").unwrap();
     std::fs::write(www.join("style.css"), "body{}").unwrap();
+    std::fs::write(www.join("index.php"), "<?php echo 1;").unwrap();
     std::fs::write(www.join("secret.env"), "KEY=1").unwrap();
     std::fs::write(dir.join("outside.txt"), "outside").unwrap();
     std::os::unix::fs::symlink(dir.join("outside.txt"), www.join("link.txt")).unwrap();
@@ -317,9 +318,11 @@ async fn pool_requests_demand_start_queue_and_stream() {
     let body = String::from_utf8_lossy(&body).to_string();
     assert!(body.contains("rid=abc-123 conn=-"), "{body}");
 
-    // A handler extension on a static route goes to the pool.
+    // A handler extension on a static route goes to the pool — for a script that exists: a
+    // missing one is the static 404.
     let body = get(a, "/index.php").await.2;
     assert!(body.starts_with(b"w1 GET /index.php"), "{body:?}");
+    assert_eq!(get(a, "/missing.php").await.0, 404);
 
     // An 8 MiB chunked upload streams through to the worker.
     let chunks = (0..128).map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![7u8; 64 * 1024]))));

@@ -157,6 +157,9 @@ pub struct Pool {
     pub cgroup: Option<std::path::PathBuf>,
     /// The cgroup was prepared (or failed and was reported) once.
     pub cgroup_done: bool,
+    /// A `fastcgi` pool's one listening socket, shared by all its processes (made at the first
+    /// launch, unlinked when the pool goes).
+    pub fastcgi_socket: Option<crate::worker::SharedSocket>,
 }
 
 impl Pool {
@@ -173,6 +176,7 @@ impl Pool {
             schedule: Schedule::default(),
             cgroup: None,
             cgroup_done: false,
+            fastcgi_socket: None,
         }
     }
 
@@ -243,6 +247,10 @@ impl Pool {
 
     /// How many more workers the pool wants now.
     pub fn missing_workers(&self, now: Instant) -> usize {
+        // An external FastCGI server (`connect`): the listener routes to it; nothing to run.
+        if self.config.connect.is_some() {
+            return 0;
+        }
         if self.mode != Mode::Active || !self.restarts.may_start(now) || self.waiting_for_recycled_exit() {
             return 0;
         }

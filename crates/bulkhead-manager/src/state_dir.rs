@@ -115,6 +115,11 @@ impl StateDir {
         self.sockets.join(format!("{pool}.{worker}.sock"))
     }
 
+    /// The one socket all processes of a `fastcgi` pool share: `<sockets>/<pool>.fcgi.sock`.
+    pub fn fastcgi_socket(&self, pool: &str) -> PathBuf {
+        self.sockets.join(format!("{pool}.fcgi.sock"))
+    }
+
     /// `<log_dir>/pools/<pool>.log`.
     pub fn pool_log(&self, pool: &str) -> PathBuf {
         self.pool_logs.join(format!("{pool}.log"))

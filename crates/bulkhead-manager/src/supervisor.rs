@@ -20,7 +20,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bulkhead_config::units::format_duration;
-use bulkhead_config::{Config, StartMode};
+use bulkhead_config::{Config, PoolKind, StartMode};
 use bulkhead_proto::{ManagerToListener, ManagerToWorker, PoolRefusal, WorkerId, WorkerInfo, WorkerToManager};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -37,7 +37,7 @@ use crate::readiness;
 use crate::sockets::PublicSockets;
 use crate::spawn::{self, ExitStatus};
 use crate::state_dir::StateDir;
-use crate::worker::{self, pool_log, Ending, LaunchContext, Readiness, StopCause, WorkerState};
+use crate::worker::{self, pool_log, Ending, LaunchContext, Readiness, SharedSocket, StopCause, WorkerState};
 use crate::{ManagerError, ManagerOptions};
 
 mod acme_sites;
@@ -358,7 +358,18 @@ impl Supervisor {
                 ),
             }
         }
+        if pool.config.kind == PoolKind::Fastcgi && pool.fastcgi_socket.is_none() {
+            match SharedSocket::bind(self.state_dir.fastcgi_socket(name), self.upkeep.listener.as_ref()) {
+                Ok(socket) => pool.fastcgi_socket = Some(socket),
+                Err(e) => {
+                    let message = format!("cannot start {:?}: {e}", pool.config.command);
+                    self.start_failed(name, None, message);
+                    return false;
+                }
+            }
+        }
         let ctx = LaunchContext {
+            shared_socket: pool.fastcgi_socket.as_ref(),
             self_exe: &self.options.self_exe,
             env: &self.options.env,
             socket_path: self.state_dir.worker_socket(name, id),
@@ -517,6 +528,7 @@ impl Supervisor {
         let Some(pool) = self.pools.get_mut(name) else { return };
         let Some(mut w) = pool.workers.remove(&id) else { return };
         let (directory, command) = (pool.config.directory.clone(), pool.config.command.clone());
+        let fastcgi = pool.config.kind == PoolKind::Fastcgi;
         let shutdown_limit = pool.config.shutdown_time_limit;
         w.release();
         let pid = w.process.pid;
@@ -550,6 +562,16 @@ impl Supervisor {
             }
             (None, None) if !w.was_ready() => {
                 self.start_failed(name, Some((pid, id)), format!("{status} before it was ready"))
+            }
+            // php-cgi ends itself with status 0 after PHP_FCGI_MAX_REQUESTS (default 500)
+            // requests: its own recycle, replaced by `reconcile` below, not a crash.
+            (None, None) if fastcgi && matches!(status, ExitStatus::Code(0)) => {
+                let line = format!(
+                    "pool {name:?}: FastCGI worker {pid} ({id}) exited with status 0 (a responder recycling itself, like php-cgi after PHP_FCGI_MAX_REQUESTS); recycled, not a crash: replacing it"
+                );
+                self.admin.metrics.recycle(name, "worker");
+                pool_log(&self.state_dir.pool_log(name), &line);
+                self.events.info(Some(name), line);
             }
             (None, None) => self.crashed(name, format!("pool {name:?}: worker {pid} ({id}) {status}")),
         }

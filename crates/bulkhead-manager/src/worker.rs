@@ -5,7 +5,9 @@
 //! [`Worker`] in that pool until the process's exit is observed. Launching prepares the
 //! worker's serving socket (a unix socket bound by the manager at
 //! `<state_dir>/sockets/<pool>.<id>.sock`, mode 0600, handed over as fd 3 — or a free loopback
-//! port in `PORT`), its control channel (a socketpair, fd 4, `BULKHEAD_CONTROL_FD=4`), its
+//! port in `PORT`; for a `fastcgi` pool, the pool's one [`SharedSocket`] as fd 0,
+//! `FCGI_LISTENSOCK_FILENO`, so every process of the pool accepts from the same backlog and a
+//! connection made while one php-cgi exits is served by the next), its control channel (a socketpair, fd 4, `BULKHEAD_CONTROL_FD=4`), its
 //! environment and credentials ([`crate::identity`]), finds its program on its `PATH` as its
 //! user would ([`crate::command`]), then calls [`crate::spawn`], hands the
 //! socket file to the listener's user and moves the process into its pool's cgroup. It never
@@ -296,6 +298,35 @@ impl Worker {
     }
 }
 
+/// The listening unix socket every process of a `fastcgi` pool accepts on (fd 0). The manager
+/// keeps it open for the pool's life, so a connection queued while a php-cgi exits (after
+/// `PHP_FCGI_MAX_REQUESTS`) waits in the backlog for its replacement instead of being refused.
+/// Mode 0600, owned by the listener's user; the file is removed when it is dropped.
+#[derive(Debug)]
+pub struct SharedSocket {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+impl SharedSocket {
+    pub fn bind(path: PathBuf, listener: Option<&ListenerIdentity>) -> Result<SharedSocket, LaunchError> {
+        let _ = std::fs::remove_file(&path);
+        let err = |source| LaunchError::Socket { path: path.clone(), source };
+        let bound = std::os::unix::net::UnixListener::bind(&path).map_err(err)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        if let Some(l) = listener {
+            l.chown(&path).map_err(LaunchError::Credentials)?;
+        }
+        Ok(SharedSocket { fd: OwnedFd::from(bound), path })
+    }
+}
+
+impl Drop for SharedSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// What every launch needs from the manager.
 pub struct LaunchContext<'a> {
     pub self_exe: &'a Path,
@@ -315,6 +346,8 @@ pub struct LaunchContext<'a> {
     pub cgroup: Option<&'a Path>,
     /// The worker's recycling limits.
     pub limits: recycle::Limits,
+    /// A `fastcgi` pool's shared socket (used instead of a socket of the worker's own).
+    pub shared_socket: Option<&'a SharedSocket>,
 }
 
 /// How the manager decides that a pool's worker is ready (besides a `Ready` on its control
@@ -379,8 +412,13 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
     // The serving socket.
     let mut socket_fd: Option<OwnedFd> = None;
     let mut socket_path = None;
-    let address = match pool.socket {
-        SocketMode::Inherit => {
+    let address = match (pool.socket, ctx.shared_socket) {
+        (SocketMode::Inherit, Some(shared)) => {
+            let err = |source| LaunchError::Socket { path: shared.path.clone(), source };
+            socket_fd = Some(shared.fd.try_clone().map_err(err)?);
+            WorkerAddress::Unix(shared.path.clone())
+        }
+        (SocketMode::Inherit, None) => {
             let path = ctx.socket_path.clone();
             let _ = std::fs::remove_file(&path);
             let err = |source| LaunchError::Socket { path: path.clone(), source };
@@ -393,7 +431,7 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
             socket_path = Some(path.clone());
             WorkerAddress::Unix(path)
         }
-        SocketMode::Port => {
+        (SocketMode::Port, _) => {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(LaunchError::Port)?;
             let addr = probe.local_addr().map_err(LaunchError::Port)?;
             drop(probe);
@@ -548,6 +586,7 @@ mod tests {
             listener: None,
             cgroup: None,
             limits: recycle::Limits::default(),
+            shared_socket: None,
         };
         let mut w = launch(&p, WorkerId(7), &ctx).unwrap();
         assert_eq!(w.address, WorkerAddress::Unix(dir.join("p.w7.sock")));
@@ -593,6 +632,7 @@ mod tests {
             listener: None,
             cgroup: None,
             limits: recycle::Limits::default(),
+            shared_socket: None,
         };
         let now = Instant::now();
         let mut a = launch(&p, WorkerId(1), &ctx(1)).unwrap();

@@ -33,6 +33,8 @@ pub enum Protocol {
     Http,
     /// Bulkhead's multiplexed native protocol (`docs/protocol.md`).
     Native,
+    /// FastCGI (`kind = "fastcgi"` pools: php-cgi, php-fpm); never set by the `protocol` key.
+    Fastcgi,
 }
 
 impl Protocol {
@@ -41,6 +43,7 @@ impl Protocol {
         match self {
             Protocol::Http => "http",
             Protocol::Native => "native",
+            Protocol::Fastcgi => "fastcgi",
         }
     }
 }

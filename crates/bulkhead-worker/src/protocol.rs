@@ -33,6 +33,8 @@ impl ConnectionHandler {
         match protocol {
             Protocol::Http => Ok(ConnectionHandler::Http1(Http1::new())),
             Protocol::Native => Ok(ConnectionHandler::Native(Native::default())),
+            // The SDK serves HTTP and the native protocol; FastCGI pools run FastCGI responders.
+            Protocol::Fastcgi => Err(WorkerError::BadProtocol { value: protocol.as_str().to_string() }),
         }
     }
 

@@ -374,9 +374,13 @@ fn print_certificates(certs: &[Value]) {
 fn print_pools(pools: &[Value]) {
     let mut rows = Vec::new();
     for p in pools {
+        let state = match p.get("connect").and_then(Value::as_str) {
+            Some(addr) => format!("{} (not managed: {addr})", str_of(p, "state")),
+            None => str_of(p, "state"),
+        };
         rows.push(vec![
             str_of(p, "name"),
-            str_of(p, "state"),
+            state,
             num(p, "queue_depth"),
             num(p, "in_flight"),
             num(p, "requests"),

@@ -6,6 +6,7 @@
 //! worker could never start or never be judged healthy are errors.
 
 use super::*;
+use bulkhead_proto::WorkerAddress;
 
 pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server) -> Pool {
     let key = pool_key(name);
@@ -31,33 +32,46 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         )
         .unwrap_or(PoolKind::Process);
     match kind {
-        PoolKind::Process => {}
-        PoolKind::Fastcgi => c.err(
-            k("kind"),
-            "\"fastcgi\" is not built yet: the listener does not speak FastCGI, so a FastCGI responder (php-cgi) would never answer; run a program that speaks HTTP as kind = \"process\" instead",
-        ),
+        PoolKind::Process | PoolKind::Fastcgi => {}
         PoolKind::Host => c.err(
             k("kind"),
             "\"host\" is not built yet: the built-in host for CGI programs and extensions does not exist, so its workers could never start; use kind = \"process\" with a program that speaks HTTP",
         ),
     }
-    if kind != PoolKind::Host && p.command.is_empty() {
+    let connect = connect(c, &key, kind, p);
+    if kind != PoolKind::Host && p.command.is_empty() && p.connect.is_none() {
         c.err(
             k("command"),
             format!("a pool of kind {:?} needs a command, like command = [\"python3\", \"app.py\"]", p.kind),
         );
     }
     c.command(&k("command"), &p.command);
-    let protocol = c
+    let mut protocol = c
         .one_of(&k("protocol"), &p.protocol, &[("http", Protocol::Http), ("native", Protocol::Native)])
         .unwrap_or_default();
+    if kind == PoolKind::Fastcgi {
+        if protocol == Protocol::Native {
+            c.err(k("protocol"), "a \"fastcgi\" pool speaks FastCGI; \"native\" is for workers built on bulkhead-worker (kind = \"process\")");
+        }
+        protocol = Protocol::Fastcgi;
+        if p.socket == "port" {
+            c.err(
+                k("socket"),
+                "a \"fastcgi\" pool's processes share one unix socket on fd 0; \"port\" is for kind = \"process\"",
+            );
+        }
+        if !p.health.path.is_empty() {
+            c.err(k("health.path"), "a FastCGI responder answers no HTTP request; leave health.path empty (a connect to its socket is the health check)");
+        }
+    }
     let socket = c
         .one_of(&k("socket"), &p.socket, &[("inherit", SocketMode::Inherit), ("port", SocketMode::Port)])
         .unwrap_or(SocketMode::Inherit);
     let start = c
         .one_of(&k("start"), &p.start, &[("on-demand", StartMode::OnDemand), ("always", StartMode::Always)])
         .unwrap_or(StartMode::OnDemand);
-    for (field, v) in [("processes", p.processes), ("concurrency", p.concurrency), ("queue_length", p.queue_length)] {
+    let concurrency = p.concurrency.unwrap_or(if kind == PoolKind::Fastcgi { 1 } else { 100 });
+    for (field, v) in [("processes", p.processes), ("concurrency", concurrency), ("queue_length", p.queue_length)] {
         c.at_least_one(&k(field), v.into());
     }
     for (var, value) in &p.env {
@@ -84,7 +98,7 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         group: p.group.clone(),
         start,
         processes: p.processes,
-        concurrency: p.concurrency,
+        concurrency,
         queue_length: p.queue_length,
         idle_timeout: c.duration(&k("idle_timeout"), &p.idle_timeout),
         startup_time_limit: c.nonzero_duration(
@@ -101,7 +115,57 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         orphan: orphan(c, &key, &p.orphan),
         cpu: cpu(c, &key, &p.cpu),
         limits: p.limits.as_ref().map(|l| cgroup_limits(c, &key, l)),
+        connect,
     }
+}
+
+/// Keys that set how Bulkhead runs a pool's processes: meaningless for an external server.
+const EXTERNAL_IGNORES: &[&str] = &[
+    "processes",
+    "user",
+    "group",
+    "directory",
+    "env",
+    "start",
+    "idle_timeout",
+    "startup_time_limit",
+    "shutdown_time_limit",
+    "recycle",
+    "health",
+    "rapid_fail",
+    "orphan",
+    "cpu",
+    "limits",
+    "socket",
+];
+
+/// `connect`: only for `fastcgi`, instead of `command`; a unix path (relative to the config
+/// file) or `IP:PORT`. The keys about running processes get a warning each, when written.
+fn connect(c: &mut Checker<'_>, key: &str, kind: PoolKind, p: &RawPool) -> Option<WorkerAddress> {
+    let text = p.connect.as_deref()?;
+    let k = format!("{key}.connect");
+    if kind != PoolKind::Fastcgi {
+        c.err(&k, "only a kind = \"fastcgi\" pool connects to a server it does not run");
+        return None;
+    }
+    if !p.command.is_empty() {
+        c.err(&k, "a fastcgi pool either runs `command` or connects to an existing server, not both: remove one");
+        return None;
+    }
+    for field in EXTERNAL_IGNORES {
+        c.not_acted_on(
+            format!("{key}.{field}"),
+            format!("is not used: the pool connects to {text:?}, a FastCGI server Bulkhead does not run"),
+        );
+    }
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Some(WorkerAddress::Tcp(addr));
+    }
+    if text.is_empty() || text.contains('\0') || (!text.contains('/') && text.contains(':')) {
+        c.err(&k, format!("{text:?} is neither a unix socket path nor IP:PORT like \"127.0.0.1:9000\""));
+        return None;
+    }
+    Some(WorkerAddress::Unix(c.base_dir.join(text)))
 }
 
 fn recycle(c: &mut Checker<'_>, key: &str, r: &RawRecycle) -> Recycle {

@@ -13,7 +13,7 @@ use super::Supervisor;
 use crate::admin_command::{Command, PoolAction, Reply};
 use crate::config_store::{rfc3339, Source};
 use crate::event_log::Level;
-use crate::pool::Mode;
+use crate::pool::{Mode, PoolState};
 use crate::recycle::Reason;
 use crate::worker::WorkerState;
 
@@ -268,9 +268,22 @@ impl Supervisor {
                 Mode::Disabled(cause) => json!({ "by": cause.label(), "reason": cause.to_string() }),
                 _ => Value::Null,
             };
+            // A `connect` pool's server is not Bulkhead's: it is "External" while it takes
+            // requests (stopped and disabled still show as such).
+            let external = pool.config.connect.as_ref().map(|a| match a {
+                bulkhead_proto::WorkerAddress::Unix(p) => p.display().to_string(),
+                bulkhead_proto::WorkerAddress::Tcp(a) => a.to_string(),
+            });
+            let state = match (&external, pool.state()) {
+                (Some(_), s @ (PoolState::Stopped | PoolState::Disabled)) => s.to_string(),
+                (Some(_), _) => "External".to_string(),
+                (None, s) => s.to_string(),
+            };
             pools.push(json!({
                 "name": name,
-                "state": pool.state().to_string(),
+                "state": state,
+                "managed": external.is_none(),
+                "connect": external,
                 "disabled": disabled,
                 "processes": pool.config.processes,
                 "queue_depth": stats.map_or(0, |s| s.queue_depth),

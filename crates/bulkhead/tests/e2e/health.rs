@@ -572,7 +572,7 @@ limits = {{ pids = 24, memory = "64MiB" }}
 }
 
 /// Waits until the log of `pool` contains `needle`; returns the log.
-fn wait_log_of(server: &Server, pool: &str, needle: &str) -> String {
+pub fn wait_log_of(server: &Server, pool: &str, needle: &str) -> String {
     let mut log = String::new();
     let found = poll(LIMIT, || {
         log = server.pool_log(pool);

@@ -22,6 +22,7 @@ mod compression;
 mod conformance;
 mod crash;
 mod dashboard;
+mod fastcgi;
 mod handover;
 mod health;
 mod http2;

@@ -1,6 +1,6 @@
 //! Nothing accepted and silently ignored, bad input refused clearly (issue #8 items 7 and 8),
 //! with the real binary: a config that promises what this version cannot do (an `https://`
-//! binding served as plain HTTP, a FastCGI or host pool, a bare size, an empty file) stops
+//! binding served as plain HTTP, a FastCGI pool speaking the native protocol, a host pool, a bare size, an empty file) stops
 //! `bulkhead serve` at start-up with file, line and key on the terminal, and is refused on a
 //! live reload while the running config keeps serving; keys written but not acted on are
 //! warned about by name; the CLI still finds a running server whose file does not validate,
@@ -84,11 +84,11 @@ fn configs_that_cannot_take_effect_stop_serve_with_file_line_and_key() {
             "[[sites]]\nname = \"s\"\nbindings = [\"https://127.0.0.1:0\"]\n".to_string(),
             "no-tls.toml:3:13: sites[0].bindings[0]: \"https://127.0.0.1:0\": an https binding needs the site's certificate",
         ),
-        // Spawned and spoken HTTP to.
+        // A FastCGI responder spoken the native protocol to.
         (
             "fastcgi.toml",
-            "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [{ path = \"/\", pool = \"php\" }]\n[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\n".to_string(),
-            "fastcgi.toml:6:8: pools.php.kind: \"fastcgi\" is not built yet",
+            "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [{ path = \"/\", pool = \"php\" }]\n[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nprotocol = \"native\"\n".to_string(),
+            "fastcgi.toml:8:12: pools.php.protocol: a \"fastcgi\" pool speaks FastCGI",
         ),
         // Crash-looped.
         (
