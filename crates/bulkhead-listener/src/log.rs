@@ -294,16 +294,21 @@ impl Writer {
                     max_size: (site.rollover == Rollover::Size).then_some(site.max_size),
                     header,
                 };
-                let dir = self.config.dir.join("sites").join(&*rec.site);
+                // Lent out for the call (no copy per line): `write` does not read the config.
+                let log_dir = std::mem::take(&mut self.config.dir);
+                let dir = || log_dir.join("sites").join(&*rec.site);
                 self.write(Target::Site(rec.site.clone()), &dir, kind, when);
+                self.config.dir = log_dir;
             }
             LogEvent::HttpErr(rec) => {
                 let when = OffsetDateTime::from(rec.when);
                 self.line.clear();
                 httperr::write_line(&rec, &mut self.line);
                 let kind = FileKind { period: httperr::period(when), max_size: None, header: httperr::header };
-                let dir = self.config.dir.join("HTTPERR");
+                let log_dir = std::mem::take(&mut self.config.dir);
+                let dir = || log_dir.join("HTTPERR");
                 self.write(Target::HttpErr, &dir, kind, when);
+                self.config.dir = log_dir;
             }
             LogEvent::Configure(config) => {
                 if config.dir != self.config.dir {
@@ -327,7 +332,8 @@ impl Writer {
 
     /// Writes `self.line` to the target's file, opening (and writing the header into) a new
     /// file when the period changed or, with a size limit, when the line would not fit.
-    fn write(&mut self, target: Target, dir: &Path, kind: FileKind, when: OffsetDateTime) {
+    /// `dir` makes the file's directory, needed only when a file is opened.
+    fn write(&mut self, target: Target, dir: &dyn Fn() -> PathBuf, kind: FileKind, when: OffsetDateTime) {
         let line_len = self.line.len() as u64;
         let next_seq = match self.files.get(&target) {
             Some(f) if f.period == kind.period => {
@@ -340,7 +346,8 @@ impl Writer {
             if let Some(mut old) = self.files.remove(&target) {
                 let _ = old.out.flush();
             }
-            match open(dir, &kind, seq, line_len, when) {
+            let dir = dir();
+            match open(&dir, &kind, seq, line_len, when) {
                 Ok(f) => {
                     self.unopenable.remove(&dir.join(&f.name));
                     self.files.insert(target.clone(), f);
@@ -432,17 +439,50 @@ fn open(
 
 /// `yyyy-mm-dd` and `hh:mm:ss` of a UTC time.
 pub(crate) fn push_date_time(out: &mut String, t: OffsetDateTime) {
-    use std::fmt::Write as _;
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    // By hand, not `write!`: the writer formats every access line, on the listener's core.
+    let year = t.year().clamp(0, 9999) as u32;
+    push2(out, (year / 100) as u8);
+    push2(out, (year % 100) as u8);
+    out.push('-');
+    push2(out, t.month() as u8);
+    out.push('-');
+    push2(out, t.day());
+    out.push(' ');
+    push2(out, t.hour());
+    out.push(':');
+    push2(out, t.minute());
+    out.push(':');
+    push2(out, t.second());
+}
+
+/// Two decimal digits (`n` < 100).
+fn push2(out: &mut String, n: u8) {
+    out.push(char::from(b'0' + n / 10 % 10));
+    out.push(char::from(b'0' + n % 10));
+}
+
+/// A number in decimal, without `fmt`.
+pub(crate) fn push_num(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// An address as IIS logs it: IPv4 (also an IPv4-mapped IPv6 address) dotted, IPv6 as Rust
+/// prints it.
+pub(crate) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_num(out, octet);
+            }
+        }
+        v6 => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// `cs-version` as IIS writes it: `HTTP/1.1`, `HTTP/2`.
@@ -462,6 +502,13 @@ pub(crate) fn push_field(out: &mut String, bytes: &[u8]) {
     if bytes.is_empty() {
         out.push('-');
         return;
+    }
+    // The common case, printable ASCII with no space: as it is.
+    if bytes.iter().all(|&b| b > b' ' && b < 0x7f) {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            out.push_str(s);
+            return;
+        }
     }
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {

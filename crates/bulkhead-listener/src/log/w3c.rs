@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-use super::{push_date_time, push_field, version_name, AccessRecord};
+use super::{push_date_time, push_field, push_ip, push_num, version_name, AccessRecord};
 
 /// The `#Fields:` directive: IIS's default field set, plus `cs-version` (where IIS puts it, after
 /// `c-ip`), the byte counts, and `x-cache`: `HIT` for an answer from the response cache, else `-`.
@@ -26,27 +26,34 @@ pub fn header(t: OffsetDateTime) -> String {
 pub fn write_line(r: &AccessRecord, out: &mut String) {
     push_date_time(out, OffsetDateTime::from(r.when));
     out.push(' ');
-    let _ = write!(out, "{} ", r.server.ip().to_canonical());
+    push_ip(out, r.server.ip());
+    out.push(' ');
     push_field(out, r.method.as_str().as_bytes());
     out.push(' ');
     push_field(out, r.uri.path().as_bytes());
     out.push(' ');
     push_field(out, r.uri.query().unwrap_or("").as_bytes());
-    let _ = write!(out, " {} - {} {} ", r.server.port(), r.client.ip().to_canonical(), version_name(r.version));
+    out.push(' ');
+    push_num(out, r.server.port());
+    out.push_str(" - ");
+    push_ip(out, r.client.ip());
+    out.push(' ');
+    out.push_str(version_name(r.version));
+    out.push(' ');
     push_field(out, r.user_agent.as_ref().map_or(&b""[..], |v| v.as_bytes()));
     out.push(' ');
     push_field(out, r.referer.as_ref().map_or(&b""[..], |v| v.as_bytes()));
-    let _ = writeln!(
-        out,
-        " {} {} {} {} {} {} {}",
-        r.status,
-        r.substatus,
-        r.win32_status,
-        r.time_taken.as_millis(),
-        r.sc_bytes,
-        r.cs_bytes,
-        if r.cache_hit { "HIT" } else { "-" }
-    );
+    for n in [u64::from(r.status), u64::from(r.substatus), u64::from(r.win32_status)] {
+        out.push(' ');
+        push_num(out, n);
+    }
+    out.push(' ');
+    push_num(out, r.time_taken.as_millis());
+    for n in [r.sc_bytes, r.cs_bytes] {
+        out.push(' ');
+        push_num(out, n);
+    }
+    out.push_str(if r.cache_hit { " HIT\n" } else { " -\n" });
 }
 
 #[cfg(test)]
