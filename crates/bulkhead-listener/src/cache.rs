@@ -229,6 +229,18 @@ impl Entry {
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
                 self.body.slice(start as usize..=end as usize)
             }
+            Ranges::Many(parts) => {
+                let source = crate::response::PartSource::Buffer(self.body.clone());
+                let content_type = self.headers.get(header::CONTENT_TYPE);
+                let (multipart, total, body) = crate::response::byteranges(source, &parts, len, content_type);
+                *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                let h = resp.headers_mut();
+                h.insert(header::CONTENT_TYPE, multipart);
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+                self.age(h);
+                *resp.body_mut() = body;
+                return resp;
+            }
             Ranges::Unsatisfiable => {
                 let mut resp = crate::response::plain(StatusCode::RANGE_NOT_SATISFIABLE);
                 if let Ok(v) = HeaderValue::try_from(format!("bytes */{len}")) {

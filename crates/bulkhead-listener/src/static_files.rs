@@ -672,6 +672,28 @@ fn answer(found: FileFound, req: &StaticRequest<'_>) -> Outcome {
     };
     let (mut resp, start, count) = match ranges {
         Ranges::Whole => (Response::new(ResponseBody::empty()), 0, len),
+        Ranges::Many(parts) => {
+            let source = match whole {
+                Some(buf) => crate::response::PartSource::Buffer(buf),
+                None => crate::response::PartSource::File(file),
+            };
+            let (multipart, total, body) = crate::response::byteranges(source, &parts, len, Some(&content_type));
+            let mut resp = Response::new(body);
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+            let headers = resp.headers_mut();
+            headers.insert(header::ETAG, etag);
+            if let Ok(v) = HeaderValue::try_from(last_modified) {
+                headers.insert(header::LAST_MODIFIED, v);
+            }
+            headers.insert(header::CONTENT_TYPE, multipart);
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            if let Some(coding) = coding {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
+            }
+            return Outcome::Response(resp, 0);
+        }
         Ranges::One { start, end } => {
             let mut resp = Response::new(ResponseBody::empty());
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -1,28 +1,33 @@
 //! `Range: bytes=…` (RFC 9110 §14.1.2) for a representation of a known length.
 //!
-//! [`parse`] gives one of three answers: [`Ranges::Whole`] (no usable header: a unit other than
+//! [`parse`] gives one of four answers: [`Ranges::Whole`] (no usable header: a unit other than
 //! `bytes`, a malformed or over-long list — the RFC says to ignore it, so the answer is 200),
-//! [`Ranges::One`] (206 with `Content-Range`), or [`Ranges::Unsatisfiable`] (416 with
-//! `Content-Range: bytes */LEN`). Specs: `a-b`, `a-` (to the end), `-n` (the last n bytes);
+//! [`Ranges::One`] (206 with `Content-Range`), [`Ranges::Many`] (206 with a
+//! `multipart/byteranges` body, §14.6, built by [`crate::response::byteranges`]), or
+//! [`Ranges::Unsatisfiable`] (416 with `Content-Range: bytes */LEN`). Specs: `a-b`, `a-` (to the end), `-n` (the last n bytes);
 //! `b` past the end is clipped; `a-b` with `a > b` makes the whole header invalid.
 //!
-//! Several ranges are sorted and merged where they overlap or touch (which §14.1.1 allows);
-//! if one range remains it is sent as a single part, otherwise the whole file is sent with 200
-//! (multipart/byteranges is not built; see the README's static files section for why). So an
-//! overlapping list can never multiply the response (the "Apache Killer", CVE-2011-3192), and
-//! a list of more than [`MAX_RANGES`] specs is ignored outright so parsing stays bounded.
+//! Several ranges are sorted and merged where they overlap or touch (§14.6 lets a server
+//! coalesce them; nginx keeps them as sent): if one range remains it is sent as a single part,
+//! otherwise as the parts of a multipart answer in ascending order. So an overlapping list can
+//! never multiply the response (the "Apache Killer", CVE-2011-3192: the parts together are never
+//! more than the file), and a list of more than [`MAX_RANGES`] specs is ignored outright so
+//! parsing stays bounded.
 //! Pure, no I/O; called by [`crate::static_files`].
 
 /// Specs in one `Range` header beyond which it is ignored (200 with the whole file).
 pub const MAX_RANGES: usize = 100;
 
 /// What a `Range` header asks of a representation of `len` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ranges {
     /// Send the whole representation (200).
     Whole,
     /// Send bytes `start..=end` (206).
     One { start: u64, end: u64 },
+    /// Send these disjoint ranges, `(start, end)` inclusive, ascending, as the parts of a
+    /// `multipart/byteranges` answer (206).
+    Many(Box<[(u64, u64)]>),
     /// No range overlaps the representation (416).
     Unsatisfiable,
 }
@@ -51,16 +56,18 @@ pub fn parse(value: &str, len: u64) -> Ranges {
         return Ranges::Whole;
     }
     merged.sort_unstable();
-    let mut ranges = merged.into_iter();
-    let Some((start, mut end)) = ranges.next() else { return Ranges::Unsatisfiable };
-    for (s, e) in ranges {
-        if s > end.saturating_add(1) {
-            // Two disjoint parts: multipart/byteranges, which is not built.
-            return Ranges::Whole;
+    let mut parts: Vec<(u64, u64)> = Vec::with_capacity(merged.len());
+    for (s, e) in merged {
+        match parts.last_mut() {
+            Some((_, end)) if s <= end.saturating_add(1) => *end = (*end).max(e),
+            _ => parts.push((s, e)),
         }
-        end = end.max(e);
     }
-    Ranges::One { start, end }
+    match parts[..] {
+        [] => Ranges::Unsatisfiable,
+        [(start, end)] => Ranges::One { start, end },
+        _ => Ranges::Many(parts.into_boxed_slice()),
+    }
 }
 
 enum Spec {
@@ -140,11 +147,17 @@ mod tests {
     }
 
     #[test]
-    fn several_ranges_merge_or_fall_back_to_the_whole_file() {
+    fn several_ranges_merge_or_become_parts() {
         assert_eq!(parse("bytes=0-10, 5-20", 1000), One { start: 0, end: 20 }, "overlap merged");
         assert_eq!(parse("bytes=11-20, 0-10", 1000), One { start: 0, end: 20 }, "adjacent merged, any order");
         assert_eq!(parse("bytes=0-10, 2000-", 1000), One { start: 0, end: 10 }, "unsatisfiable part dropped");
-        assert_eq!(parse("bytes=0-10, 20-30", 1000), Whole, "disjoint parts: the whole file");
+        assert_eq!(parse("bytes=0-10, 20-30", 1000), Many(Box::new([(0, 10), (20, 30)])), "disjoint parts");
+        assert_eq!(
+            parse("bytes=-5, 0-1, 1-3, 500-600", 1000),
+            Many(Box::new([(0, 3), (500, 600), (995, 999)])),
+            "parts sorted, overlapping ones merged"
+        );
+        assert_eq!(parse("bytes=0-1, 5-6, 900-", 10), Many(Box::new([(0, 1), (5, 6)])), "unsatisfiable part dropped");
         let absurd = format!("bytes={}", vec!["0-"; MAX_RANGES + 1].join(","));
         assert_eq!(parse(&absurd, 1000), Whole, "too many specs");
         let many = format!("bytes={}", vec!["0-"; MAX_RANGES].join(","));

@@ -75,7 +75,11 @@ routes = [ {{ path = "/", root = "{}" }} ]
     assert_eq!(r.status, 416);
     let r = send(addr, "HEAD", "/a.txt", &[], b"");
     assert_eq!((r.status, r.header("content-length"), r.body.len()), (200, Some("14"), 0));
-    assert_eq!(marks_after(&server, "/a.txt", 8)[3..], ["HIT", "HIT", "HIT", "HIT", "HIT"]);
+    let r = send(addr, "GET", "/a.txt", &[("Range", "bytes=0-4, 6-12")], b"");
+    let parts = crate::static_content::byteranges_parts(&r).expect("a multipart answer");
+    let parts: Vec<(&str, &[u8])> = parts.iter().map(|(_, range, bytes)| (range.as_str(), &bytes[..])).collect();
+    assert_eq!(parts, [("bytes 0-4/14", &b"first"[..]), ("bytes 6-12/14", &b"version"[..])]);
+    assert_eq!(marks_after(&server, "/a.txt", 9)[3..], ["HIT", "HIT", "HIT", "HIT", "HIT", "HIT"]);
 
     server.dir.write("www/a.txt", "second version, longer\n");
     wait_for("the changed file to be served", Duration::from_secs(10), || {
