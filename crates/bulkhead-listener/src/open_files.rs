@@ -10,7 +10,8 @@
 //! key is one those checks already passed under the same route table.
 //!
 //! **Freshness**: each entry holds a [`Stamp`] of the directories the lookup went through
-//! ([`crate::watch::dirs_of`]: the root's ancestors, the way down, the target's directory),
+//! ([`crate::watch::dirs_of`]: each directory on the way down with the name taken in it, and the
+//! target's directory with its name),
 //! taken right after the lookup and checked against the file (same inode, size and mtime as
 //! the open descriptor), so a change while it was being made is not missed. A hit whose stamp
 //! is stale is dropped and looked up again. Unlike nginx, whose entries live
@@ -227,7 +228,7 @@ mod tests {
     fn entry(dir: &std::path::Path, name: &str) -> OpenFile {
         let path = dir.join(name);
         std::fs::write(&path, "x").unwrap();
-        let stamp = Watches::get().expect("inotify").stamp([dir]).expect("watch");
+        let stamp = Watches::get().expect("inotify").stamp([(dir, Some(std::ffi::OsStr::new(name)))]).expect("watch");
         let file = Arc::new(std::fs::File::open(&path).unwrap());
         OpenFile::new(file, 1, 0, HeaderValue::from_static("text/plain"), false, stamp)
     }

@@ -493,10 +493,21 @@ fn hold(root: &StaticRoot, key: &str, rel: &Path, slash: bool, found: &FileFound
     if crate::open_files::held() >= crate::open_files::max_open() {
         return;
     }
-    // A directory's default document: its directory is one the lookup went through.
-    let requested = if slash { root.root.join(rel).join("index") } else { root.root.join(rel) };
-    let dirs = crate::watch::dirs_of(&root.root, &requested, path);
-    let Some(stamp) = watches.stamp(dirs.iter().map(PathBuf::as_path)) else { return };
+    // A directory's default document: any name in its directory may change which one it is.
+    let requested = root.root.join(rel);
+    let mut dirs = crate::watch::dirs_of(&root.root, &requested, path, slash);
+    // A negotiated type: the response cache keeps its coded variants under this stamp too, so
+    // the precompressed siblings a lookup would use are names it depends on.
+    if found.varies {
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+            for ext in [".gz", ".br"] {
+                let mut sibling = name.to_os_string();
+                sibling.push(ext);
+                dirs.push((parent.to_path_buf(), Some(sibling)));
+            }
+        }
+    }
+    let Some(stamp) = watches.stamp(dirs.iter().map(|(d, n)| (d.as_path(), n.as_deref()))) else { return };
     let same = |m: &std::fs::Metadata, o: &std::fs::Metadata| {
         m.dev() == o.dev()
             && m.ino() == o.ino()

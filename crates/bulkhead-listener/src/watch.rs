@@ -4,14 +4,18 @@
 //! checks it with a few atomic loads instead of a `stat` (issue 11: "static entries when the
 //! file changes (inotify)").
 //!
-//! **What a stamp covers.** Each watched directory has a generation, bumped by the watch thread
-//! on any event in it: an entry created, deleted, renamed in or out, written (`IN_MODIFY`,
-//! `IN_CLOSE_WRITE`), or its attributes changed (`IN_ATTRIB`: mode, owner, `touch`), and on the
-//! directory itself being deleted or moved. A stamp is the generations of its directories when it
-//! was taken; it is fresh while none has moved. A kernel queue overflow (`IN_Q_OVERFLOW`: events
-//! were lost) makes every stamp stale. A change anywhere in a directory stales every stamp
-//! through it — coarse, but a web root's directories change rarely, and a stale stamp only costs
-//! one fresh lookup.
+//! **What a stamp covers.** A lookup of `/srv/www/a/b.html` depends, in each directory on its
+//! way, on one name only: `srv` in `/`, `www` in `/srv`, `a` in `/srv/www`, `b.html` in
+//! `/srv/www/a`. A stamp holds those (directory, name) pairs ([`dirs_of`]) and the generations
+//! they had when it was taken. The watch thread bumps a name's generation on any event naming it
+//! in its directory — the entry created, deleted, renamed in or out, written (`IN_MODIFY`,
+//! `IN_CLOSE_WRITE`), or its attributes changed (`IN_ATTRIB`: mode, owner, `touch`) — and the
+//! directory's own generation when the directory itself is deleted, moved, or changes mode. So a
+//! log file written beside the web root, or a file created in `/tmp` above it, leaves the stamp
+//! fresh, while a symlink swap of `www` (a deploy) or an edit of `b.html` stales it. A pair may
+//! instead stand for the whole directory (a directory's default document, where a new
+//! `index.php` would take precedence over the `index.html` served): any event in it stales it.
+//! A kernel queue overflow (`IN_Q_OVERFLOW`: events were lost) makes every stamp stale.
 //!
 //! **Order.** A caller takes the stamp *before* it looks at the file system (or checks after
 //! taking it that what it looked at is still there), so a change between the lookup and the
@@ -60,17 +64,47 @@ pub struct Dir {
     wd: i32,
     /// Bumped on every event in (or of) the directory.
     generation: AtomicU64,
+    /// Bumped on events of the directory itself (deleted, moved, its mode changed, its watch
+    /// dropped).
+    own: AtomicU64,
+    /// The generations of the names stamps depend on, bumped on events naming them.
+    names: Mutex<HashMap<std::ffi::OsString, Arc<AtomicU64>>>,
     /// The kernel dropped the watch (the directory was deleted, or its file system unmounted):
     /// the next stamp through this path watches again.
     gone: AtomicBool,
 }
 
-/// The generations of the directories a lookup went through, when it began.
+/// The generations of the (directory, name) pairs a lookup went through, when it began.
 #[derive(Clone)]
 pub struct Stamp {
-    dirs: Box<[(Arc<Dir>, u64)]>,
+    dirs: Box<[Held]>,
     overflows: u64,
 }
+
+/// One pair of a [`Stamp`]: the directory's own generation and its name's, or (for a whole
+/// directory, `name: None`) its generation of every event.
+#[derive(Clone)]
+struct Held {
+    dir: Arc<Dir>,
+    name: Option<Arc<AtomicU64>>,
+    dir_generation: u64,
+    name_generation: u64,
+}
+
+impl Held {
+    fn fresh(&self) -> bool {
+        match &self.name {
+            None => self.dir.generation.load(Ordering::Acquire) == self.dir_generation,
+            Some(name) => {
+                self.dir.own.load(Ordering::Acquire) == self.dir_generation
+                    && name.load(Ordering::Acquire) == self.name_generation
+            }
+        }
+    }
+}
+
+/// One directory a lookup depends on, and the name in it that matters (`None`: every name).
+pub type DirName = (PathBuf, Option<std::ffi::OsString>);
 
 #[derive(Default)]
 struct Dirs {
@@ -149,6 +183,17 @@ impl Watches {
             let mut dirs = lock(&self.dirs);
             let Some(dir) = dirs.by_wd.get(&event.wd()).cloned() else { continue };
             dir.generation.fetch_add(1, Ordering::AcqRel);
+            match event.file_name().map(|n| OsStr::from_bytes(n.to_bytes())) {
+                // An event of an entry: only the stamps that depend on that name.
+                Some(name) if !name.is_empty() => {
+                    if let Some(g) = dir.names.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+                        g.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
+                _ => {
+                    dir.own.fetch_add(1, Ordering::AcqRel);
+                }
+            }
             if flags.contains(ReadFlags::IGNORED) {
                 dir.gone.store(true, Ordering::Release);
                 dirs.by_wd.remove(&event.wd());
@@ -156,16 +201,17 @@ impl Watches {
         }
     }
 
-    /// A stamp of `dirs` (absolute paths of directories), watching those not yet watched;
-    /// `None` if one cannot be watched.
-    pub fn stamp<'a>(&self, dirs: impl IntoIterator<Item = &'a Path>) -> Option<Stamp> {
+    /// A stamp of `dirs` (absolute paths of directories, each with the name in it that matters,
+    /// or `None` for all of them), watching those not yet watched; `None` if one cannot be
+    /// watched.
+    pub fn stamp<'a>(&self, dirs: impl IntoIterator<Item = (&'a Path, Option<&'a OsStr>)>) -> Option<Stamp> {
         let overflows = self.overflows.load(Ordering::Acquire);
         if overflows == u64::MAX {
             return None;
         }
-        let mut held: Vec<(Arc<Dir>, u64)> = Vec::new();
+        let mut held: Vec<Held> = Vec::new();
         let mut map = lock(&self.dirs);
-        for path in dirs {
+        for (path, name) in dirs {
             let dir = match map.by_path.get(path) {
                 Some(dir) if !dir.gone.load(Ordering::Acquire) => dir.clone(),
                 _ => {
@@ -174,9 +220,26 @@ impl Watches {
                     dir
                 }
             };
-            if !held.iter().any(|(d, _)| Arc::ptr_eq(d, &dir)) {
-                let generation = dir.generation.load(Ordering::Acquire);
-                held.push((dir, generation));
+            let name = name.map(|name| {
+                let mut names = dir.names.lock().unwrap_or_else(|e| e.into_inner());
+                names.entry(name.to_os_string()).or_default().clone()
+            });
+            let same = |h: &Held| {
+                Arc::ptr_eq(&h.dir, &dir)
+                    && match (&h.name, &name) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        _ => false,
+                    }
+            };
+            if !held.iter().any(same) {
+                let dir_generation = if name.is_some() {
+                    dir.own.load(Ordering::Acquire)
+                } else {
+                    dir.generation.load(Ordering::Acquire)
+                };
+                let name_generation = name.as_ref().map_or(0, |g| g.load(Ordering::Acquire));
+                held.push(Held { dir, name, dir_generation, name_generation });
             }
         }
         Some(Stamp { dirs: held.into_boxed_slice(), overflows })
@@ -190,7 +253,13 @@ impl Watches {
                 map.by_wd
                     .entry(wd)
                     .or_insert_with(|| {
-                        Arc::new(Dir { wd, generation: AtomicU64::new(0), gone: AtomicBool::new(false) })
+                        Arc::new(Dir {
+                            wd,
+                            generation: AtomicU64::new(0),
+                            own: AtomicU64::new(0),
+                            names: Mutex::default(),
+                            gone: AtomicBool::new(false),
+                        })
                     })
                     .clone(),
             ),
@@ -209,8 +278,7 @@ impl Watches {
 
     /// No directory of `stamp` changed since it was taken.
     pub fn fresh(&self, stamp: &Stamp) -> bool {
-        self.overflows.load(Ordering::Acquire) == stamp.overflows
-            && stamp.dirs.iter().all(|(dir, generation)| dir.generation.load(Ordering::Acquire) == *generation)
+        self.overflows.load(Ordering::Acquire) == stamp.overflows && stamp.dirs.iter().all(Held::fresh)
     }
 
     /// Removes the watches no stamp holds (their `Dir` is held only by the maps).
@@ -226,6 +294,10 @@ impl Watches {
             let in_maps = paths.get(&Arc::as_ptr(dir)).copied().unwrap_or(0) + listed;
             Arc::strong_count(dir) > in_maps
         });
+        for dir in by_path.values() {
+            // Names no stamp holds any more.
+            dir.names.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, g| Arc::strong_count(g) > 1);
+        }
         by_wd.retain(|wd, dir| {
             let keep = by_path.values().any(|d| Arc::ptr_eq(d, dir));
             if !keep && !dir.gone.load(Ordering::Acquire) {
@@ -241,33 +313,35 @@ impl Watches {
     }
 }
 
-/// The directories a file found at `requested` (under the configured `root`, as given) and
-/// resolved to `target` (canonical) depends on: every directory from `/` down to `root`, every
-/// one from `root` down to `requested`'s parent (as named: a symlinked directory is watched where
-/// it leads, and the symlink itself is an entry of the directory above it), and `target`'s
-/// parent (where a symlinked file's content lives).
-pub fn dirs_of(root: &Path, requested: &Path, target: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut push = |p: &Path| {
-        if !p.as_os_str().is_empty() && !dirs.iter().any(|d| d == p) {
-            dirs.push(p.to_path_buf());
+/// The (directory, name) pairs a file found at `requested` (under the configured `root`, as
+/// given) and resolved to `target` (canonical) depends on: from `/` down to `requested`, each
+/// directory with the name of the next step (as named: a symlinked directory is watched where it
+/// leads, and the symlink itself is a name in the directory above it), and `target`'s parent with
+/// its name (where a symlinked file's content lives). With `whole_last`, `requested` is a
+/// directory whose default document was served, and every name in it matters.
+pub fn dirs_of(root: &Path, requested: &Path, target: &Path, whole_last: bool) -> Vec<DirName> {
+    let mut dirs: Vec<DirName> = Vec::new();
+    let mut push = |p: &Path, name: Option<&OsStr>| {
+        let pair = (p.to_path_buf(), name.map(OsStr::to_os_string));
+        if p.as_os_str().as_bytes().first() == Some(&b'/') && !dirs.contains(&pair) {
+            dirs.push(pair);
         }
     };
-    for a in root.ancestors().collect::<Vec<_>>().into_iter().rev() {
-        push(a);
-    }
-    if let Ok(inside) = requested.strip_prefix(root) {
-        let mut dir = root.to_path_buf();
-        let parts: Vec<&OsStr> = inside.iter().collect();
-        for part in parts.iter().take(parts.len().saturating_sub(1)) {
-            dir.push(part);
-            push(&dir);
+    // The way to `requested`: the root's own path, then the path inside it.
+    let inside = requested.strip_prefix(root).unwrap_or(Path::new(""));
+    let mut dir = PathBuf::new();
+    for part in root.iter().chain(inside.iter()) {
+        if !dir.as_os_str().is_empty() {
+            push(&dir, Some(part));
         }
+        dir.push(part);
     }
-    if let Some(parent) = target.parent() {
-        push(parent);
+    if whole_last {
+        push(&dir, None);
     }
-    dirs.retain(|d| d.as_os_str().as_bytes().first() == Some(&b'/'));
+    if let (Some(parent), Some(name)) = (target.parent(), target.file_name()) {
+        push(parent, Some(name));
+    }
     dirs
 }
 
@@ -331,7 +405,7 @@ pub(crate) mod tests {
             ),
         ];
         for (what, change) in changes {
-            let s = w.stamp([dir.path()]).expect("watch");
+            let s = w.stamp([(dir.path(), None)]).expect("watch");
             // Reading and opening are not changes: the stamp holds through them.
             let _ = std::fs::read(&file).unwrap();
             assert!(w.fresh(&s), "{what}: fresh after a read");
@@ -346,11 +420,11 @@ pub(crate) mod tests {
         let base = TempDir::new("watch");
         let dir = base.path().join("d");
         std::fs::create_dir(&dir).unwrap();
-        let s = w.stamp([dir.as_path()]).expect("watch");
+        let s = w.stamp([(dir.as_path(), None)]).expect("watch");
         std::fs::remove_dir(&dir).unwrap();
         assert!(until_stale(w, &s), "deleting the directory stales the stamp");
         std::fs::create_dir(&dir).unwrap();
-        let again = w.stamp([dir.as_path()]).expect("watched again");
+        let again = w.stamp([(dir.as_path(), None)]).expect("watched again");
         std::fs::write(dir.join("x"), "x").unwrap();
         assert!(until_stale(w, &again), "the new directory is watched");
         w.sweep();
@@ -361,10 +435,54 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn dirs_of_covers_the_root_s_ancestors_the_way_down_and_the_target() {
-        let d = dirs_of(Path::new("/srv/www"), Path::new("/srv/www/a/b/c.html"), Path::new("/srv/other/c.html"));
-        let want: Vec<PathBuf> =
-            ["/", "/srv", "/srv/www", "/srv/www/a", "/srv/www/a/b", "/srv/other"].iter().map(PathBuf::from).collect();
+    fn a_named_stamp_ignores_other_names_but_not_its_own_nor_its_directory_going() {
+        let w = Watches::get().expect("inotify");
+        let base = TempDir::new("watch-named");
+        let www = base.path().join("www");
+        std::fs::create_dir(&www).unwrap();
+        std::fs::write(www.join("a.txt"), "a").unwrap();
+        let take = || {
+            let pairs = dirs_of(&www, &www.join("a.txt"), &www.join("a.txt"), false);
+            w.stamp(pairs.iter().map(|(d, n)| (d.as_path(), n.as_deref()))).expect("watch")
+        };
+        let s = take();
+        // Beside the root and inside it, under other names: not a change of this file.
+        std::fs::write(base.path().join("access.log"), "GET /a.txt").unwrap();
+        std::fs::write(www.join("other.txt"), "o").unwrap();
+        // A change the watch thread reports after those (events come in order): once the
+        // whole-directory stamp has seen it, the named one has seen the unrelated ones too.
+        let whole = w.stamp([(www.as_path(), None)]).expect("watch");
+        std::fs::write(www.join("later.txt"), "l").unwrap();
+        assert!(until_stale(w, &whole), "the whole-directory stamp sees any name");
+        assert!(w.fresh(&s), "other names beside and under the root leave the stamp fresh");
+        std::fs::write(www.join("a.txt"), "b").unwrap();
+        assert!(until_stale(w, &s), "a write of the file stales it");
+        let s = take();
+        std::fs::rename(&www, base.path().join("www.old")).unwrap();
+        assert!(until_stale(w, &s), "renaming the root away (a deploy's swap) stales it");
+    }
+
+    #[test]
+    fn dirs_of_covers_the_way_down_with_its_names_and_the_target() {
+        let name = |n: &str| Some(std::ffi::OsString::from(n));
+        let d = dirs_of(Path::new("/srv/www"), Path::new("/srv/www/a/b/c.html"), Path::new("/srv/other/c.html"), false);
+        let want: Vec<DirName> = vec![
+            (PathBuf::from("/"), name("srv")),
+            (PathBuf::from("/srv"), name("www")),
+            (PathBuf::from("/srv/www"), name("a")),
+            (PathBuf::from("/srv/www/a"), name("b")),
+            (PathBuf::from("/srv/www/a/b"), name("c.html")),
+            (PathBuf::from("/srv/other"), name("c.html")),
+        ];
         assert_eq!(d, want);
+        let d = dirs_of(Path::new("/srv/www"), Path::new("/srv/www/docs"), Path::new("/srv/www/docs/index.html"), true);
+        let want: Vec<DirName> = vec![
+            (PathBuf::from("/"), name("srv")),
+            (PathBuf::from("/srv"), name("www")),
+            (PathBuf::from("/srv/www"), name("docs")),
+            (PathBuf::from("/srv/www/docs"), None),
+            (PathBuf::from("/srv/www/docs"), name("index.html")),
+        ];
+        assert_eq!(d, want, "a default document: every name in its directory");
     }
 }
