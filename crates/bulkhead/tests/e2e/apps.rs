@@ -5,10 +5,10 @@
 //!
 //! Each test copies the example's directory into its temp dir (so the pool's user, `nobody`
 //! when the suite runs as root, can read it wherever the checkout lives), rewrites only the
-//! binding to `127.0.0.1:0` (and, for axum, the path of the binary Cargo built), and then:
+//! binding to `127.0.0.1:0` (and, for axum, the command: the binary Cargo built, copied in), and then:
 //! GET and POST through the listener, one thing the app's framework does itself (JSON, a route
 //! parameter, a streamed body), `kill -9` of one of the pool's workers with the manager seen to
-//! replace it, and `bulkhead pool recycle` while a client keeps sending, every request answered.
+//! replace it, and `bulkhead pool recycle` while a client keeps sending GETs, every one answered.
 //! Two ignored tests pin a bug the apps exposed: a POST that races a recycled worker's stop is
 //! answered 502 (run them with `--ignored`).
 //! A runtime that is not installed skips visibly, naming the package to install.
@@ -136,7 +136,7 @@ fn echo(server: &Server) {
     assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/x-test")), "{:?}", r.headers);
 }
 
-/// A JSON answer: its status and parsed body.
+/// A JSON answer's body, parsed (its Content-Type checked).
 fn json(r: &Response) -> Value {
     assert!(r.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", r.headers);
     serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()))
