@@ -14,6 +14,7 @@ mod support;
 
 mod acme;
 mod admin;
+mod apps;
 mod architecture;
 mod bandwidth;
 mod cache;
