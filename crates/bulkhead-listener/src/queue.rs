@@ -247,8 +247,18 @@ impl RequestQueue {
     }
 
     /// Send no new requests to this worker.
+    /// Answered with `WorkerDrained` once nothing is in flight there (at once if nothing is, or
+    /// the worker is not known), so the manager tells it to stop only then.
     pub fn worker_draining(&self, id: WorkerId) {
         self.set_state(id, WorkerState::Draining);
+        let idle = self.lock().workers.iter().find(|e| e.worker.id == id).is_none_or(|e| e.in_flight == 0);
+        if idle {
+            self.drained(id);
+        }
+    }
+
+    fn drained(&self, id: WorkerId) {
+        let _ = self.control.send(ListenerToManager::WorkerDrained { pool: self.pool.to_string(), worker: id });
     }
 
     /// The worker is gone.
@@ -321,6 +331,10 @@ impl RequestQueue {
             WorkerState::Up => st.fill(),
             WorkerState::Dead if st.workers[i].in_flight == 0 => {
                 st.workers.swap_remove(i);
+            }
+            WorkerState::Draining if st.workers[i].in_flight == 0 => {
+                drop(st);
+                self.drained(id);
             }
             _ => {}
         }

@@ -612,7 +612,11 @@ impl Supervisor {
             spawn::signal_group(w.process.pid, Signal::SIGKILL);
             return;
         }
-        if let Some(draining) = w.begin_stop(name, why, Stop::graceful(now, limit)) {
+        let draining = w.begin_stop(name, why, Stop::graceful(now, limit));
+        // The listener answers `WorkerDraining` with `WorkerDrained` once nothing of it is in
+        // flight there ([`Supervisor::on_worker_drained`]); until then the worker is not told.
+        w.listener_done = draining.is_none() || self.listener.is_none();
+        if let Some(draining) = draining {
             send(&self.listener, draining);
         }
         if let Some(p) = w.probe.take() {
@@ -621,13 +625,38 @@ impl Supervisor {
         if let Some(mut p) = w.ping.take() {
             p.cancel();
         }
-        // SIGTERM comes once its connections are done (plain apps, see `tick_pool`) or after
-        // half the limit; a worker that speaks the control protocol drains and exits by itself.
-        let _ = w.control.send(ManagerToWorker::Drain);
+        // SIGTERM comes once the listener is done with it and its connections are closed (plain
+        // apps, see `tick_pool`) or after half the limit; a worker that speaks the control
+        // protocol is told `Drain` once the listener is done with it, and exits by itself.
+        if w.listener_done {
+            let _ = w.control.send(ManagerToWorker::Drain);
+        }
         let why = w.ending().map(|e| format!(" ({e})")).unwrap_or_default();
         let line = format!("pool {name:?}: stopping worker {} ({id}){why}", w.process.pid);
         pool_log(&self.state_dir.pool_log(name), &line);
         self.events.info(Some(name), line);
+    }
+
+    /// The listener has nothing more for a stopping worker: it may be told to stop now.
+    pub(super) fn on_worker_drained(&mut self, pool: &str, id: WorkerId) {
+        let Some(w) = self.pools.get_mut(pool).and_then(|p| p.workers.get_mut(&id)) else { return };
+        if w.is_stopping() && !w.listener_done {
+            w.listener_done = true;
+            let _ = w.control.send(ManagerToWorker::Drain);
+        }
+    }
+
+    /// The listener that was told of the stopping workers is gone (it died, or a handover's old
+    /// one exited): nothing of it is in flight to them any more.
+    pub(super) fn listener_done_with_stopping_workers(&mut self) {
+        for pool in self.pools.values_mut() {
+            for w in pool.workers.values_mut() {
+                if w.is_stopping() && !w.listener_done {
+                    w.listener_done = true;
+                    let _ = w.control.send(ManagerToWorker::Drain);
+                }
+            }
+        }
     }
 
     /// Stops the pool's workers; orphans are left for debugging while the server serves.
@@ -722,7 +751,10 @@ impl Supervisor {
                 WorkerState::Stopping => {
                     // A plain app gets SIGTERM as soon as no connection to it is left open.
                     let term_pending = w.process.stop.is_some_and(|s| s.term_at.is_some());
-                    let quiet = term_pending && !w.speaks_control && procfs::open_connections(&w.address) == Some(0);
+                    let quiet = term_pending
+                        && !w.speaks_control
+                        && w.listener_done
+                        && procfs::open_connections(&w.address) == Some(0);
                     w.process.tick_stop(now, quiet);
                 }
                 _ => {}

@@ -144,6 +144,10 @@ pub struct Worker {
     pub control: mpsc::UnboundedSender<ManagerToWorker>,
     /// The worker has said something on its control channel, so it understands `Drain`.
     pub speaks_control: bool,
+    /// Stopping, and the listener has said it sends the worker nothing more and has nothing
+    /// in flight there (`WorkerDrained`), or was never told of it: only then is the worker
+    /// told to stop (`Drain`, or SIGTERM once quiet), so no request races its stop.
+    pub listener_done: bool,
     /// Read when it exits, to tell a failed exec from a crash.
     pub exec_report: OwnedFd,
     /// Tasks to abort when it is gone (control reader/writer).
@@ -489,6 +493,7 @@ pub fn launch(pool: &bulkhead_config::Pool, id: WorkerId, ctx: &LaunchContext<'_
         socket_path,
         control,
         speaks_control: false,
+        listener_done: false,
         exec_report: spawned.exec_report,
         tasks,
         probe: None,

@@ -240,6 +240,11 @@ pub enum ListenerToManager {
     Activity { pool: String, requests: u64 },
     /// Every in-flight request finished (answer to `Shutdown`).
     Drained,
+    /// Answer to `WorkerDraining`: the listener sends this worker nothing more, and every
+    /// request it had sent there has been answered (or failed), so the worker may be told to
+    /// stop without a request racing its stop. Sent once per `WorkerDraining`, at once if
+    /// nothing was in flight (or the worker was not known).
+    WorkerDrained { pool: String, worker: WorkerId },
     /// Periodic (about once a second) request statistics for the admin API and `/metrics`:
     /// `sites` are deltas since the previous report (the manager adds them up, so a restarted
     /// listener loses at most one report); `pools` are current values.

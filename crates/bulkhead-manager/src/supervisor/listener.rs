@@ -133,6 +133,7 @@ impl Supervisor {
 
     pub(super) fn on_retiring_exit(&mut self, status: ExitStatus) {
         let Some(mut old) = self.retiring.take() else { return };
+        self.listener_done_with_stopping_workers();
         let pid = old.process.pid;
         old.release();
         if old.process.was_forced() {
@@ -170,6 +171,7 @@ impl Supervisor {
                 self.admin.metrics.add_log_lines_dropped(log_lines_dropped);
                 self.on_listener_stats(sites, pools)
             }
+            ListenerToManager::WorkerDrained { pool, worker } => self.on_worker_drained(&pool, worker),
             ListenerToManager::Drained => {
                 if let Phase::DrainingListener { .. } = self.phase {
                     self.events.info(None, "listener drained its requests".into());
@@ -223,6 +225,7 @@ impl Supervisor {
         if let Some(mut l) = self.listener.take() {
             l.release();
         }
+        self.listener_done_with_stopping_workers();
         match self.phase {
             Phase::Serving if !self.listener_ever_ready => {
                 self.fatal =

@@ -9,8 +9,9 @@
 //! GET and POST through the listener, one thing the app's framework does itself (JSON, a route
 //! parameter, a streamed body), `kill -9` of one of the pool's workers with the manager seen to
 //! replace it, and `bulkhead pool recycle` while a client keeps sending GETs, every one answered.
-//! Two ignored tests pin a bug the apps exposed: a POST that races a recycled worker's stop is
-//! answered 502 (run them with `--ignored`).
+//! Two tests send POSTs through ten recycles each, plain HTTP and native: a POST that raced a
+//! recycled worker's stop used to be answered 502, until the manager waited for the listener's
+//! `WorkerDrained` before telling a worker to stop.
 //! A runtime that is not installed skips visibly, naming the package to install.
 
 use std::path::{Path, PathBuf};
@@ -280,11 +281,10 @@ fn recycle(server: &Server, pool: &str, processes: usize) {
 /// `bulkhead pool recycle POOL` while a client sends requests of `mix` back to back: every
 /// worker is replaced by a new one (overlapped) and every request is answered 200.
 ///
-/// The apps' tests send GETs: a POST that races the old worker's stop can be answered 502 today,
-/// for plain HTTP workers and native ones alike, which the ignored tests
+/// The apps' tests send GETs; POSTs through recycles are what
 /// `a_plain_http_worker_drained_by_a_recycle_loses_no_post` and
-/// `a_native_worker_drained_by_a_recycle_loses_no_post` pin until it is fixed. POSTs outside
-/// a recycle are checked by [`echo`].
+/// `a_native_worker_drained_by_a_recycle_loses_no_post` check, and POSTs outside a recycle
+/// [`echo`].
 fn recycle_answers_every_request(server: &Server, pool: &str, processes: usize, mix: Mix, hello_text: &'static str) {
     let load = Load::start(server, 1, mix, hello_text);
     load.wait_more(10, "requests to flow before the recycle");
@@ -482,16 +482,13 @@ fn php_example_survives_kill_9_and_recycle() {
 /// answer every one of them: per docs/protocol.md it sends GOAWAY with the last stream it will
 /// serve, and any stream above that "was never started and is retried elsewhere".
 ///
-/// Fails today: 9 of 1061 POSTs from 4 clients over 10 recycles were answered 502 on a 2-core
-/// machine (HTTPERR `Connection_Abandoned_By_AppPool`; the listener logs `native connection
-/// lost: peer closed the connection` or `write failed: Broken pipe`). The listener's side of the
-/// connection (bulkhead-proto's native client) marks itself draining on GOAWAY but keeps no
-/// `last_stream`, so a stream it opened before the GOAWAY reached it, which the worker never
-/// started, fails as "sent" when the worker closes, and a POST is not replayable; and the worker
-/// closes as soon as its own streams are done, with the listener's later frames unread. Ignored
-/// until that is fixed; run it with `--ignored`.
+/// This failed (9 of 1061 POSTs from 4 clients over 10 recycles answered 502, HTTPERR
+/// `Connection_Abandoned_By_AppPool`) while the manager sent a draining worker its `drain` at
+/// once: the worker's GOAWAY crossed streams the listener had just opened on it, which the
+/// worker never started, and a POST is not replayable. The manager now tells the worker to
+/// drain only after the listener reports `WorkerDrained` (nothing in flight, nothing more to
+/// be sent to it).
 #[test]
-#[ignore = "bug: a POST racing a native worker's GOAWAY is answered 502 (bulkhead-proto native client keeps no last_stream)"]
 fn a_native_worker_drained_by_a_recycle_loses_no_post() {
     let built = axum_binary();
     let (dir, config) = example("axum", &[("\"../../target/release/examples/axum\"", "\"./axum-app\"")]);
@@ -518,17 +515,13 @@ fn a_native_worker_drained_by_a_recycle_loses_no_post() {
 /// The same for a plain HTTP/1.1 worker: gunicorn recycled while POSTs stream in must answer
 /// every one of them ("no request is lost or refused by a recycle", DESIGN §3).
 ///
-/// Fails today: 8 of 7590 POSTs from 4 clients over 10 recycles were answered 502 on a 2-core
-/// machine, several at the same instant right after the old gunicorn got SIGTERM (HTTPERR
-/// `Connection_Abandoned_By_AppPool`; the listener logs `connection failed before the response
-/// (request sent): connection error`). The manager sends a plain worker SIGTERM as soon as
-/// `/proc` shows no connection open to its socket (supervisor `tick_pool`), without the
-/// listener confirming it sends that worker nothing more; requests the listener still wrote to
-/// the old worker's socket (some, it seems, still in the socket's backlog, which a server that
-/// stops accepting on SIGTERM resets — gunicorn, uvicorn and Node alike) are lost, and a POST
-/// is not replayable, so it gets 502. Ignored until that is fixed; run it with `--ignored`.
+/// This failed (8 of 7590 POSTs from 4 clients over 10 recycles answered 502, right after
+/// the old gunicorn got SIGTERM) while the manager sent a plain worker SIGTERM as soon as
+/// `/proc` showed no connection open to its socket: requests the listener had still written to
+/// the old worker's socket, some in its backlog, were reset by a server that stops accepting on
+/// SIGTERM (gunicorn, uvicorn and Node alike). The manager now waits for the listener's
+/// `WorkerDrained` first.
 #[test]
-#[ignore = "bug: a POST racing the SIGTERM of a recycled plain HTTP worker is answered 502 (manager TERMs before the listener has stopped connecting)"]
 fn a_plain_http_worker_drained_by_a_recycle_loses_no_post() {
     if !on_path("gunicorn") {
         skip!(Reason::Missing("gunicorn: apt-get install gunicorn".into()));
