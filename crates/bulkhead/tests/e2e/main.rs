@@ -18,6 +18,7 @@ mod apps;
 mod architecture;
 mod bandwidth;
 mod cache;
+mod cgi;
 mod cli;
 mod compression;
 mod conformance;
