@@ -82,8 +82,10 @@
  *     `concurrency` requests run at once per worker process, so the handler and every filter
  *     must be safe to call from several threads at the same time, for different requests.
  *   - All the entry points of one request run on one thread, one after the other, in the order
- *     above, never two at once. The callbacks of a struct may be called only from the entry
- *     point that was given it, on that thread, while it runs.
+ *     above. The one nesting: when the handler's write or flush sends the head (past
+ *     BH_BUFFERED_BODY, or at flush), the response_headers filters run inside that call, on the
+ *     same thread, before it returns. The callbacks of a struct may be called only from the
+ *     entry point that was given it, on that thread, while it runs.
  *   - The library must not install signal handlers, fork, or exit the process: the process
  *     belongs to the host.
  *
@@ -159,7 +161,7 @@ struct bh_request {
     bh_str version;          /* "HTTP/1.1" */
     bh_str remote_addr;      /* the client's address as the listener saw it, "" if unknown */
     bh_str user;             /* set by an authenticate filter; "" until then */
-    const bh_header *headers; /* the request's headers, in the order received */
+    const bh_header *headers; /* the request's headers (those of one name in the order received) */
     size_t header_count;
     int64_t content_length;  /* the body's length, or -1 when unknown (chunked) */
 

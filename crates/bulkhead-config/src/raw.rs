@@ -319,6 +319,9 @@ pub struct RawRoute {
     pub execute: Option<String>,
     /// With `execute = "extension"`: the library. Default: none.
     pub library: Option<String>,
+    /// With `execute = "extension"`: filter libraries (ISAPI's filters), run around the
+    /// library's handler in this order, then the library's own filter hooks. Default: none.
+    pub filters: Option<Vec<String>>,
     /// Response headers added to this route's 2xx and 3xx responses, replacing any of the same
     /// name (a worker's too), e.g. `{ "X-Frame-Options" = "DENY" }`. Not `match.headers`, which
     /// matches request headers. Default: none.

@@ -5,7 +5,8 @@
 //! earlier one with the same path would always answer first. Refused here: a route with none
 //! or several of `root`, `pool`, `redirect`, `return`; `body` or `location` without `return`,
 //! `location` with a status other than 3xx, `body` on a 204 or 304; `strip_prefix` on any route
-//! but a pool's; a `match` that is empty or holds an empty list, an unknown key (by the schema
+//! but a pool's; `filters` on any route but an extension's, or naming a file twice or one that
+//! cannot be read; a `match` that is empty or holds an empty list, an unknown key (by the schema
 //! walk), a method that is not an HTTP token, a host pattern with characters no host has, a
 //! header name that is not a token, a source that is not an address or CIDR block, a scheme
 //! other than http or https; response `headers` are checked by `content`. Warned about: a 3xx `return` without `location`, a source block
@@ -137,12 +138,14 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
                 }
                 (None, _) => None,
             };
+            let filters = filters(c, &k("filters"), r.filters.as_deref(), execute);
             RouteAction::Pool(PoolRoute {
                 pool: pool.clone(),
                 strip_prefix: r.strip_prefix == Some(true),
                 root,
                 execute,
                 library,
+                filters,
             })
         }
         _ => {
@@ -151,6 +154,26 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
         }
     };
     Some(action)
+}
+
+/// `filters = ["PATH.so", …]`: only with `execute = "extension"` (filters run around an
+/// extension's handler in the host worker; nothing else would run them, so anywhere else they
+/// are refused, not ignored); each a readable file, none twice.
+fn filters(c: &mut Checker<'_>, key: &str, list: Option<&[String]>, execute: Option<Execute>) -> Vec<PathBuf> {
+    let Some(list) = list else { return Vec::new() };
+    if execute != Some(Execute::Extension) {
+        c.err(key, "runs only around an extension: filters belong to routes with execute = \"extension\" (in a pool of kind \"host\"); remove it here");
+        return Vec::new();
+    }
+    let mut out: Vec<PathBuf> = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        let path = c.readable_file(&format!("{key}[{i}]"), text, "a readable filter library (.so)");
+        if out.contains(&path) {
+            c.err(format!("{key}[{i}]"), format!("{} is listed twice; each filter runs once per request", path.display()));
+        }
+        out.push(path);
+    }
+    out
 }
 
 /// `return = STATUS` with `body` or `location`; `None` when it also names another action.
