@@ -169,7 +169,10 @@ fn filters(c: &mut Checker<'_>, key: &str, list: Option<&[String]>, execute: Opt
     for (i, text) in list.iter().enumerate() {
         let path = c.readable_file(&format!("{key}[{i}]"), text, "a readable filter library (.so)");
         if out.contains(&path) {
-            c.err(format!("{key}[{i}]"), format!("{} is listed twice; each filter runs once per request", path.display()));
+            c.err(
+                format!("{key}[{i}]"),
+                format!("{} is listed twice; each filter runs once per request", path.display()),
+            );
         }
         out.push(path);
     }
