@@ -337,7 +337,13 @@ pub struct PoolRoute {
     /// `execute = "extension"` routes: the filter libraries, in the order their hooks run
     /// (before the library's own). Empty otherwise.
     pub filters: Vec<PathBuf>,
+    /// `execute = "cgi"`: a CGI program's time limit, after which its process group is killed.
+    /// Default [`DEFAULT_CGI_TIMEOUT`].
+    pub cgi_timeout: Duration,
 }
+
+/// `cgi_timeout` when a route does not set it.
+pub const DEFAULT_CGI_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Execute {

@@ -315,13 +315,19 @@ pub struct RawRoute {
     /// Extension → pool, e.g. `{ ".php" = "shop-php" }`. Default: none.
     #[serde(default)]
     pub handlers: BTreeMap<String, String>,
-    /// With `pool` of kind `host`: `cgi` or `extension`. Default: none.
+    /// With `pool` of kind `host`: `cgi` (every file under `root` is a CGI program) or `extension`
+    /// (not built yet: refused). Default: none; a route to a host pool must name one.
     pub execute: Option<String>,
     /// With `execute = "extension"`: the library. Default: none.
     pub library: Option<String>,
     /// With `execute = "extension"`: filter libraries (ISAPI's filters), run around the
     /// library's handler in this order, then the library's own filter hooks. Default: none.
     pub filters: Option<Vec<String>>,
+    /// With `execute = "cgi"`: how long one CGI program may run, from its start to the end of
+    /// its output; then its whole process group is killed (SIGKILL) and the client gets 504 if
+    /// nothing was sent yet. More than `"0s"`. Default `"90s"` (IIS's CGI timeout is 15 min;
+    /// nginx's fastcgi_read_timeout 60 s between reads).
+    pub cgi_timeout: Option<String>,
     /// Response headers added to this route's 2xx and 3xx responses, replacing any of the same
     /// name (a worker's too), e.g. `{ "X-Frame-Options" = "DENY" }`. Not `match.headers`, which
     /// matches request headers. Default: none.

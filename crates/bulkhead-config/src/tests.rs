@@ -297,9 +297,9 @@ fn bad_bindings_and_duplicate_names() {
 #[test]
 fn pools_need_a_command_and_kinds_not_built_are_refused() {
     assert!(one_error("[pools.a]\n").contains("pools.a.command: a pool of kind \"process\" needs a command"));
-    // A host pool crash-looped.
-    let e = one_error("[pools.a]\nkind = \"host\"\n");
-    assert!(e.starts_with("test.toml:2:8: pools.a.kind: \"host\" is not built yet"), "{e}");
+    // A host pool runs the built-in worker: a command of its own is refused, not ignored.
+    let e = one_error("[pools.a]\nkind = \"host\"\ncommand = [\"x\"]\n");
+    assert!(e.starts_with("test.toml:3:11: pools.a.command: a \"host\" pool runs Bulkhead's built-in worker"), "{e}");
     let e = one_error("[pools.\"my.pool\"]\nkind = \"proces\"\ncommand = [\"x\"]\n");
     assert_eq!(e, "test.toml:2:8: pools.\"my.pool\".kind: \"proces\" is not allowed; expected one of \"process\", \"fastcgi\", \"host\"; did you mean \"process\"?");
     let e = one_error("[pools.a]\ncommand = [\"\"]\n");
@@ -528,14 +528,114 @@ fn cpu_rapid_fail_and_orphan() {
 }
 
 #[test]
-fn execute_is_refused_until_the_host_is_built() {
-    let e = one_error(&format!("{SITE}routes = [{{ path = \"/cgi\", root = \"/tmp\", pool = \"p\", execute = \"cgi\" }}]\n[pools.p]\ncommand = [\"x\"]\n"));
-    assert!(e.starts_with("test.toml:4:65: sites[0].routes[0].execute: is not built yet"), "{e}");
-    let e = errors(&format!(
-        "{SITE}routes = [{{ path = \"/ext\", pool = \"p\", execute = \"extension\" }}]\n[pools.p]\nkind = \"host\"\n"
+fn host_pools_and_cgi_routes() {
+    let host = "[pools.h]\nkind = \"host\"\n";
+    let c = ok(&format!("{SITE}routes = [{{ path = \"/cgi-bin\", root = \"/tmp\", pool = \"h\", execute = \"cgi\", cgi_timeout = \"5s\" }}]\n{host}"));
+    let p = &c.pools["h"];
+    assert_eq!((p.kind, p.protocol, p.command.is_empty()), (PoolKind::Host, Protocol::Native, true));
+    let RouteAction::Pool(r) = &c.sites[0].routes[0].action else { panic!("a pool route") };
+    assert_eq!(
+        (r.execute, r.root.as_deref(), r.cgi_timeout),
+        (Some(Execute::Cgi), Some(std::path::Path::new("/tmp")), Duration::from_secs(5))
+    );
+    let c = ok(&format!(
+        "{SITE}routes = [{{ path = \"/cgi-bin\", root = \"/tmp\", pool = \"h\", execute = \"cgi\" }}]\n{host}"
     ));
-    assert!(e.iter().any(|e| e.contains("routes[0].execute: is not built yet")), "{e:#?}");
-    assert!(e.iter().any(|e| e.contains("pools.p.kind: \"host\" is not built yet")), "{e:#?}");
+    let RouteAction::Pool(r) = &c.sites[0].routes[0].action else { panic!("a pool route") };
+    assert_eq!(r.cgi_timeout, DEFAULT_CGI_TIMEOUT);
+    // execute = "cgi" on a pool that is not a host pool: refused, at the key.
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/cgi\", root = \"/tmp\", pool = \"p\", execute = \"cgi\" }}]\n[pools.p]\ncommand = [\"x\"]\n"));
+    assert!(e.starts_with("test.toml:4:65: sites[0].routes[0].execute: pool \"p\" is not a \"host\" pool"), "{e}");
+    // Without root.
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/cgi\", pool = \"h\", execute = \"cgi\" }}]\n{host}"));
+    assert!(e.contains("sites[0].routes[0]: execute = \"cgi\" needs root"), "{e}");
+    // Lockdown: a host pool runs only what a route names with execute, never by extension.
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/x\", pool = \"h\" }}]\n{host}"));
+    assert!(
+        e.contains("sites[0].routes[0].pool: pool \"h\" is a \"host\" pool, which runs nothing a route does not name"),
+        "{e}"
+    );
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/\", root = \"/tmp\", handlers = {{ \".cgi\" = \"h\" }} }}]\n{host}"
+    ));
+    assert!(e.contains("sites[0].routes[0].handlers.\".cgi\": pool \"h\" is a \"host\" pool"), "{e}");
+    // cgi_timeout: a duration, more than 0s, only with execute = "cgi".
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/c\", root = \"/tmp\", pool = \"h\", execute = \"cgi\", cgi_timeout = \"0s\" }}]\n{host}"));
+    assert!(e.contains("routes[0].cgi_timeout: must be more than 0s"), "{e}");
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/c\", root = \"/tmp\", pool = \"h\", execute = \"cgi\", cgi_timeout = \"9\" }}]\n{host}"));
+    assert!(e.contains("routes[0].cgi_timeout:"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/a\", pool = \"p\", cgi_timeout = \"5s\" }}]\n[pools.p]\ncommand = [\"x\"]\n"
+    ));
+    assert!(e.contains("routes[0].cgi_timeout: is the time limit of a CGI program"), "{e}");
+    // socket = "port" cannot work for the host.
+    let e = one_error(&format!("{SITE}routes = []\n[pools.h]\nkind = \"host\"\nsocket = \"port\"\n"));
+    assert!(e.contains("pools.h.socket: a \"host\" pool's workers take their socket on fd 3"), "{e}");
+}
+
+#[test]
+fn extension_routes_need_a_host_pool_and_a_readable_library_and_filters_only_there() {
+    let host = "[pools.h]\nkind = \"host\"\n";
+    let (lib, auth, audit) = (TempFile::new("libext.so"), TempFile::new("libauth.so"), TempFile::new("libaudit.so"));
+    let (lib_p, auth_p, audit_p) = (lib.0.display(), auth.0.display(), audit.0.display());
+    let c = ok(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\", filters = [\"{auth_p}\", \"{audit_p}\"] }}]\n{host}"
+    ));
+    let RouteAction::Pool(r) = &c.sites[0].routes[0].action else { panic!("a pool route") };
+    assert_eq!(
+        (r.execute, r.library.as_deref(), r.root.as_deref()),
+        (Some(Execute::Extension), Some(lib.0.as_path()), None)
+    );
+    assert_eq!(r.filters, [auth.0.clone(), audit.0.clone()], "filters keep their order");
+    // Relative paths are relative to the config file's directory.
+    let name = lib.0.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let c = ok(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{name}\" }}]\n{host}"
+    ));
+    let RouteAction::Pool(r) = &c.sites[0].routes[0].action else { panic!("a pool route") };
+    assert_eq!(r.library.as_deref(), Some(lib.0.as_path()));
+
+    // No library; a library that is not there; a pool that is not a host pool; a root.
+    let e =
+        one_error(&format!("{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\" }}]\n{host}"));
+    assert!(e.contains("sites[0].routes[0]: execute = \"extension\" needs library"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"/nonexistent/lib.so\" }}]\n{host}"
+    ));
+    assert!(
+        e.contains("routes[0].library: /nonexistent/lib.so")
+            && e.contains("expected a readable extension library (.so)"),
+        "{e}"
+    );
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"p\", execute = \"extension\", library = \"{lib_p}\" }}]\n[pools.p]\ncommand = [\"x\"]\n"
+    ));
+    assert!(e.starts_with("test.toml:4:50: sites[0].routes[0].execute: pool \"p\" is not a \"host\" pool"), "{e}");
+    assert!(e.contains("loads extension libraries"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", root = \"/tmp\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\" }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].root: does not apply to an extension route"), "{e}");
+
+    // filters: refused on any other route (nothing would run them), each readable, none twice.
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/c\", root = \"/tmp\", pool = \"h\", execute = \"cgi\", filters = [\"{auth_p}\"] }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].filters: runs only around an extension"), "{e}");
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/\", root = \"/tmp\", filters = [\"{auth_p}\"] }}]\n"));
+    assert!(e.contains("routes[0].filters: runs only around an extension"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\", filters = [\"{auth_p}\", \"/nonexistent/f.so\"] }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].filters[1]: /nonexistent/f.so") && e.contains("a readable filter library"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\", filters = [\"{auth_p}\", \"{auth_p}\"] }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].filters[1]:") && e.contains("is listed twice"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\", filters = \"{auth_p}\" }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].filters:"), "a list, not a string: {e}");
 }
 
 #[test]

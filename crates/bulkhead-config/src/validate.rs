@@ -5,8 +5,8 @@
 //! each names its key path, and [`crate::check`] turns that into a line and column. Errors
 //! are for what cannot work; what works but is probably a mistake is a warning. Keys this
 //! version parses but does not build are never taken silently: refused when they would
-//! promise security or could never work (https without `tls`, `host` pools, a `fastcgi` pool speaking `native`,
-//! `execute`), warned about when written but without effect. Paths are
+//! promise security or could never work (https without `tls`, a `fastcgi` pool speaking `native`,
+//! `execute = "extension"`), warned about when written but without effect. Paths are
 //! resolved against the config file's directory (DESIGN §5). Touches the filesystem only to
 //! see that referenced directories and files exist and can be read; never creates anything.
 //!

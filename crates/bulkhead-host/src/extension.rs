@@ -2,8 +2,10 @@
 //! `include/bulkhead_extension.h`, loaded into the host worker and called for the requests of
 //! `execute = "extension"` routes.
 //!
-//! The host's request dispatch calls [`serve`] with the route's [`Target`] (its `library` and
-//! `filters`, which the listener passes in the request) and the request. Layout: [`library`]
+//! The host's dispatch calls [`answer`] for `execute = "extension"` routes, which calls [`serve`]
+//! with the route's [`Target`] (its `library` and `filters`, which the listener passes in the
+//! [`bulkhead_proto::host`] headers, and the client's address) and the request. Uses
+//! [`crate::facts`] and [`crate::answer`] (leaves); used by [`crate::dispatch`]. Layout: [`library`]
 //! (dlopen, the version handshake, the entry points), `call` (one request through the hooks on a
 //! blocking thread, the structs and callbacks the libraries see), [`body`] (the response body).
 //!
@@ -39,15 +41,21 @@ use http_body_util::BodyExt;
 use tokio::sync::oneshot;
 
 pub use body::{Cut, ExtensionBody};
+
+use crate::answer::{self, HostBody};
+use crate::facts::RouteFacts;
+use http::Response;
 pub use library::{Library, LoadError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What a route runs: its `library` (which must have a handler) and its `filters`, in order.
+/// What a request runs: its route's `library` (which must have a handler) and `filters`, in
+/// order, and the client's address the extension sees (`remote_addr`; `""` when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub library: PathBuf,
     pub filters: Vec<PathBuf>,
+    pub remote_addr: String,
 }
 
 /// The libraries this worker process has loaded, by path.
@@ -107,7 +115,7 @@ where
     let (head_tx, head_rx) = oneshot::channel();
     let runtime = tokio::runtime::Handle::current();
     let job = tokio::task::spawn_blocking(move || match extensions.chain(&target) {
-        Ok(chain) => call::run(chain, parts, body, head_tx, runtime),
+        Ok(chain) => call::run(chain, parts, body, target.remote_addr, head_tx, runtime),
         Err(error) => {
             tracing::warn!("{error}; answering 500 to {} {}", parts.method, parts.uri.path());
             drop(head_tx);
@@ -132,6 +140,30 @@ where
             internal_error()
         }
     }
+}
+
+/// `execute = "extension"` in the host's dispatch: the route's facts → a [`Target`], the
+/// listener's `x-bulkhead-*` headers removed (an extension sees the client's request), [`serve`].
+pub async fn answer(
+    extensions: Arc<Extensions>,
+    mut req: http::Request<bulkhead_worker::Body>,
+    facts: RouteFacts,
+) -> Response<HostBody> {
+    let Some(library) = facts.library else {
+        tracing::error!(
+            "{}: an extension route without {}; answering 500",
+            req.uri().path(),
+            bulkhead_proto::host::LIBRARY
+        );
+        return answer::plain(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let listener_headers: Vec<http::HeaderName> =
+        req.headers().keys().filter(|n| bulkhead_proto::host::is_host_header(n.as_str())).cloned().collect();
+    for name in listener_headers {
+        req.headers_mut().remove(name);
+    }
+    let target = Target { library, filters: facts.filters, remote_addr: facts.remote.0 };
+    serve(extensions, target, req).await.map(|body| body.map_err(Into::into).boxed_unsync())
 }
 
 /// The host's own 500.

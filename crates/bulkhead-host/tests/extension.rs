@@ -92,11 +92,11 @@ async fn call(target: Target, request: http::Request<Full<Bytes>>) -> Answer {
 }
 
 fn get(uri: &str) -> http::Request<Full<Bytes>> {
-    http::Request::get(uri).header("x-forwarded-for", "10.1.2.3, 127.0.0.1").body(Full::default()).expect("a request")
+    http::Request::get(uri).body(Full::default()).expect("a request")
 }
 
 fn target(library: PathBuf, filters: Vec<PathBuf>) -> Target {
-    Target { library, filters }
+    Target { library, filters, remote_addr: "10.1.2.3".into() }
 }
 
 #[test]
@@ -260,11 +260,16 @@ async fn filters_run_in_their_order_around_the_handler() {
     assert_eq!(r.header("www-authenticate"), "Basic realm=\"test\"");
     assert_eq!(r.header("x-filters"), "a,b");
 
-    // log then end, each in the filters' order, once per request.
-    let log = std::fs::read_to_string(filter_log()).expect("the filters' log");
+    // log then end, each in the filters' order, once per request: they run after the response
+    // was handed over, so wait (bounded) for the last request's four lines.
     let lines = |path: &str| -> Vec<String> {
+        let log = std::fs::read_to_string(filter_log()).unwrap_or_default();
         log.lines().filter(|l| l.ends_with(&format!(" {path}"))).map(str::to_string).collect()
     };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lines("/filters/denied").len() < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let len = text.len();
     assert_eq!(
         lines("/filters/order"),

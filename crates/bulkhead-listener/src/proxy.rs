@@ -2,7 +2,8 @@
 //!
 //! Towards the worker: hop-by-hop headers are removed (`Connection`, `Keep-Alive`,
 //! `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, and every header named in
-//! `Connection`), `Expect` is dropped (the listener answers `100-continue` itself), and
+//! `Connection`), so are the `x-bulkhead-*` headers only the listener sets for the built-in host,
+//! `Expect` is dropped (the listener answers `100-continue` itself), and
 //! `X-Forwarded-For` (appended), `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Request-Id` are
 //! set. A client's own `X-Request-Id` is kept when it is short, visible ASCII; otherwise one is
 //! generated from the listener's start time and a counter. An HTTP/2 request is made an
@@ -13,6 +14,8 @@
 //! and [`crate::conn`].
 
 use std::net::IpAddr;
+
+use bulkhead_proto::host;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -67,9 +70,21 @@ pub fn client_ip_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&ip.to_canonical().to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
+/// Removes every header only the listener may set ([`bulkhead_proto::host`]'s `x-bulkhead-*`,
+/// the facts of an `execute` route): a client never names the program the host runs.
+pub fn strip_host_headers(headers: &mut HeaderMap) {
+    if headers.keys().any(|n| host::is_host_header(n.as_str())) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| host::is_host_header(n.as_str())).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
 /// Rewrites a client's request headers for a worker.
 pub fn to_worker(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
     strip_hop_by_hop(headers);
+    strip_host_headers(headers);
     headers.remove(header::EXPECT);
     if headers.contains_key(&X_FORWARDED_FOR) {
         let mut xff = String::new();

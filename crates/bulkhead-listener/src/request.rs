@@ -40,6 +40,15 @@
 //! pool route with `strip_prefix` sends the worker the path after its prefix (always starting
 //! with `/`, the query kept); the logs keep the path the client sent.
 //!
+//! An `execute = "cgi"` route (the built-in host, `kind = "host"`): the program is resolved
+//! under the route's root by [`static_files::program`] — a refusal (404, 404.8, 403, 403.14,
+//! 400) is answered here and the host never sees the request — and the request goes to the
+//! route's host pool like any pool request, with the route's facts in the
+//! [`bulkhead_proto::host`] headers ([`HostRoute`]); [`proxy::to_worker`] removed any a client
+//! sent, on every pool route. Its answers are not looked up in, or stored by, the response cache.
+//! An `execute = "extension"` route goes to its host pool the same way, with the route's
+//! `library` and `filters` in those headers (the host loads them); no file is resolved here.
+//!
 //! Failure semantics (issue #2 item 6): a request the worker never received (connect refused, a
 //! kept-alive connection found closed) is sent again; a replayable request (GET/HEAD/OPTIONS with
 //! no body) that a worker failed before answering is re-queued once, at the front, for another
@@ -59,7 +68,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use bulkhead_config::{Limits, Scheme};
+use bulkhead_config::{Execute, Limits, Scheme};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -79,6 +88,52 @@ use crate::response::{self, AccessLog, Hold, Layered, Leased, Logged, ResponseBo
 use crate::routing::{Action, FixedAnswer, RequestFacts, SiteEntry, Table};
 use crate::state::Shared;
 use crate::static_files::{self, StaticRequest};
+
+/// What an `execute` route tells the built-in host besides the request.
+struct HostRoute {
+    kind: Execute,
+    /// The program, for `execute = "cgi"`.
+    script: Option<static_files::Script>,
+    timeout: std::time::Duration,
+    /// For `execute = "extension"`: the library and filters, as header values.
+    library: Option<HeaderValue>,
+    filters: Vec<HeaderValue>,
+}
+
+impl HostRoute {
+    /// Sets the [`bulkhead_proto::host`] headers (the client's own were removed by
+    /// [`proxy::to_worker`]).
+    fn headers(self, headers: &mut HeaderMap, remote: SocketAddr, local: SocketAddr) {
+        use bulkhead_proto::host;
+        let mut set = |name: &'static str, value: String| {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        let kind = match self.kind {
+            Execute::Cgi => host::EXECUTE_CGI,
+            Execute::Extension => host::EXECUTE_EXTENSION,
+        };
+        set(host::EXECUTE, kind.to_string());
+        set(host::TIMEOUT_MS, self.timeout.as_millis().to_string());
+        set(host::REMOTE, format!("{} {}", remote.ip().to_canonical(), remote.port()));
+        set(host::LOCAL, format!("{} {}", local.ip().to_canonical(), local.port()));
+        if let Some(s) = self.script {
+            set(host::SCRIPT_FILENAME, host::encode(s.filename.as_os_str().as_encoded_bytes()));
+            set(host::SCRIPT_NAME, host::encode(s.name.as_bytes()));
+            set(host::DOCUMENT_ROOT, host::encode(s.document_root.as_os_str().as_encoded_bytes()));
+            if !s.path_info.is_empty() {
+                set(host::PATH_INFO, host::encode(s.path_info.as_bytes()));
+            }
+        }
+        if let Some(library) = self.library {
+            headers.insert(HeaderName::from_static(host::LIBRARY), library);
+        }
+        for filter in self.filters {
+            headers.append(HeaderName::from_static(host::FILTER), filter);
+        }
+    }
+}
 
 /// What a replayable request is sent again from.
 type Replay = (Method, Uri, Version, HeaderMap, Option<CgiFacts>);
@@ -300,7 +355,22 @@ impl Exchange<'_> {
                         return self.refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal", Some(pool.clone()));
                     }
                 };
-                self.send_to_pool(req, pool.clone(), uri, None).await
+                self.send_to_pool(req, pool.clone(), uri, None, None).await
+            }
+            Action::Execute(exec) => {
+                let script = match exec.root.as_deref().map(|root| static_files::program(root, path, rest)) {
+                    None => None,
+                    Some(Ok(script)) => Some(script),
+                    Some(Err((code, substatus))) => return (plain(code), substatus),
+                };
+                let host = HostRoute {
+                    kind: exec.kind,
+                    script,
+                    timeout: exec.timeout,
+                    library: exec.library.clone(),
+                    filters: exec.filters.clone(),
+                };
+                self.send_to_pool(req, exec.pool.clone(), None, None, Some(host)).await
             }
             Action::Static(root) => {
                 let sreq = StaticRequest {
@@ -321,7 +391,7 @@ impl Exchange<'_> {
                         if let Some(key) = &store {
                             self.cache_store = store_key(key);
                         }
-                        self.send_to_pool(req, pool, None, Some(script)).await
+                        self.send_to_pool(req, pool, None, Some(script), None).await
                     }
                 }
             }
@@ -364,13 +434,15 @@ impl Exchange<'_> {
 
     /// Queues the request for a pool, dispatches it, retries as the failure semantics allow.
     /// `uri`: the target to send instead of the client's (`strip_prefix`); `script`: the file a
-    /// static route's handler resolved (FastCGI's `SCRIPT_FILENAME`).
+    /// static route's handler resolved (FastCGI's `SCRIPT_FILENAME`); `host`: an `execute`
+    /// route's facts for the built-in host, sent as [`bulkhead_proto::host`] headers.
     async fn send_to_pool(
         &mut self,
         req: Request<Incoming>,
         pool: Arc<str>,
         uri: Option<Uri>,
         script: Option<static_files::Script>,
+        host: Option<HostRoute>,
     ) -> (Response<Leased<Slot>>, u16) {
         let Some(queue) = self.ctx.shared.pool(&pool) else {
             tracing::error!("route names pool {:?}, which the listener does not know", &*pool);
@@ -388,6 +460,9 @@ impl Exchange<'_> {
         let proto = if self.ctx.tls { "https" } else { "http" };
         let next_id = || shared.next_request_id();
         proxy::to_worker(&mut parts.headers, &Forwarded { client_ip: &self.ctx.peer_ip, proto, request_id: &next_id });
+        if let Some(host) = host {
+            host.headers(&mut parts.headers, self.ctx.peer, self.ctx.local);
+        }
         // What a FastCGI responder needs to know besides the request (only for such pools).
         if queue.fastcgi() {
             parts.extensions.insert(CgiFacts {

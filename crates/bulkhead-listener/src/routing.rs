@@ -21,7 +21,9 @@
 //! converted to header values once here.
 //!
 //! Actions: a static directory, a pool (with `strip_prefix`, the pool is sent the path after the
-//! prefix), a redirect, or a fixed answer (`return`, its body and `Location` built once here).
+//! prefix), a redirect, a fixed answer (`return`, its body and `Location` built once here), or
+//! an `execute` route for the built-in host (its programs' directory canonicalised here, like
+//! a static root).
 //!
 //! Must never do I/O on the request path (static roots are canonicalised when the table is
 //! built, off the runtime threads). Layering: it imports only the leaf [`crate::bandwidth`] (each
@@ -31,8 +33,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bulkhead_config::{BindingHost, Config, Limits, ReturnRoute, RouteAction, Scheme, Site};
+use bulkhead_config::{BindingHost, Config, Execute, Limits, ReturnRoute, RouteAction, Scheme, Site};
 use bulkhead_proto::ListenSocket;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -110,6 +113,24 @@ pub enum Action {
         status: u16,
     },
     Return(FixedAnswer),
+    /// A route with `execute`: its program runs in a `host` pool (`bulkhead worker`).
+    Execute(Arc<ExecuteRoute>),
+}
+
+/// An `execute` route, for the built-in host.
+#[derive(Debug)]
+pub struct ExecuteRoute {
+    pub pool: Arc<str>,
+    pub kind: Execute,
+    /// `execute = "cgi"`: the directory whose files are the programs, checked as a static
+    /// root is (canonical root, the default hidden segments); `None` for kinds without one.
+    pub root: Option<Arc<StaticRoot>>,
+    /// `cgi_timeout`.
+    pub timeout: Duration,
+    /// `execute = "extension"`: the `library` and the `filters`, as the
+    /// [`bulkhead_proto::host`] header values the host reads (percent-encoded once, here).
+    pub library: Option<HeaderValue>,
+    pub filters: Vec<HeaderValue>,
 }
 
 /// A `return` route's answer, ready to send.
@@ -309,7 +330,21 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
                         files: OpenFiles::default(),
                     }))
                 }
-                RouteAction::Pool(p) => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },
+                RouteAction::Pool(p) => match p.execute {
+                    None => Action::Pool { pool: Arc::from(p.pool.as_str()), strip_prefix: p.strip_prefix },
+                    Some(kind) => Action::Execute(Arc::new(ExecuteRoute {
+                        pool: Arc::from(p.pool.as_str()),
+                        kind,
+                        root: p
+                            .root
+                            .as_deref()
+                            .filter(|_| kind == Execute::Cgi)
+                            .map(|root| Arc::new(program_root(root, &mime))),
+                        timeout: p.cgi_timeout,
+                        library: p.library.as_deref().filter(|_| kind == Execute::Extension).and_then(host_path),
+                        filters: p.filters.iter().filter_map(|f| host_path(f)).collect(),
+                    })),
+                },
                 RouteAction::Redirect { to, status } => Action::Redirect { to: to.clone(), status: *status },
                 RouteAction::Return(fixed) => Action::Return(build_answer(fixed)),
             },
@@ -328,6 +363,32 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
         hsts: site.hsts.as_deref().and_then(|h| http::HeaderValue::from_str(h).ok()),
         bandwidth: None,
         error_pages: content::error_pages(site),
+    }
+}
+
+/// A path as the host reads it from a [`bulkhead_proto::host`] header.
+fn host_path(path: &std::path::Path) -> Option<HeaderValue> {
+    HeaderValue::try_from(bulkhead_proto::host::encode(path.as_os_str().as_encoded_bytes())).ok()
+}
+
+/// The directory of an `execute = "cgi"` route's programs: a static root that serves nothing
+/// itself (no default documents, listing, handlers or codings), so the request path resolves a
+/// program with the static routes' checks — traversal, symlinks leaving the root, the default
+/// hidden segments.
+fn program_root(root: &Path, mime: &Arc<MimeMap>) -> StaticRoot {
+    let canonical = canonical_root(root);
+    StaticRoot {
+        root: root.to_path_buf(),
+        root_denied: canonical == Err(true),
+        canonical_root: canonical.ok(),
+        default_documents: Vec::new(),
+        directory_browsing: false,
+        hidden_segments: bulkhead_config::DEFAULT_HIDDEN_SEGMENTS.iter().map(|s| s.to_string()).collect(),
+        handlers: BTreeMap::new(),
+        mime: mime.clone(),
+        compress: false,
+        precompressed: false,
+        files: OpenFiles::default(),
     }
 }
 

@@ -225,6 +225,64 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
     }
 }
 
+/// The program an `execute = "cgi"` route runs for a request (RFC 3875 4.1): the path after the
+/// prefix is decoded and checked as for a static file (traversal and encoded separators 404,
+/// malformed `%` 400, a hidden segment 404.8), then walked from the root one segment at a time;
+/// the first segment that is a regular file (symlinks resolved, staying under the root) is the
+/// program, and the segments after it are `PATH_INFO` (`/cgi-bin/env.sh/a/b` runs `env.sh` with
+/// `/a/b`). A missing segment → 404; a path that names only directories (the root itself
+/// included) → 403 substatus 14 — a program directory has no default document and no listing;
+/// `EACCES` on the way → 403, the path named once in the log. Any method: a program decides
+/// what it answers. The file's mode is not judged here: the host runs it, and answers 403 for
+/// one it may not execute.
+pub fn program(root: &StaticRoot, path: &str, rest: &str) -> Result<Script, (StatusCode, u16)> {
+    let refusal = |found: Found| match refused(found) {
+        Outcome::Response(resp, substatus) => (resp.status(), substatus),
+        Outcome::Handler(..) => (StatusCode::INTERNAL_SERVER_ERROR, 0),
+    };
+    let rel = match path::relative_path(rest) {
+        Ok(rel) => rel,
+        Err(PathRefusal::MalformedEncoding) => return Err((StatusCode::BAD_REQUEST, 0)),
+        Err(PathRefusal::Forbidden) => return Err((StatusCode::NOT_FOUND, 0)),
+    };
+    if path::has_hidden_segment(&rel, &root.hidden_segments) {
+        return Err((StatusCode::NOT_FOUND, HIDDEN));
+    }
+    let Some(canonical_root) = &root.canonical_root else {
+        return Err(refusal(if root.root_denied { denied_at(&root.root) } else { Found::Missing }));
+    };
+    let mut script = PathBuf::new();
+    let mut parts = rel.components();
+    for part in parts.by_ref() {
+        script.push(part);
+        let requested = root.root.join(&script);
+        let file = match resolve(canonical_root, &requested) {
+            Ok(file) => file,
+            Err(Unresolved::Denied) => return Err(refusal(denied_at(&requested))),
+            Err(Unresolved::Missing) => return Err((StatusCode::NOT_FOUND, 0)),
+        };
+        let inside = file.strip_prefix(canonical_root).unwrap_or(Path::new(""));
+        if path::has_hidden_segment(inside, &root.hidden_segments) {
+            return Err((StatusCode::NOT_FOUND, HIDDEN));
+        }
+        match std::fs::metadata(&file) {
+            Ok(m) if m.is_file() => {
+                let mut path_info = String::new();
+                for rest in parts {
+                    path_info.push('/');
+                    path_info.push_str(&rest.as_os_str().to_string_lossy());
+                }
+                let name = script_name(path, rest, &script);
+                return Ok(Script { filename: file, name, path_info, document_root: canonical_root.clone() });
+            }
+            Ok(m) if m.is_dir() => {}
+            Err(e) if is_denied(&e) => return Err(refusal(denied_at(&file))),
+            _ => return Err((StatusCode::NOT_FOUND, 0)),
+        }
+    }
+    Err((StatusCode::FORBIDDEN, 14))
+}
+
 /// The file a path after the route prefix names (for the response cache's revalidation), or
 /// `None` for a path [`serve`] refuses.
 pub fn file_path(root: &StaticRoot, rest: &str) -> Option<PathBuf> {

@@ -9,6 +9,8 @@
 //! - [`channel`]: a typed [`Channel`](channel::Channel) on a unix stream, where each side can
 //!   only send its own message type;
 //! - [`messages`]: every message exchanged between manager ↔ listener and manager ↔ worker;
+//! - [`host`]: the request headers in which the listener tells the built-in host an `execute`
+//!   route's facts (the program, `SCRIPT_NAME`, `PATH_INFO`, addresses), never taken from clients;
 //! - [`fdpass`]: handing open fds to another process (`SCM_RIGHTS`), for sockets bound while
 //!   the listener runs — the only module with `unsafe`.
 //!
@@ -19,6 +21,7 @@ pub mod channel;
 pub mod env;
 pub mod fdpass;
 pub mod frame;
+pub mod host;
 pub mod messages;
 pub mod native;
 

@@ -1,4 +1,6 @@
-//! Hidden subcommands the manager runs as child processes: `bulkhead listener` (the front end).
+//! Hidden subcommands the manager runs as child processes: `bulkhead listener` (the front end)
+//! and `bulkhead worker` (the built-in host of `kind = "host"` pools, [`bulkhead_host`]: the
+//! worker contract is read from the environment here, and the `PATH` its CGI programs get).
 //!
 //! The listener finds its control channel at fd 3 (`bulkhead_proto::env::LISTENER_CONTROL_FD`)
 //! — the only fd this binary adopts by number, hence this file's one `unsafe`
@@ -45,4 +47,16 @@ fn control_stream() -> std::io::Result<tokio::net::UnixStream> {
     let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(LISTENER_CONTROL_FD) };
     stream.set_nonblocking(true)?;
     tokio::net::UnixStream::from_std(stream)
+}
+
+/// `bulkhead worker`: the built-in host, on a multi-threaded runtime (its CGI programs' parent-death
+/// signal is tied to the runtime thread that spawned each; worker threads live as long as the
+/// runtime). SIGTERM keeps its default action: the manager drains the host on its control
+/// channel before it signals.
+pub fn worker() -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let env = bulkhead_host::WorkerEnv::from_process_env()?;
+    let program_path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    runtime.block_on(bulkhead_host::serve(env, bulkhead_host::Host { program_path }))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,8 @@
 //!
 //! One binary plays every role, chosen by subcommand:
 //! - `serve` runs the manager ([`bulkhead_manager::run`]), which re-executes this same binary as
-//!   the hidden `listener` and, for `command = ["bulkhead", …]` pools, as workers (`demo-app`);
+//!   the hidden `listener`, for `command = ["bulkhead", …]` pools as workers (`demo-app`), and
+//!   for `kind = "host"` pools as the built-in host (`worker`, [`bulkhead_host::serve`]);
 //! - `config check` validates a file; the admin commands (`status`, `pools`, `pool …`,
 //!   `config history|diff|rollback`) are clients of the running manager's admin API
 //!   ([`client`]).
@@ -62,10 +63,7 @@ fn main() -> ExitCode {
         Command::Listener { action: None } => child::listener(),
         Command::Listener { action: Some(ListenerAction::Restart { client }) } => client::listener_restart(&client),
         Command::DemoApp => demo::run().map(|()| ExitCode::SUCCESS),
-        Command::Worker => {
-            eprintln!("bulkhead: the built-in worker host is not implemented yet");
-            return ExitCode::from(2);
-        }
+        Command::Worker => child::worker(),
     };
     match result {
         Ok(code) => code,

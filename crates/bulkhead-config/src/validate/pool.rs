@@ -31,14 +31,13 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
             &[("process", PoolKind::Process), ("fastcgi", PoolKind::Fastcgi), ("host", PoolKind::Host)],
         )
         .unwrap_or(PoolKind::Process);
-    match kind {
-        PoolKind::Process | PoolKind::Fastcgi => {}
-        PoolKind::Host => c.err(
-            k("kind"),
-            "\"host\" is not built yet: the built-in host for CGI programs and extensions does not exist, so its workers could never start; use kind = \"process\" with a program that speaks HTTP",
-        ),
-    }
     let connect = connect(c, &key, kind, p);
+    if kind == PoolKind::Host && !p.command.is_empty() {
+        c.err(
+            k("command"),
+            "a \"host\" pool runs Bulkhead's built-in worker (`bulkhead worker`) itself; remove command (to run a program of your own, use kind = \"process\")",
+        );
+    }
     if kind != PoolKind::Host && p.command.is_empty() && p.connect.is_none() {
         c.err(
             k("command"),
@@ -62,6 +61,22 @@ pub(super) fn pool(c: &mut Checker<'_>, name: &str, p: &RawPool, server: &Server
         }
         if !p.health.path.is_empty() {
             c.err(k("health.path"), "a FastCGI responder answers no HTTP request; leave health.path empty (a connect to its socket is the health check)");
+        }
+    }
+    if kind == PoolKind::Host {
+        // The built-in worker speaks only the native protocol, on its inherited socket.
+        if p.protocol != "native" {
+            c.not_acted_on(k("protocol"), "a \"host\" pool always speaks the native protocol; this value is not used");
+        }
+        protocol = Protocol::Native;
+        if p.socket == "port" {
+            c.err(
+                k("socket"),
+                "a \"host\" pool's workers take their socket on fd 3; \"port\" is for kind = \"process\"",
+            );
+        }
+        if !p.health.path.is_empty() {
+            c.err(k("health.path"), "the built-in host is pinged on its control channel; leave health.path empty");
         }
     }
     let socket = c

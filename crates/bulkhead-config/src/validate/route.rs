@@ -87,7 +87,13 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
             };
             let mut handlers = BTreeMap::new();
             for (ext, pool) in &r.handlers {
-                check_pool(c, &format!("handlers.{}", quote_key(ext)), pool);
+                let field = format!("handlers.{}", quote_key(ext));
+                if check_pool(c, &field, pool) == Some(PoolKind::Host) {
+                    c.err(
+                        k(&field),
+                        format!("pool {pool:?} is a \"host\" pool, which runs only what a route names with execute (no program is run by its file name's extension); give the programs a route of their own: {{ path = \"/cgi-bin\", root = \"…\", pool = {pool:?}, execute = \"cgi\" }}"),
+                    );
+                }
                 let ext = ext.to_ascii_lowercase();
                 handlers.insert(if ext.starts_with('.') { ext } else { format!(".{ext}") }, pool.clone());
             }
@@ -105,48 +111,8 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
             })
         }
         (root, Some(pool), None) => {
-            check_pool(c, "pool", pool);
-            let execute = r
-                .execute
-                .as_deref()
-                .and_then(|e| c.one_of(&k("execute"), e, &[("cgi", Execute::Cgi), ("extension", Execute::Extension)]));
-            if execute.is_some() {
-                c.err(
-                    k("execute"),
-                    "is not built yet: CGI programs and extensions run in the built-in host (kind = \"host\"), which is not built; serve them from a pool of kind \"process\"",
-                );
-            }
-            let root = match (root, execute) {
-                (Some(root), Some(Execute::Cgi)) => Some(c.directory(&k("root"), root)),
-                (None, Some(Execute::Cgi)) => {
-                    c.err(key, "execute = \"cgi\" needs root, the directory the CGI programs are in");
-                    None
-                }
-                (root, _) => root.as_deref().map(|p| c.path(p)),
-            };
-            let library = match (&r.library, execute) {
-                (Some(lib), Some(Execute::Extension)) => {
-                    Some(c.readable_file(&k("library"), lib, "a readable extension library (.so)"))
-                }
-                (None, Some(Execute::Extension)) => {
-                    c.err(key, "execute = \"extension\" needs library, the extension's .so file");
-                    None
-                }
-                (Some(lib), _) => {
-                    c.warn(k("library"), "is only used with execute = \"extension\"");
-                    Some(c.path(lib))
-                }
-                (None, _) => None,
-            };
-            let filters = filters(c, &k("filters"), r.filters.as_deref(), execute);
-            RouteAction::Pool(PoolRoute {
-                pool: pool.clone(),
-                strip_prefix: r.strip_prefix == Some(true),
-                root,
-                execute,
-                library,
-                filters,
-            })
+            let kind = check_pool(c, "pool", pool);
+            pool_route(c, key, r, root.as_deref(), pool, kind)
         }
         _ => {
             c.err(key, EXACTLY_ONE);
@@ -156,13 +122,15 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
     Some(action)
 }
 
+const FILTERS_ONLY_AROUND_AN_EXTENSION: &str = "runs only around an extension: filters belong to routes with execute = \"extension\" (in a pool of kind \"host\"); remove it here";
+
 /// `filters = ["PATH.so", …]`: only with `execute = "extension"` (filters run around an
 /// extension's handler in the host worker; nothing else would run them, so anywhere else they
 /// are refused, not ignored); each a readable file, none twice.
 fn filters(c: &mut Checker<'_>, key: &str, list: Option<&[String]>, execute: Option<Execute>) -> Vec<PathBuf> {
     let Some(list) = list else { return Vec::new() };
     if execute != Some(Execute::Extension) {
-        c.err(key, "runs only around an extension: filters belong to routes with execute = \"extension\" (in a pool of kind \"host\"); remove it here");
+        c.err(key, FILTERS_ONLY_AROUND_AN_EXTENSION);
         return Vec::new();
     }
     let mut out: Vec<PathBuf> = Vec::with_capacity(list.len());
@@ -177,6 +145,92 @@ fn filters(c: &mut Checker<'_>, key: &str, list: Option<&[String]>, execute: Opt
         out.push(path);
     }
     out
+}
+
+/// A route with `pool`: plain (the pool gets the request), or with `execute` for a `host` pool
+/// (`cgi`: every file under `root` is a CGI program; `extension`: the route's `library`, with
+/// its `filters`). Lockdown, as IIS's Web Service Extensions: a host pool runs only what a route
+/// names with `execute`, so a route to a host pool without it is refused, and so is
+/// `execute` on any other kind of pool.
+fn pool_route(
+    c: &mut Checker<'_>,
+    key: &str,
+    r: &RawRoute,
+    root: Option<&str>,
+    pool: &str,
+    kind: Option<PoolKind>,
+) -> RouteAction {
+    let k = |f: &str| format!("{key}.{f}");
+    let execute = r
+        .execute
+        .as_deref()
+        .and_then(|e| c.one_of(&k("execute"), e, &[("cgi", Execute::Cgi), ("extension", Execute::Extension)]));
+    match (execute, kind) {
+        (Some(Execute::Cgi), Some(kind)) if kind != PoolKind::Host => c.err(
+            k("execute"),
+            format!("pool {pool:?} is not a \"host\" pool: only the built-in host (kind = \"host\") runs CGI programs; add a pool with kind = \"host\" and name it here"),
+        ),
+        (Some(Execute::Extension), Some(kind)) if kind != PoolKind::Host => c.err(
+            k("execute"),
+            format!("pool {pool:?} is not a \"host\" pool: only the built-in host (kind = \"host\") loads extension libraries; add a pool with kind = \"host\" and name it here"),
+        ),
+        (None, Some(PoolKind::Host)) if r.execute.is_none() => c.err(
+            k("pool"),
+            format!("pool {pool:?} is a \"host\" pool, which runs nothing a route does not name: add execute = \"cgi\" (and root, the directory of the programs) or execute = \"extension\" (and library, the .so file)"),
+        ),
+        _ => {}
+    }
+    if execute.is_some() && r.strip_prefix.is_some() {
+        c.err(k("strip_prefix"), "does not apply to an execute route: the program is found from the path after the prefix, and SCRIPT_NAME keeps the prefix; remove it");
+    }
+    let root = match (root, execute) {
+        (Some(root), Some(Execute::Cgi)) => Some(c.directory(&k("root"), root)),
+        (None, Some(Execute::Cgi)) => {
+            c.err(key, "execute = \"cgi\" needs root, the directory the CGI programs are in");
+            None
+        }
+        (Some(_), Some(Execute::Extension)) => {
+            c.err(
+                k("root"),
+                "does not apply to an extension route: its `library` answers every request under the path; remove root",
+            );
+            None
+        }
+        (root, _) => root.map(|p| c.path(p)),
+    };
+    let library = match (&r.library, execute) {
+        (Some(lib), Some(Execute::Extension)) => {
+            Some(c.readable_file(&k("library"), lib, "a readable extension library (.so)"))
+        }
+        (None, Some(Execute::Extension)) => {
+            c.err(key, "execute = \"extension\" needs library, the extension's .so file");
+            None
+        }
+        (Some(lib), _) => {
+            c.warn(k("library"), "is only used with execute = \"extension\"");
+            Some(c.path(lib))
+        }
+        (None, _) => None,
+    };
+    let cgi_timeout = match (&r.cgi_timeout, execute) {
+        (Some(t), Some(Execute::Cgi)) => {
+            c.nonzero_duration(&k("cgi_timeout"), t, "every CGI program would be killed as it starts")
+        }
+        (Some(_), _) => {
+            c.err(k("cgi_timeout"), "is the time limit of a CGI program; it applies only with execute = \"cgi\"");
+            DEFAULT_CGI_TIMEOUT
+        }
+        (None, _) => DEFAULT_CGI_TIMEOUT,
+    };
+    RouteAction::Pool(PoolRoute {
+        pool: pool.to_string(),
+        strip_prefix: r.strip_prefix == Some(true),
+        root,
+        execute,
+        library,
+        filters: filters(c, &k("filters"), r.filters.as_deref(), execute),
+        cgi_timeout,
+    })
 }
 
 /// `return = STATUS` with `body` or `location`; `None` when it also names another action.
@@ -212,7 +266,7 @@ fn return_route(c: &mut Checker<'_>, key: &str, r: &RawRoute) -> Option<RouteAct
 }
 
 /// The keys that belong to one kind of route only: `body` and `location` to `return`,
-/// `strip_prefix` to `pool`.
+/// `strip_prefix` and `filters` to `pool` (`filters` further to extension routes: [`filters`]).
 fn extras(c: &mut Checker<'_>, key: &str, r: &RawRoute, path: &str, action: &RouteAction) {
     let k = |f: &str| format!("{key}.{f}");
     if r.return_status.is_none() {
@@ -228,6 +282,9 @@ fn extras(c: &mut Checker<'_>, key: &str, r: &RawRoute, path: &str, action: &Rou
                 ),
             );
         }
+    }
+    if r.filters.is_some() && !matches!(action, RouteAction::Pool(_)) {
+        c.err(k("filters"), FILTERS_ONLY_AROUND_AN_EXTENSION);
     }
     match (r.strip_prefix, action) {
         (None, _) => {}

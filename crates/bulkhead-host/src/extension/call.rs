@@ -102,25 +102,22 @@ impl ReqState {
     fn new(
         parts: &http::request::Parts,
         body: UnsyncBoxBody<Bytes, BoxError>,
+        remote_addr: String,
         runtime: tokio::runtime::Handle,
     ) -> Box<Self> {
         let headers: Vec<(HeaderName, HeaderValue)> =
             parts.headers.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
-        let content_length = if http_body::Body::is_end_stream(&body) {
-            0
-        } else {
-            http_body::Body::size_hint(&body).exact().and_then(|n| i64::try_from(n).ok()).unwrap_or(-1)
-        };
-        // The listener appends the client's address last to X-Forwarded-For.
-        let remote_addr = parts
+        // The client's Content-Length (the listener has checked it), else what the body knows.
+        let declared = parts
             .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .next_back()
+            .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default();
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        let content_length = match declared {
+            Some(n) => n,
+            None if http_body::Body::is_end_stream(&body) => 0,
+            None => http_body::Body::size_hint(&body).exact().and_then(|n| i64::try_from(n).ok()).unwrap_or(-1),
+        };
         let version: &'static str = match parts.version {
             http::Version::HTTP_09 => "HTTP/0.9",
             http::Version::HTTP_10 => "HTTP/1.0",
@@ -553,6 +550,7 @@ pub(super) fn run(
     chain: Chain,
     parts: http::request::Parts,
     body: UnsyncBoxBody<Bytes, BoxError>,
+    remote_addr: String,
     head: oneshot::Sender<Head>,
     runtime: tokio::runtime::Handle,
 ) {
@@ -560,7 +558,7 @@ pub(super) fn run(
     let what = format!("{} {}", parts.method, parts.uri.path());
     let response_filters =
         chain.libraries.iter().filter_map(|l| l.response_headers.map(|f| (Arc::clone(l), f))).collect();
-    let req: *mut ReqState = Box::into_raw(ReqState::new(&parts, body, runtime));
+    let req: *mut ReqState = Box::into_raw(ReqState::new(&parts, body, remote_addr, runtime));
     let resp: *mut RespState = Box::into_raw(RespState::new(head, req, response_filters));
     let (raw_req, raw_resp) = (req.cast::<bh_request>(), resp.cast::<bh_response>());
     let set_phase = |phase| {

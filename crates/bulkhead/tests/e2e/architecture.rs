@@ -1,6 +1,7 @@
 //! The dependency direction of DESIGN §7, read from `cargo metadata`: the listener, manager and
 //! worker/host crates never depend on each other; proto and the extension SDK depend on nothing
-//! of ours; config only on proto. Fails naming every forbidden edge.
+//! of ours; config only on proto; the built-in host only on proto, the worker SDK and the
+//! extension SDK. Fails naming every forbidden edge.
 
 use std::path::Path;
 use std::process::Command;

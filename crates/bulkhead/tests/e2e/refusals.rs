@@ -1,6 +1,6 @@
 //! Nothing accepted and silently ignored, bad input refused clearly (issue #8 items 7 and 8),
 //! with the real binary: a config that promises what this version cannot do (an `https://`
-//! binding served as plain HTTP, a FastCGI pool speaking the native protocol, a host pool, a bare size, an empty file) stops
+//! binding served as plain HTTP, a FastCGI pool speaking the native protocol, a host pool routed without `execute`, an extension, a bare size, an empty file) stops
 //! `bulkhead serve` at start-up with file, line and key on the terminal, and is refused on a
 //! live reload while the running config keeps serving; keys written but not acted on are
 //! warned about by name; the CLI still finds a running server whose file does not validate,
@@ -90,11 +90,17 @@ fn configs_that_cannot_take_effect_stop_serve_with_file_line_and_key() {
             "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [{ path = \"/\", pool = \"php\" }]\n[pools.php]\nkind = \"fastcgi\"\ncommand = [\"php-cgi\"]\nprotocol = \"native\"\n".to_string(),
             "fastcgi.toml:8:12: pools.php.protocol: a \"fastcgi\" pool speaks FastCGI",
         ),
-        // Crash-looped.
+        // Lockdown: a host pool runs only what a route names with execute.
         (
             "host.toml",
             "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [{ path = \"/\", pool = \"h\" }]\n[pools.h]\nkind = \"host\"\n".to_string(),
-            "host.toml:6:8: pools.h.kind: \"host\" is not built yet",
+            "host.toml:4:32: sites[0].routes[0].pool: pool \"h\" is a \"host\" pool, which runs nothing a route does not name",
+        ),
+        // An extension route without its library.
+        (
+            "extension.toml",
+            "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [{ path = \"/\", pool = \"h\", execute = \"extension\" }]\n[pools.h]\nkind = \"host\"\n".to_string(),
+            "sites[0].routes[0]: execute = \"extension\" needs library, the extension's .so file",
         ),
         // Meant 30 bytes.
         (
