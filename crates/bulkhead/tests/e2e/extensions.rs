@@ -223,3 +223,25 @@ fn filters_run_in_their_order_around_the_handler() {
         ["a log 401 12 ok /f/denied", "b log 401 12 ok /f/denied", "a end /f/denied", "b end /f/denied"]
     );
 }
+
+#[test]
+fn the_examples_serve_from_their_own_configs() {
+    if !native::have_cc() {
+        skip!(Reason::Missing("cc (gcc)".into()));
+    }
+    let examples = native::repo_root().join("examples");
+    for (name, library, built) in [
+        ("extension-c", "\"libhello.so\"", c_example()),
+        ("extension-rust", "\"../../target/release/libextension_rust.so\"", rust_example()),
+    ] {
+        let text = std::fs::read_to_string(examples.join(name).join("bulkhead.toml")).expect("the example's config");
+        let config = text
+            .replace("127.0.0.1:8080", "127.0.0.1:0")
+            .replace(&format!("library = {library}"), &format!("library = {:?}", built.display().to_string()));
+        assert!(!config.contains(library), "examples/{name}/bulkhead.toml changed shape; update this test");
+        let server = Server::start(TestDir::new(&format!("ext-{name}")), &config);
+        let r = http::get(server.addr(), "/hello/there");
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert!(r.text().ends_with("path=/hello/there\n"), "{name}: {}", r.text());
+    }
+}
