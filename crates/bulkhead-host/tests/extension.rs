@@ -173,6 +173,7 @@ async fn the_rust_example_answers_echoes_and_survives_its_panic() {
     let a = call(t(), post).await;
     assert_eq!((a.status, a.text().as_str()), (200, "{\"n\":1}"));
     assert_eq!(a.header("content-type"), "application/json");
+    assert_eq!(a.header("x-request-filter"), "ran", "the handler saw what the request_headers filter set");
 
     let a = call(t(), get("/r/panic")).await;
     assert_eq!(a.status, 500, "a panic caught by the SDK is the host's 500: {}", a.text());
