@@ -27,6 +27,8 @@
 //! document with a handled extension is a script too (for any method: a form may post to
 //! `/`). The script must be a file under the root (symlinks resolved, as for any file): a
 //! missing one is this module's 404 and never reaches the pool.
+//! An `execute = "cgi"` route's program is found here too ([`program`]), with the same path
+//! checks, for the request path to send to the route's host pool.
 //!
 //! File-system work is done inline first, as nginx does (`find`: resolve, stat, open, and a small
 //! file's bytes from the page cache with `preadv2(RWF_NOWAIT)`): for cached directory entries and

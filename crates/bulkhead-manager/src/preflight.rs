@@ -137,7 +137,7 @@ pub fn check(config: &Config, text: &str, file: &str, host: &Host<'_>) -> Findin
     out
 }
 
-/// Static roots (and error pages) the listener's account cannot serve from (a warning each: the file system may
+/// Static roots, `execute = "cgi"` roots (and error pages) the listener's account cannot serve from (a warning each: the file system may
 /// change without the configuration; until it does, the listener answers 403 there and names the
 /// path once in its log). Started as root, the listener runs as `listener_user`, and a root
 /// under a home directory of mode 0700 is the usual way to meet this.
@@ -152,8 +152,17 @@ fn static_root_problems(config: &Config, listener: &Account, report: &mut impl F
             }
         }
         for (j, route) in site.routes.iter().enumerate() {
-            let bulkhead_config::RouteAction::Static(s) = &route.action else { continue };
-            if let Some(problem) = command::directory_problem(&s.root, listener, s.directory_browsing) {
+            // An execute = "cgi" route's programs are found by the listener too (it resolves
+            // them under the root before the host runs one).
+            let (root, listing) = match &route.action {
+                bulkhead_config::RouteAction::Static(s) => (&s.root, s.directory_browsing),
+                bulkhead_config::RouteAction::Pool(p) => match (&p.root, p.execute) {
+                    (Some(root), Some(bulkhead_config::Execute::Cgi)) => (root, false),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if let Some(problem) = command::directory_problem(root, listener, listing) {
                 report(
                     format!("sites[{i}].routes[{j}].root"),
                     format!("the listener cannot serve this route's files ({problem}); requests to it will get 403"),

@@ -29,6 +29,9 @@ pub fn parse(bytes: &[u8]) -> Result<Option<(Response<()>, usize)>, String> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("a malformed CGI header block ({e}); it starts {:?}", preview(bytes))),
     };
+    if used > MAX_HEAD {
+        return Err(format!("a header block longer than {MAX_HEAD} bytes"));
+    }
     if lines.is_empty() {
         return Err(format!(
             "no CGI header before the empty line (expected Content-Type:, Location: or Status:); output starts {:?}",

@@ -2,7 +2,8 @@
 //! worker`, started by the manager) and `execute = "cgi"` routes, with real shell and Python
 //! scripts written into the test's directory. A GET with a query string and `PATH_INFO` sees its
 //! CGI/1.1 variables in a clean environment (no `BULKHEAD_*`, no `LISTEN_*`, no `HTTP_PROXY`)
-//! and runs in its own directory; a 200 KiB POST reaches the script's stdin whole; `Status`,
+//! and runs in its own directory; a 200 KiB POST reaches the script's stdin whole, spooled by
+//! the listener first or streamed (`request_buffering = false`); `Status`,
 //! `Location` and other headers are taken from the script's header block; a malformed block or
 //! no output is a 502; a script without its execute bit is a 403 and an `nph-` script a 500;
 //! stderr reaches the pool log. Lockdown: the same files under a static route are sent as files,
@@ -30,8 +31,10 @@ fn program(dir: &TestDir, rel: &str, text: &str) -> PathBuf {
 }
 
 /// A site with `/cgi-bin` → host pool "cgi" running the programs in `<dir>/cgi-bin`, `/slow` →
-/// the same pool with `slow_timeout` for the programs in `<dir>/slow`, and `/files` → the
-/// `cgi-bin` directory served as static files (`.sh` and `.py` typed `text/plain`).
+/// the same pool with `slow_timeout` for the programs in `<dir>/slow`, `/files` → the
+/// `cgi-bin` directory served as static files (`.sh` and `.py` typed `text/plain`), and
+/// `/stream` → the `cgi-bin` programs in a host pool with `request_buffering = false` (bodies
+/// streamed from the client to the program as they arrive).
 fn cgi_site(dir: &TestDir, slow_timeout: &str) -> String {
     let cgi = dir.mkdir("cgi-bin");
     let slow = dir.mkdir("slow");
@@ -42,7 +45,8 @@ fn cgi_site(dir: &TestDir, slow_timeout: &str) -> String {
            {{ path = \"/cgi-bin\", root = {cgi:?}, pool = \"cgi\", execute = \"cgi\" }},\n\
            {{ path = \"/slow\", root = {slow:?}, pool = \"cgi\", execute = \"cgi\", cgi_timeout = {slow_timeout:?} }},\n\
            {{ path = \"/files\", root = {cgi:?} }},\n\
-         ]\n\n[pools.cgi]\nkind = \"host\"\n"
+           {{ path = \"/stream\", root = {cgi:?}, pool = \"stream\", execute = \"cgi\" }},\n\
+         ]\n\n[pools.cgi]\nkind = \"host\"\n\n[pools.stream]\nkind = \"host\"\nrequest_buffering = false\n"
     )
 }
 
@@ -165,6 +169,9 @@ fn cgi_programs_get_their_variables_stdin_and_headers() {
     // POST: 200 KiB on stdin, whole.
     let big = vec![b'x'; 200 * 1024];
     let r = http::send(addr, "POST", "/cgi-bin/post.sh", &[("Content-Type", "application/octet-stream")], &big);
+    assert_eq!((r.status, r.text()), (200, format!("length={0} read={0}\n", big.len())));
+    // Unbuffered: streamed through the listener and the host to stdin as it arrives.
+    let r = http::send(addr, "POST", "/stream/post.sh", &[("Content-Type", "application/octet-stream")], &big);
     assert_eq!((r.status, r.text()), (200, format!("length={0} read={0}\n", big.len())));
 
     // The header block: Status, other headers, Location (absolute and local: both 302).

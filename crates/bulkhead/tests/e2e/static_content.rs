@@ -184,10 +184,13 @@ fn byte_ranges_single_suffix_open_unsatisfiable_and_if_range() {
     assert_eq!(r.status, 304);
 }
 
+/// One part of a `multipart/byteranges` answer: its `Content-Type`, `Content-Range` and bytes.
+pub(crate) type BytesPart = (Option<String>, String, Vec<u8>);
+
 /// The parts of a `multipart/byteranges` answer: each part's `Content-Type`, `Content-Range`
 /// and bytes, read by the boundary its `Content-Type` names; `None` if it is not well formed
 /// (RFC 9110 §14.6, RFC 2046 §5.1.1).
-pub(crate) fn byteranges_parts(r: &http::Response) -> Option<Vec<(Option<String>, String, Vec<u8>)>> {
+pub(crate) fn byteranges_parts(r: &http::Response) -> Option<Vec<BytesPart>> {
     let ct = r.header("content-type")?;
     let boundary = ct.strip_prefix("multipart/byteranges; boundary=")?;
     let delimiter = format!("\r\n--{boundary}");
