@@ -13,8 +13,9 @@
 //! - [`answer`]: the response body type every execute kind answers with, and plain answers;
 //! - [`cgi`]: `execute = "cgi"` — runs the program (RFC 3875) in its own process group;
 //! - [`extension`]: `execute = "extension"` — loads native libraries (the C ABI of
-//!   `include/bulkhead_extension.h`) once per process and calls them on blocking threads; the
-//!   one module allowed `unsafe` (calling foreign code), each block with its `// SAFETY:`;
+//!   `include/bulkhead_extension.h`) once per process and calls them on blocking threads;
+//!   allowed `unsafe` as a whole (loading and calling foreign code; `cgi::group` has the crate's
+//!   other, one-block exception), each block with its `// SAFETY:`;
 //! - [`dispatch`]: the service: one request → the execute kind's handler (the `match` a new
 //!   execute kind adds its arm to).
 //!
