@@ -77,10 +77,12 @@
  *
  * THREADING
  *
- *   - Entry points are called on threads of the host's blocking thread pool, never on its
- *     event loop, so they may block (read a file, query a database). Up to the pool's
- *     `concurrency` requests run at once per worker process, so the handler and every filter
- *     must be safe to call from several threads at the same time, for different requests.
+ *   - Entry points are called on the host's extension threads, never on its event loop, so
+ *     they may block (read a file, query a database). A worker process has 4 of them per CPU it
+ *     may run on (IIS 6's MaxPoolThreads default), fed by one queue: that many calls run at
+ *     once per process (the rest wait their turn), so the handler and every filter must be safe
+ *     to call from several threads at the same time, for different requests. A call that
+ *     blocks for long holds one of them.
  *   - All the entry points of one request run on one thread, one after the other, in the order
  *     above. The one nesting: when the handler's write or flush sends the head (past
  *     BH_BUFFERED_BODY, or at flush), the response_headers filters run inside that call, on the

@@ -6,18 +6,20 @@
 //! with the route's [`Target`] (its `library` and `filters`, which the listener passes in the
 //! [`bulkhead_proto::host`] headers, and the client's address) and the request. Uses
 //! [`crate::facts`] and [`crate::answer`] (leaves); used by [`crate::dispatch`]. Layout: [`library`]
-//! (dlopen, the version handshake, the entry points), `call` (one request through the hooks on a
-//! blocking thread, the structs and callbacks the libraries see), [`body`] (the response body).
+//! (dlopen, the version handshake, the entry points), `threads` (the threads calls run on),
+//! `call` (one request through the hooks on an extension thread, the structs and callbacks the
+//! libraries see), [`body`] (the response body).
 //!
 //! Choices:
 //! - Each library is loaded once per worker process, at the first request that names it, and
 //!   kept for the process's life ([`Extensions`] caches it by path). Loading happens on the
-//!   blocking thread, under the cache's lock, so two first requests do not both run the
+//!   extension thread, under the cache's lock, so two first requests do not both run the
 //!   handshake. A library that fails to load is not cached: each request names the reason in the
 //!   pool's log and gets 500, and a fixed file is picked up by the next request.
-//! - Every entry point runs inside `spawn_blocking`, never on the event loop: an extension may
-//!   block (a file, a database), and a slow one holds a blocking thread, not the worker's other
-//!   requests. All the hooks of one request run on that one thread.
+//! - Every entry point runs on one of the process's extension threads ([`threads`]: a fixed set,
+//!   4 per CPU, fed by one queue), never on the event loop: an extension may block (a file, a
+//!   database), and a slow one holds an extension thread, not the worker's event loop or its
+//!   pings. All the hooks of one request run on that one thread.
 //! - Bodies: the request body streams to `read_body` as the client sends it (the listener has
 //!   enforced `max_body` already). Up to `BH_BUFFERED_BODY` (64 KiB) of a response is held and
 //!   sent whole with `Content-Length`; past that (or after `flush`) the head goes out and the
@@ -30,6 +32,7 @@
 pub mod body;
 mod call;
 pub mod library;
+mod threads;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,10 +61,11 @@ pub struct Target {
     pub remote_addr: String,
 }
 
-/// The libraries this worker process has loaded, by path.
+/// The libraries this worker process has loaded, by path, and the threads that call them.
 #[derive(Debug, Default)]
 pub struct Extensions {
     loaded: Mutex<HashMap<PathBuf, Arc<Library>>>,
+    threads: threads::CallThreads,
 }
 
 impl Extensions {
@@ -95,8 +99,8 @@ impl Extensions {
     }
 }
 
-/// Serves one request with `target`'s libraries: loads them if needed, runs the hooks on a
-/// blocking thread, and returns the response once its head is ready (its body may still be
+/// Serves one request with `target`'s libraries: loads them if needed, runs the hooks on an
+/// extension thread ([`threads`]), and returns the response once its head is ready (its body may still be
 /// streaming from the extension). Never fails: what goes wrong is a 500, and the reason is in
 /// the pool's log (a `tracing` warning naming the library's path).
 ///
@@ -114,13 +118,18 @@ where
     let body = body.map_err(Into::into).boxed_unsync();
     let (head_tx, head_rx) = oneshot::channel();
     let runtime = tokio::runtime::Handle::current();
-    let job = tokio::task::spawn_blocking(move || match extensions.chain(&target) {
+    let queue = Arc::clone(&extensions);
+    let job: threads::Job = Box::new(move || match extensions.chain(&target) {
         Ok(chain) => call::run(chain, parts, body, target.remote_addr, head_tx, runtime),
         Err(error) => {
             tracing::warn!("{error}; answering 500 to {} {}", parts.method, parts.uri.path());
             drop(head_tx);
         }
     });
+    if let Err(job) = queue.threads.run(job) {
+        // No extension thread could be started: tokio's blocking pool instead.
+        drop(tokio::task::spawn_blocking(job));
+    }
     match head_rx.await {
         Ok(head) => {
             let mut response = http::Response::new(head.body);
@@ -131,14 +140,9 @@ where
             }
             response
         }
-        Err(_) => {
-            // No head: the libraries could not be loaded (logged above), or the host's own code
-            // panicked on the blocking thread (the join error says so).
-            if let Err(e) = job.await {
-                tracing::error!("extension host: the request's thread failed: {e}");
-            }
-            internal_error()
-        }
+        // No head: the libraries could not be loaded, or the host's own code panicked (both
+        // logged where they happened).
+        Err(_) => internal_error(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The response body an extension produces, as the host's service returns it: whole (a response
 //! that fit in `BH_BUFFERED_BODY`, sent with `Content-Length`) or streamed from the extension's
-//! blocking thread through a bounded channel (each chunk at most [`CHUNK`] bytes, at most
+//! extension thread through a bounded channel (each chunk at most [`CHUNK`] bytes, at most
 //! [`QUEUED_CHUNKS`] of them queued, so one request holds at most `BH_BUFFERED_BODY` in
 //! flight and a slow client makes the extension's `write` wait instead of memory grow).
 //!

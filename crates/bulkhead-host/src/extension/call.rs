@@ -1,9 +1,9 @@
-//! One request through an extension's chain, on a blocking thread: the `bh_request` and
+//! One request through an extension's chain, on an extension thread: the `bh_request` and
 //! `bh_response` structs the libraries see, the callbacks behind their function pointers, and
 //! the hooks in the ABI's order (request_headers, authenticate, handler, response_headers when
 //! the head goes out, log, end_of_request).
 //!
-//! Called by [`super::serve`] inside `spawn_blocking`; sends the response head through a
+//! Called by [`super::serve`] on one of the extension threads; sends the response head through a
 //! oneshot and a streamed body through [`super::body`]'s bounded channel. Choices:
 //! - The two states are `#[repr(C)]` with the ABI struct first, so the pointer a library hands
 //!   back to a callback is the pointer to the whole state; both live in `Box`es reached only
@@ -12,7 +12,7 @@
 //! - Every callback catches panics (none is expected) so nothing unwinds into C, and validates
 //!   what it is given: header names must be HTTP tokens, values free of CR, LF and NUL, the
 //!   status 200..=999. A refusal is `BH_ERROR`, never a crash.
-//! - The request body is read with `Handle::block_on` on this blocking thread: no extra task,
+//! - The request body is read with `Handle::block_on` on this thread: no extra task,
 //!   and the body streams at the pace the extension reads it.
 //! - `response_headers` runs when the head goes out, which may be inside the handler's `write`
 //!   or `flush` (nested, on the same thread), as IIS ran its send-response filters.
@@ -545,7 +545,7 @@ pub(super) struct Chain {
     pub libraries: Vec<Arc<Library>>,
 }
 
-/// Runs one request through `chain` (on a blocking thread) and sends its head to `head`.
+/// Runs one request through `chain` (on an extension thread) and sends its head to `head`.
 pub(super) fn run(
     chain: Chain,
     parts: http::request::Parts,
