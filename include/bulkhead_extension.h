@@ -82,7 +82,8 @@
  *     may run on (IIS 6's MaxPoolThreads default), fed by one queue: that many calls run at
  *     once per process (the rest wait their turn), so the handler and every filter must be safe
  *     to call from several threads at the same time, for different requests. A call that
- *     blocks for long holds one of them.
+ *     blocks for long holds one of them — so does a write that waits for a slow client once a
+ *     big response streams: send big files from a static route, not through an extension.
  *   - All the entry points of one request run on one thread, one after the other, in the order
  *     above. The one nesting: when the handler's write or flush sends the head (past
  *     BH_BUFFERED_BODY, or at flush), the response_headers filters run inside that call, on the
