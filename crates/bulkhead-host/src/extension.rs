@@ -49,6 +49,7 @@ use crate::answer::{self, HostBody};
 use crate::facts::RouteFacts;
 use http::Response;
 pub use library::{Library, LoadError};
+pub use threads::PER_CPU as THREADS_PER_CPU;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

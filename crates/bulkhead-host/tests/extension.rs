@@ -318,3 +318,20 @@ async fn big_responses_stream_and_failures_are_500_or_a_cut() {
     assert_eq!(r.status, 200, "the head went out before the failure");
     assert!(r.body.is_err(), "the body is cut, not ended: {:?}", r.body.as_ref().map(Vec::len));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_extension_threads_wait_their_turn_and_all_finish() {
+    if !native::have_cc() {
+        skip!(Reason::Missing("cc (gcc)".into()));
+    }
+    let echo = fixture("echo.c");
+    // Three times as many blocking calls as the process has extension threads.
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let calls = 3 * extension::THREADS_PER_CPU * cpus;
+    let tasks: Vec<_> =
+        (0..calls).map(|_| tokio::spawn(call(target(echo.clone(), vec![]), get("/e?sleep=50")))).collect();
+    for task in tasks {
+        let r = task.await.expect("a call");
+        assert_eq!((r.status, r.text().as_str()), (200, "slept\n"));
+    }
+}
