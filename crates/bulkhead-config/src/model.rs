@@ -334,6 +334,9 @@ pub struct PoolRoute {
     pub root: Option<PathBuf>,
     pub execute: Option<Execute>,
     pub library: Option<PathBuf>,
+    /// `execute = "extension"` routes: the filter libraries, in the order their hooks run
+    /// (before the library's own). Empty otherwise.
+    pub filters: Vec<PathBuf>,
     /// `execute = "cgi"`: a CGI program's time limit, after which its process group is killed.
     /// Default [`DEFAULT_CGI_TIMEOUT`].
     pub cgi_timeout: Duration,

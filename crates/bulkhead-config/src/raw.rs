@@ -320,6 +320,9 @@ pub struct RawRoute {
     pub execute: Option<String>,
     /// With `execute = "extension"`: the library. Default: none.
     pub library: Option<String>,
+    /// With `execute = "extension"`: filter libraries (ISAPI's filters), run around the
+    /// library's handler in this order, then the library's own filter hooks. Default: none.
+    pub filters: Option<Vec<String>>,
     /// With `execute = "cgi"`: how long one CGI program may run, from its start to the end of
     /// its output; then its whole process group is killed (SIGKILL) and the client gets 504 if
     /// nothing was sent yet. More than `"0s"`. Default `"90s"` (IIS's CGI timeout is 15 min;

@@ -127,6 +127,7 @@ pub(crate) const ROUTE: &[Field] = &[
     opt("handlers", Shape::Map(&Shape::Str)),
     opt("execute", Shape::Str),
     opt("library", Shape::Str),
+    opt("filters", STRINGS),
     opt("cgi_timeout", DURATION),
     opt("headers", Shape::Map(&Shape::Str)),
 ];

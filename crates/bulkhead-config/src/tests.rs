@@ -574,12 +574,68 @@ fn host_pools_and_cgi_routes() {
 }
 
 #[test]
-fn execute_extension_is_refused_until_the_loader_is_built() {
-    let e = errors(&format!(
-        "{SITE}routes = [{{ path = \"/ext\", pool = \"p\", execute = \"extension\" }}]\n[pools.p]\nkind = \"host\"\n"
+fn extension_routes_need_a_host_pool_and_a_readable_library_and_filters_only_there() {
+    let host = "[pools.h]\nkind = \"host\"\n";
+    let (lib, auth, audit) = (TempFile::new("libext.so"), TempFile::new("libauth.so"), TempFile::new("libaudit.so"));
+    let (lib_p, auth_p, audit_p) = (lib.0.display(), auth.0.display(), audit.0.display());
+    let c = ok(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\", filters = [\"{auth_p}\", \"{audit_p}\"] }}]\n{host}"
     ));
-    assert!(e.iter().any(|e| e.contains("routes[0].execute: \"extension\" is not built yet")), "{e:#?}");
-    assert!(!e.iter().any(|e| e.contains("pools.p.kind")), "{e:#?}");
+    let RouteAction::Pool(r) = &c.sites[0].routes[0].action else { panic!("a pool route") };
+    assert_eq!(
+        (r.execute, r.library.as_deref(), r.root.as_deref()),
+        (Some(Execute::Extension), Some(lib.0.as_path()), None)
+    );
+    assert_eq!(r.filters, [auth.0.clone(), audit.0.clone()], "filters keep their order");
+    // Relative paths are relative to the config file's directory.
+    let name = lib.0.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let c = ok(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{name}\" }}]\n{host}"
+    ));
+    let RouteAction::Pool(r) = &c.sites[0].routes[0].action else { panic!("a pool route") };
+    assert_eq!(r.library.as_deref(), Some(lib.0.as_path()));
+
+    // No library; a library that is not there; a pool that is not a host pool; a root.
+    let e =
+        one_error(&format!("{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\" }}]\n{host}"));
+    assert!(e.contains("sites[0].routes[0]: execute = \"extension\" needs library"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"/nonexistent/lib.so\" }}]\n{host}"
+    ));
+    assert!(
+        e.contains("routes[0].library: /nonexistent/lib.so")
+            && e.contains("expected a readable extension library (.so)"),
+        "{e}"
+    );
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"p\", execute = \"extension\", library = \"{lib_p}\" }}]\n[pools.p]\ncommand = [\"x\"]\n"
+    ));
+    assert!(e.starts_with("test.toml:4:50: sites[0].routes[0].execute: pool \"p\" is not a \"host\" pool"), "{e}");
+    assert!(e.contains("loads extension libraries"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", root = \"/tmp\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\" }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].root: does not apply to an extension route"), "{e}");
+
+    // filters: refused on any other route (nothing would run them), each readable, none twice.
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/c\", root = \"/tmp\", pool = \"h\", execute = \"cgi\", filters = [\"{auth_p}\"] }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].filters: runs only around an extension"), "{e}");
+    let e = one_error(&format!("{SITE}routes = [{{ path = \"/\", root = \"/tmp\", filters = [\"{auth_p}\"] }}]\n"));
+    assert!(e.contains("routes[0].filters: runs only around an extension"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\", filters = [\"{auth_p}\", \"/nonexistent/f.so\"] }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].filters[1]: /nonexistent/f.so") && e.contains("a readable filter library"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\", filters = [\"{auth_p}\", \"{auth_p}\"] }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].filters[1]:") && e.contains("is listed twice"), "{e}");
+    let e = one_error(&format!(
+        "{SITE}routes = [{{ path = \"/ext\", pool = \"h\", execute = \"extension\", library = \"{lib_p}\", filters = \"{auth_p}\" }}]\n{host}"
+    ));
+    assert!(e.contains("routes[0].filters:"), "a list, not a string: {e}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! where each execute kind is dispatched, and where a new one adds its arm. A request without
 //! facts gets 500 and a log line: it did not come through an `execute` route of the listener.
 //!
-//! The top of the crate's layering: uses [`crate::cgi`], [`crate::answer`], [`crate::facts`].
+//! The top of the crate's layering: uses [`crate::cgi`], [`crate::extension`], [`crate::answer`],
+//! [`crate::facts`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,11 +14,16 @@ use bulkhead_worker::Body;
 use http::{Request, Response, StatusCode};
 
 use crate::answer::{self, HostBody};
+use crate::extension::Extensions;
 use crate::facts::{Execute, RouteFacts};
 use crate::Host;
 
 /// Answers one request from the listener.
-pub async fn handle(host: Arc<Host>, req: Request<Body>) -> Result<Response<HostBody>, Infallible> {
+pub async fn handle(
+    host: Arc<Host>,
+    extensions: Arc<Extensions>,
+    req: Request<Body>,
+) -> Result<Response<HostBody>, Infallible> {
     let facts = match RouteFacts::from_headers(req.headers()) {
         Ok(facts) => facts,
         Err(why) => {
@@ -27,10 +33,7 @@ pub async fn handle(host: Arc<Host>, req: Request<Body>) -> Result<Response<Host
     };
     let resp = match facts.execute {
         Execute::Cgi => crate::cgi::run(&host, req, facts).await,
-        Execute::Extension => {
-            tracing::error!("{}: execute = \"extension\" is not built in this host; answering 501", req.uri().path());
-            answer::plain(StatusCode::NOT_IMPLEMENTED)
-        }
+        Execute::Extension => crate::extension::answer(extensions, req, facts).await,
     };
     Ok(resp)
 }

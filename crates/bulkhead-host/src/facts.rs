@@ -1,6 +1,6 @@
 //! An `execute` route's facts, as the listener sent them in the [`bulkhead_proto::host`] headers:
 //! which kind of program, which file, `SCRIPT_NAME` and `PATH_INFO`, the time limit, the
-//! connection's addresses.
+//! connection's addresses; for an extension, its library and filters.
 //!
 //! A request without them did not come from an `execute` route of the listener (nothing else
 //! reaches a host pool's socket, mode 0600); it is refused by [`crate::dispatch`] with 500. A
@@ -48,6 +48,10 @@ pub struct RouteFacts {
     pub remote: (String, String),
     /// The address and port the client connected to, as text.
     pub local: (String, String),
+    /// `execute = "extension"`: the route's `library`.
+    pub library: Option<PathBuf>,
+    /// `execute = "extension"`: the route's `filters`, in their order.
+    pub filters: Vec<PathBuf>,
 }
 
 impl RouteFacts {
@@ -71,12 +75,20 @@ impl RouteFacts {
                 document_root: path(bytes(headers, host::DOCUMENT_ROOT)?.unwrap_or_default()),
             }),
         };
+        let mut filters = Vec::new();
+        for value in headers.get_all(host::FILTER) {
+            let bytes =
+                host::decode(value.as_bytes()).ok_or_else(|| format!("{} is not percent-encoded", host::FILTER))?;
+            filters.push(path(bytes));
+        }
         Ok(RouteFacts {
             execute,
             program,
             timeout,
             remote: pair(headers, host::REMOTE)?,
             local: pair(headers, host::LOCAL)?,
+            library: bytes(headers, host::LIBRARY)?.map(path),
+            filters,
         })
     }
 }

@@ -12,6 +12,10 @@
 //! - [`facts`]: the route's facts, read from the `x-bulkhead-*` headers;
 //! - [`answer`]: the response body type every execute kind answers with, and plain answers;
 //! - [`cgi`]: `execute = "cgi"` — runs the program (RFC 3875) in its own process group;
+//! - [`extension`]: `execute = "extension"` — loads native libraries (the C ABI of
+//!   `include/bulkhead_extension.h`) once per process and calls them on blocking threads;
+//!   allowed `unsafe` as a whole (loading and calling foreign code; `cgi::group` has the crate's
+//!   other, one-block exception), each block with its `// SAFETY:`;
 //! - [`dispatch`]: the service: one request → the execute kind's handler (the `match` a new
 //!   execute kind adds its arm to).
 //!
@@ -23,6 +27,8 @@
 pub mod answer;
 pub mod cgi;
 pub mod dispatch;
+#[allow(unsafe_code)]
+pub mod extension;
 pub mod facts;
 
 use std::ffi::OsString;
@@ -42,6 +48,8 @@ pub struct Host {
 /// guards are dropped with the runtime's tasks).
 pub async fn serve(env: WorkerEnv, host: Host) -> Result<(), WorkerError> {
     let host = Arc::new(host);
-    let service = tower::service_fn(move |req| dispatch::handle(Arc::clone(&host), req));
+    // One per worker process: each library is loaded once and kept for the process's life.
+    let extensions = Arc::new(extension::Extensions::new());
+    let service = tower::service_fn(move |req| dispatch::handle(Arc::clone(&host), Arc::clone(&extensions), req));
     bulkhead_worker::serve_with(env, service, std::future::pending()).await
 }

@@ -46,6 +46,8 @@
 //! route's host pool like any pool request, with the route's facts in the
 //! [`bulkhead_proto::host`] headers ([`HostRoute`]); [`proxy::to_worker`] removed any a client
 //! sent, on every pool route. Its answers are not looked up in, or stored by, the response cache.
+//! An `execute = "extension"` route goes to its host pool the same way, with the route's
+//! `library` and `filters` in those headers (the host loads them); no file is resolved here.
 //!
 //! Failure semantics (issue #2 item 6): a request the worker never received (connect refused, a
 //! kept-alive connection found closed) is sent again; a replayable request (GET/HEAD/OPTIONS with
@@ -93,6 +95,9 @@ struct HostRoute {
     /// The program, for `execute = "cgi"`.
     script: Option<static_files::Script>,
     timeout: std::time::Duration,
+    /// For `execute = "extension"`: the library and filters, as header values.
+    library: Option<HeaderValue>,
+    filters: Vec<HeaderValue>,
 }
 
 impl HostRoute {
@@ -120,6 +125,12 @@ impl HostRoute {
             if !s.path_info.is_empty() {
                 set(host::PATH_INFO, host::encode(s.path_info.as_bytes()));
             }
+        }
+        if let Some(library) = self.library {
+            headers.insert(HeaderName::from_static(host::LIBRARY), library);
+        }
+        for filter in self.filters {
+            headers.append(HeaderName::from_static(host::FILTER), filter);
         }
     }
 }
@@ -352,7 +363,13 @@ impl Exchange<'_> {
                     Some(Ok(script)) => Some(script),
                     Some(Err((code, substatus))) => return (plain(code), substatus),
                 };
-                let host = HostRoute { kind: exec.kind, script, timeout: exec.timeout };
+                let host = HostRoute {
+                    kind: exec.kind,
+                    script,
+                    timeout: exec.timeout,
+                    library: exec.library.clone(),
+                    filters: exec.filters.clone(),
+                };
                 self.send_to_pool(req, exec.pool.clone(), None, None, Some(host)).await
             }
             Action::Static(root) => {

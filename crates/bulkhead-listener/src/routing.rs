@@ -127,6 +127,10 @@ pub struct ExecuteRoute {
     pub root: Option<Arc<StaticRoot>>,
     /// `cgi_timeout`.
     pub timeout: Duration,
+    /// `execute = "extension"`: the `library` and the `filters`, as the
+    /// [`bulkhead_proto::host`] header values the host reads (percent-encoded once, here).
+    pub library: Option<HeaderValue>,
+    pub filters: Vec<HeaderValue>,
 }
 
 /// A `return` route's answer, ready to send.
@@ -331,8 +335,14 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
                     Some(kind) => Action::Execute(Arc::new(ExecuteRoute {
                         pool: Arc::from(p.pool.as_str()),
                         kind,
-                        root: p.root.as_deref().map(|root| Arc::new(program_root(root, &mime))),
+                        root: p
+                            .root
+                            .as_deref()
+                            .filter(|_| kind == Execute::Cgi)
+                            .map(|root| Arc::new(program_root(root, &mime))),
                         timeout: p.cgi_timeout,
+                        library: p.library.as_deref().filter(|_| kind == Execute::Extension).and_then(host_path),
+                        filters: p.filters.iter().filter_map(|f| host_path(f)).collect(),
                     })),
                 },
                 RouteAction::Redirect { to, status } => Action::Redirect { to: to.clone(), status: *status },
@@ -354,6 +364,11 @@ fn site_entry(id: u32, site: &Site, connections: Arc<AtomicU64>) -> SiteEntry {
         bandwidth: None,
         error_pages: content::error_pages(site),
     }
+}
+
+/// A path as the host reads it from a [`bulkhead_proto::host`] header.
+fn host_path(path: &std::path::Path) -> Option<HeaderValue> {
+    HeaderValue::try_from(bulkhead_proto::host::encode(path.as_os_str().as_encoded_bytes())).ok()
 }
 
 /// The directory of an `execute = "cgi"` route's programs: a static root that serves nothing

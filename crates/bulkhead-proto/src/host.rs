@@ -5,7 +5,7 @@
 //! checks: traversal, hidden segments, symlinks leaving the root) and sends the host what CGI/1.1
 //! needs and a worker cannot learn from an HTTP request: the program's file, `SCRIPT_NAME`,
 //! `PATH_INFO`, the route's root, the execute kind, the time limit, and the connection's
-//! addresses. Headers rather than a new frame of the native protocol: the native codec stays
+//! addresses; for an extension, its library and filters (the host loads what the route names). Headers rather than a new frame of the native protocol: the native codec stays
 //! the one `docs/protocol.md` specifies, and a host request is still an ordinary HTTP request.
 //!
 //! Every name starts with [`PREFIX`] (`x-bulkhead-`). The listener removes every header with that
@@ -19,7 +19,7 @@
 /// The prefix of every header of this module; stripped from client requests.
 pub const PREFIX: &str = "x-bulkhead-";
 
-/// The execute kind of the route: [`EXECUTE_CGI`] (or `extension`, once built).
+/// The execute kind of the route: [`EXECUTE_CGI`] or [`EXECUTE_EXTENSION`].
 pub const EXECUTE: &str = "x-bulkhead-execute";
 /// The program's file, absolute, symlinks resolved (CGI's `SCRIPT_FILENAME`); percent-encoded.
 pub const SCRIPT_FILENAME: &str = "x-bulkhead-script-filename";
@@ -32,6 +32,11 @@ pub const PATH_INFO: &str = "x-bulkhead-path-info";
 pub const DOCUMENT_ROOT: &str = "x-bulkhead-document-root";
 /// The program's time limit in whole milliseconds (the route's `cgi_timeout`).
 pub const TIMEOUT_MS: &str = "x-bulkhead-timeout-ms";
+/// `execute = "extension"`: the route's `library`, absolute; percent-encoded.
+pub const LIBRARY: &str = "x-bulkhead-library";
+/// `execute = "extension"`: one of the route's `filters`, absolute; percent-encoded. One header
+/// per filter, in the route's order (the order their hooks run); absent when there are none.
+pub const FILTER: &str = "x-bulkhead-filter";
 /// The client's address and port (`REMOTE_ADDR`, `REMOTE_PORT`): `IP PORT`.
 pub const REMOTE: &str = "x-bulkhead-remote";
 /// The address and port the client connected to (`SERVER_ADDR`, `SERVER_PORT`): `IP PORT`.
@@ -43,7 +48,8 @@ pub const EXECUTE_CGI: &str = "cgi";
 pub const EXECUTE_EXTENSION: &str = "extension";
 
 /// Every header of this module.
-pub const ALL: [&str; 8] = [EXECUTE, SCRIPT_FILENAME, SCRIPT_NAME, PATH_INFO, DOCUMENT_ROOT, TIMEOUT_MS, REMOTE, LOCAL];
+pub const ALL: [&str; 10] =
+    [EXECUTE, SCRIPT_FILENAME, SCRIPT_NAME, PATH_INFO, DOCUMENT_ROOT, TIMEOUT_MS, LIBRARY, FILTER, REMOTE, LOCAL];
 
 /// A header name (lowercase, as `http` keeps them) that only the listener may set.
 pub fn is_host_header(name: &str) -> bool {

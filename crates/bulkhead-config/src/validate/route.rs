@@ -5,7 +5,8 @@
 //! earlier one with the same path would always answer first. Refused here: a route with none
 //! or several of `root`, `pool`, `redirect`, `return`; `body` or `location` without `return`,
 //! `location` with a status other than 3xx, `body` on a 204 or 304; `strip_prefix` on any route
-//! but a pool's; a `match` that is empty or holds an empty list, an unknown key (by the schema
+//! but a pool's; `filters` on any route but an extension's, or naming a file twice or one that
+//! cannot be read; a `match` that is empty or holds an empty list, an unknown key (by the schema
 //! walk), a method that is not an HTTP token, a host pattern with characters no host has, a
 //! header name that is not a token, a source that is not an address or CIDR block, a scheme
 //! other than http or https; response `headers` are checked by `content`. Warned about: a 3xx `return` without `location`, a source block
@@ -121,9 +122,34 @@ fn action(c: &mut Checker<'_>, key: &str, r: &RawRoute, pools: &BTreeMap<String,
     Some(action)
 }
 
+const FILTERS_ONLY_AROUND_AN_EXTENSION: &str = "runs only around an extension: filters belong to routes with execute = \"extension\" (in a pool of kind \"host\"); remove it here";
+
+/// `filters = ["PATH.so", …]`: only with `execute = "extension"` (filters run around an
+/// extension's handler in the host worker; nothing else would run them, so anywhere else they
+/// are refused, not ignored); each a readable file, none twice.
+fn filters(c: &mut Checker<'_>, key: &str, list: Option<&[String]>, execute: Option<Execute>) -> Vec<PathBuf> {
+    let Some(list) = list else { return Vec::new() };
+    if execute != Some(Execute::Extension) {
+        c.err(key, FILTERS_ONLY_AROUND_AN_EXTENSION);
+        return Vec::new();
+    }
+    let mut out: Vec<PathBuf> = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        let path = c.readable_file(&format!("{key}[{i}]"), text, "a readable filter library (.so)");
+        if out.contains(&path) {
+            c.err(
+                format!("{key}[{i}]"),
+                format!("{} is listed twice; each filter runs once per request", path.display()),
+            );
+        }
+        out.push(path);
+    }
+    out
+}
+
 /// A route with `pool`: plain (the pool gets the request), or with `execute` for a `host` pool
-/// (`cgi`: every file under `root` is a CGI program; `extension`: refused until the loader
-/// is built). Lockdown, as IIS's Web Service Extensions: a host pool runs only what a route
+/// (`cgi`: every file under `root` is a CGI program; `extension`: the route's `library`, with
+/// its `filters`). Lockdown, as IIS's Web Service Extensions: a host pool runs only what a route
 /// names with `execute`, so a route to a host pool without it is refused, and so is
 /// `execute` on any other kind of pool.
 fn pool_route(
@@ -140,17 +166,17 @@ fn pool_route(
         .as_deref()
         .and_then(|e| c.one_of(&k("execute"), e, &[("cgi", Execute::Cgi), ("extension", Execute::Extension)]));
     match (execute, kind) {
-        (Some(Execute::Extension), _) => c.err(
-            k("execute"),
-            "\"extension\" is not built yet: the built-in host runs CGI programs (execute = \"cgi\") but cannot load extension libraries yet",
-        ),
         (Some(Execute::Cgi), Some(kind)) if kind != PoolKind::Host => c.err(
             k("execute"),
             format!("pool {pool:?} is not a \"host\" pool: only the built-in host (kind = \"host\") runs CGI programs; add a pool with kind = \"host\" and name it here"),
         ),
+        (Some(Execute::Extension), Some(kind)) if kind != PoolKind::Host => c.err(
+            k("execute"),
+            format!("pool {pool:?} is not a \"host\" pool: only the built-in host (kind = \"host\") loads extension libraries; add a pool with kind = \"host\" and name it here"),
+        ),
         (None, Some(PoolKind::Host)) if r.execute.is_none() => c.err(
             k("pool"),
-            format!("pool {pool:?} is a \"host\" pool, which runs nothing a route does not name: add execute = \"cgi\" (and root, the directory of the programs)"),
+            format!("pool {pool:?} is a \"host\" pool, which runs nothing a route does not name: add execute = \"cgi\" (and root, the directory of the programs) or execute = \"extension\" (and library, the .so file)"),
         ),
         _ => {}
     }
@@ -161,6 +187,13 @@ fn pool_route(
         (Some(root), Some(Execute::Cgi)) => Some(c.directory(&k("root"), root)),
         (None, Some(Execute::Cgi)) => {
             c.err(key, "execute = \"cgi\" needs root, the directory the CGI programs are in");
+            None
+        }
+        (Some(_), Some(Execute::Extension)) => {
+            c.err(
+                k("root"),
+                "does not apply to an extension route: its `library` answers every request under the path; remove root",
+            );
             None
         }
         (root, _) => root.map(|p| c.path(p)),
@@ -195,6 +228,7 @@ fn pool_route(
         root,
         execute,
         library,
+        filters: filters(c, &k("filters"), r.filters.as_deref(), execute),
         cgi_timeout,
     })
 }
@@ -232,7 +266,7 @@ fn return_route(c: &mut Checker<'_>, key: &str, r: &RawRoute) -> Option<RouteAct
 }
 
 /// The keys that belong to one kind of route only: `body` and `location` to `return`,
-/// `strip_prefix` to `pool`.
+/// `strip_prefix` and `filters` to `pool` (`filters` further to extension routes: [`filters`]).
 fn extras(c: &mut Checker<'_>, key: &str, r: &RawRoute, path: &str, action: &RouteAction) {
     let k = |f: &str| format!("{key}.{f}");
     if r.return_status.is_none() {
@@ -248,6 +282,9 @@ fn extras(c: &mut Checker<'_>, key: &str, r: &RawRoute, path: &str, action: &Rou
                 ),
             );
         }
+    }
+    if r.filters.is_some() && !matches!(action, RouteAction::Pool(_)) {
+        c.err(k("filters"), FILTERS_ONLY_AROUND_AN_EXTENSION);
     }
     match (r.strip_prefix, action) {
         (None, _) => {}

@@ -143,6 +143,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             remote: ("192.0.2.7".into(), "50000".into()),
             local: ("127.0.0.1".into(), "8080".into()),
+            library: None,
+            filters: Vec::new(),
         };
         let env = build(&parts, &facts, &OsString::from("/usr/bin:/bin"));
         for (name, value) in [

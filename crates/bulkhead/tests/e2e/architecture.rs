@@ -1,18 +1,22 @@
 //! The dependency direction of DESIGN §7, read from `cargo metadata`: the listener, manager and
-//! worker crates never depend on each other; proto depends on nothing of ours; config only on
-//! proto; the built-in host only on proto and the worker SDK. Fails naming every forbidden edge.
+//! worker/host crates never depend on each other; proto and the extension SDK depend on nothing
+//! of ours; config only on proto; the built-in host only on proto, the worker SDK and the
+//! extension SDK. Fails naming every forbidden edge.
 
 use std::path::Path;
 use std::process::Command;
 
 /// What each of our library crates may depend on (any dependency kind).
-const ALLOWED: [(&str, &[&str]); 6] = [
+const ALLOWED: [(&str, &[&str]); 7] = [
     ("bulkhead-proto", &[]),
     ("bulkhead-config", &["bulkhead-proto"]),
     ("bulkhead-listener", &["bulkhead-proto", "bulkhead-config"]),
     ("bulkhead-manager", &["bulkhead-proto", "bulkhead-config"]),
     ("bulkhead-worker", &["bulkhead-proto"]),
-    ("bulkhead-host", &["bulkhead-proto", "bulkhead-worker"]),
+    // The built-in host worker; the extension SDK is its C ABI's one Rust definition (DESIGN §7:
+    // "extensions and their C ABI and Rust SDK"), which extension libraries also build on.
+    ("bulkhead-host", &["bulkhead-proto", "bulkhead-worker", "bulkhead-extension"]),
+    ("bulkhead-extension", &[]),
 ];
 
 #[test]

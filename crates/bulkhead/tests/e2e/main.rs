@@ -24,6 +24,7 @@ mod compression;
 mod conformance;
 mod crash;
 mod dashboard;
+mod extensions;
 mod fastcgi;
 mod handover;
 mod health;

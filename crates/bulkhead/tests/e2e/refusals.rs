@@ -96,11 +96,11 @@ fn configs_that_cannot_take_effect_stop_serve_with_file_line_and_key() {
             "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [{ path = \"/\", pool = \"h\" }]\n[pools.h]\nkind = \"host\"\n".to_string(),
             "host.toml:4:32: sites[0].routes[0].pool: pool \"h\" is a \"host\" pool, which runs nothing a route does not name",
         ),
-        // No extension loader yet.
+        // An extension route without its library.
         (
             "extension.toml",
             "[[sites]]\nname = \"s\"\nbindings = [\"http://127.0.0.1:0\"]\nroutes = [{ path = \"/\", pool = \"h\", execute = \"extension\" }]\n[pools.h]\nkind = \"host\"\n".to_string(),
-            "extension.toml:4:47: sites[0].routes[0].execute: \"extension\" is not built yet",
+            "sites[0].routes[0]: execute = \"extension\" needs library, the extension's .so file",
         ),
         // Meant 30 bytes.
         (
