@@ -275,11 +275,14 @@ impl Control {
                     );
                     queue.worker_up(Worker::new(&info));
                 }
-                ManagerToListener::WorkerDraining { pool, worker } => {
-                    if let Some(q) = self.shared.pool(&pool) {
-                        q.worker_draining(worker);
+                ManagerToListener::WorkerDraining { pool, worker } => match self.shared.pool(&pool) {
+                    Some(q) => q.worker_draining(worker),
+                    // A pool removed by the configuration applied just before: nothing more is
+                    // sent to its workers, so the manager may stop this one now.
+                    None => {
+                        let _ = self.shared.control.send(ListenerToManager::WorkerDrained { pool, worker });
                     }
-                }
+                },
                 ManagerToListener::WorkerGone { pool, worker, reason } => {
                     tracing::debug!("pool {pool:?}: worker {worker} gone: {reason}");
                     if let Some(q) = self.shared.pool(&pool) {
