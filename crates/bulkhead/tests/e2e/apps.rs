@@ -302,6 +302,24 @@ fn recycle_answers_every_request(server: &Server, pool: &str, processes: usize, 
     assert!(log.contains("took over from"), "no overlapped recycle in the pool log:\n{log}");
 }
 
+/// GET `path`, a route with a parameter: 200 with JSON naming that `id` and, under
+/// `forwarded_key`, the X-Forwarded-For the listener added; `bad` (a parameter the route
+/// does not take) is 404. Returns the JSON for the app's own fields.
+fn route_parameter(server: &Server, path: &str, id: u64, forwarded_key: &str, bad: &str) -> serde_json::Value {
+    let r = get(server.addr(), path);
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    let value = json(&r);
+    assert_eq!((value["id"].as_u64(), value[forwarded_key].as_str()), (Some(id), Some("127.0.0.1")), "{value}");
+    assert_eq!(get(server.addr(), bad).status, 404, "{bad}");
+    value
+}
+
+/// `/stream?n=3`: three pieces the app yields one by one, one response.
+fn three_lines_streamed(server: &Server) {
+    let r = get(server.addr(), "/stream?n=3");
+    assert_eq!((r.status, r.text()), (200, "line 1 of 3\nline 2 of 3\nline 3 of 3\n".to_string()));
+}
+
 #[test]
 fn gunicorn_wsgi_app_serves_is_replaced_and_recycles() {
     if !on_path("gunicorn") {
@@ -314,13 +332,8 @@ fn gunicorn_wsgi_app_serves_is_replaced_and_recycles() {
     echo(&server);
 
     // A route parameter, JSON, the X-Forwarded-For the listener added; a generator streamed.
-    let r = get(server.addr(), "/users/42");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let user = json(&r);
-    assert_eq!((user["id"].as_u64(), user["forwarded_for"].as_str()), (Some(42), Some("127.0.0.1")), "{user}");
-    assert_eq!(get(server.addr(), "/users/abc").status, 404);
-    let r = get(server.addr(), "/stream?n=3");
-    assert_eq!((r.status, r.text()), (200, "line 1 of 3\nline 2 of 3\nline 3 of 3\n".to_string()));
+    route_parameter(&server, "/users/42", 42, "forwarded_for", "/users/abc");
+    three_lines_streamed(&server);
 
     // One Bulkhead worker, the gunicorn master; the pid that answered is one of its 2 workers.
     let master = wait_ready(&server, "wsgi", 1)[0];
@@ -342,15 +355,10 @@ fn uvicorn_asgi_app_serves_is_replaced_and_recycles() {
     hello(&server, hello_text);
     echo(&server);
 
-    let r = get(server.addr(), "/items/7");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let item = json(&r);
-    assert_eq!((item["id"].as_u64(), item["scheme"].as_str()), (Some(7), Some("http")), "{item}");
-    assert_eq!(item["forwarded_for"].as_str(), Some("127.0.0.1"), "{item}");
-    assert_eq!(get(server.addr(), "/items/x").status, 404);
+    let item = route_parameter(&server, "/items/7", 7, "forwarded_for", "/items/x");
+    assert_eq!(item["scheme"].as_str(), Some("http"), "{item}");
     // Three ASGI body messages, one response.
-    let r = get(server.addr(), "/stream?n=3");
-    assert_eq!((r.status, r.text()), (200, "line 1 of 3\nline 2 of 3\nline 3 of 3\n".to_string()));
+    three_lines_streamed(&server);
 
     kill_9_is_replaced(&server, "asgi", 2, hello_text);
     recycle_answers_every_request(&server, "asgi", 2, Mix::Gets, hello_text);
@@ -367,11 +375,7 @@ fn node_app_serves_is_replaced_and_recycles() {
     hello(&server, hello_text);
     echo(&server);
 
-    let r = get(server.addr(), "/users/42");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let user = json(&r);
-    assert_eq!((user["id"].as_u64(), user["forwardedFor"].as_str()), (Some(42), Some("127.0.0.1")), "{user}");
-    assert_eq!(get(server.addr(), "/users/abc").status, 404);
+    route_parameter(&server, "/users/42", 42, "forwardedFor", "/users/abc");
     let r = http::send(server.addr(), "POST", "/json", &[("Content-Type", "application/json")], br#"{"a":[1,2]}"#);
     let value = json(&r);
     assert_eq!((r.status, &value["a"]), (200, &serde_json::json!([1, 2])), "{value}");
