@@ -25,6 +25,12 @@
 //! sweeps, then the directory watches no entry needs. A new route table starts empty caches
 //! (each [`crate::routing::StaticRoot`] owns one).
 //!
+//! **Handled scripts** (a `handlers` extension, FastCGI's `SCRIPT_FILENAME`) are held the same
+//! way without a descriptor: the script's canonical path and the root it is under, keyed by its
+//! decoded relative path, under the same kind of stamp, so a PHP request skips the `readlink`s
+//! and the `stat` of resolving it (4 and 1 per request for `/tmp/x/www/hello.php`, measured by
+//! bench/php's strace). At most [`MAX_SCRIPTS`] per route; swept like the files.
+//!
 //! Layering: uses [`crate::watch`]; held by [`crate::routing`], used by
 //! [`crate::static_files`].
 
@@ -43,6 +49,20 @@ const SHARDS: usize = 8;
 pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Sweeps an entry may go unused before it is dropped (60 s, nginx's `inactive` default).
 pub const IDLE_SWEEPS: u64 = 12;
+
+/// Resolved scripts held per route, at most.
+pub const MAX_SCRIPTS: usize = 4096;
+
+/// A handled script as a static route resolved it: what [`crate::static_files`] would find again.
+pub struct HeldScript {
+    /// The script's file, symlinks resolved.
+    pub filename: std::path::PathBuf,
+    /// The canonical root it is under.
+    pub document_root: std::path::PathBuf,
+    stamp: Stamp,
+    /// The sweep count when last used.
+    used: AtomicU64,
+}
 
 /// A file as a static route serves it.
 pub struct OpenFile {
@@ -74,6 +94,7 @@ type Shard = HashMap<Box<str>, Arc<OpenFile>>;
 
 struct Inner {
     shards: [Mutex<Shard>; SHARDS],
+    scripts: Mutex<HashMap<Box<str>, Arc<HeldScript>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -122,8 +143,11 @@ pub fn max_open() -> usize {
 
 impl Default for OpenFiles {
     fn default() -> Self {
-        let inner =
-            Arc::new(Inner { shards: std::array::from_fn(|_| Mutex::new(HashMap::new())), hasher: Default::default() });
+        let inner = Arc::new(Inner {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            scripts: Mutex::default(),
+            hasher: Default::default(),
+        });
         let mut reg = lock(registry());
         reg.retain(|w| w.strong_count() > 0);
         reg.push(Arc::downgrade(&inner));
@@ -160,6 +184,8 @@ impl Inner {
             });
             OPEN.fetch_sub(before - shard.len(), Ordering::Relaxed);
         }
+        lock(&self.scripts)
+            .retain(|_, s| watches.fresh(&s.stamp) && now.saturating_sub(s.used.load(Ordering::Relaxed)) < IDLE_SWEEPS);
     }
 }
 
@@ -189,6 +215,38 @@ impl OpenFiles {
         if map.insert(key.into(), Arc::new(file)).is_none() {
             OPEN.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl OpenFiles {
+    /// The script held for `key` (its decoded relative path), if its directories did not
+    /// change (a stale one is dropped).
+    pub fn script(&self, key: &str) -> Option<Arc<HeldScript>> {
+        let watches = Watches::get()?;
+        let mut map = lock(&self.0.scripts);
+        let held = map.get(key)?;
+        if !watches.fresh(&held.stamp) {
+            map.remove(key);
+            return None;
+        }
+        held.used.store(sweeps(), Ordering::Relaxed);
+        Some(held.clone())
+    }
+
+    /// Holds a resolved script, unless [`MAX_SCRIPTS`] are held already.
+    pub fn insert_script(
+        &self,
+        key: &str,
+        filename: std::path::PathBuf,
+        document_root: std::path::PathBuf,
+        stamp: Stamp,
+    ) {
+        let mut map = lock(&self.0.scripts);
+        if map.len() >= MAX_SCRIPTS && !map.contains_key(key) {
+            return;
+        }
+        let used = AtomicU64::new(sweeps());
+        map.insert(key.into(), Arc::new(HeldScript { filename, document_root, stamp, used }));
     }
 }
 
@@ -259,5 +317,51 @@ mod tests {
         }
         assert!(files.get("/a.txt").is_none(), "dropped after {IDLE_SWEEPS} sweeps unused");
         assert!(weak.upgrade().is_none(), "its descriptor is closed");
+    }
+
+    #[test]
+    fn a_held_script_is_given_until_its_name_changes_and_is_swept_when_unused() {
+        let dir = TempDir::new("open-files-scripts");
+        let script = dir.path().join("x.php");
+        std::fs::write(&script, "<?php").unwrap();
+        let stamp = || {
+            Watches::get().expect("inotify").stamp([(dir.path(), Some(std::ffi::OsStr::new("x.php")))]).expect("watch")
+        };
+        let files = OpenFiles::default();
+        files.insert_script("x.php", script.clone(), dir.path().to_path_buf(), stamp());
+        let held = files.script("x.php").expect("held");
+        assert_eq!((held.filename.as_path(), held.document_root.as_path()), (script.as_path(), dir.path()));
+        assert!(files.script("y.php").is_none(), "another key");
+        // Another name in the directory changes nothing; the script's own name does.
+        std::fs::write(dir.path().join("other.txt"), "x").unwrap();
+        std::fs::rename(&script, dir.path().join("moved.php")).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while files.script("x.php").is_some() {
+            assert!(std::time::Instant::now() < deadline, "the rename was never seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::write(&script, "<?php").unwrap();
+        files.insert_script("x.php", script.clone(), dir.path().to_path_buf(), stamp());
+        for _ in 0..IDLE_SWEEPS {
+            sweep_all();
+        }
+        assert!(files.script("x.php").is_none(), "dropped after {IDLE_SWEEPS} sweeps unused");
+    }
+
+    #[test]
+    fn held_scripts_are_bounded() {
+        let dir = TempDir::new("open-files-bound");
+        let stamp = Watches::get().expect("inotify").stamp([(dir.path(), None)]).expect("watch");
+        let files = OpenFiles::default();
+        for i in 0..=MAX_SCRIPTS {
+            files.insert_script(
+                &format!("{i}.php"),
+                dir.path().join(format!("{i}.php")),
+                dir.path().into(),
+                stamp.clone(),
+            );
+        }
+        // Other tests' sweeps may drop entries meanwhile (they sweep every cache): only fewer.
+        assert!(lock(&files.0.scripts).len() <= MAX_SCRIPTS, "more than {MAX_SCRIPTS} held");
     }
 }

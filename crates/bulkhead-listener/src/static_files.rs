@@ -165,7 +165,7 @@ pub async fn serve(root: &Arc<StaticRoot>, req: &StaticRequest<'_>) -> Outcome {
         return status(StatusCode::NOT_FOUND, HIDDEN);
     }
     if let Some((pool, script, path_info)) = handled_script(root, &rel) {
-        return match find_script(root, &script) {
+        return match script_file(root, &script) {
             Ok((filename, document_root)) => {
                 let name = script_name(req.path, req.rest, &script);
                 Outcome::Handler(pool, Script { filename, name, path_info, document_root })
@@ -623,6 +623,30 @@ fn handled_script(root: &StaticRoot, rel: &Path) -> Option<(Arc<str>, PathBuf, S
         }
     }
     None
+}
+
+/// [`find_script`] through the route's held scripts: a script resolved before, whose
+/// directories have not changed since, costs no system call. A new one is held when inotify
+/// watches its way down (the stamp is taken after the lookup, and the path must still resolve
+/// to the same file after it, else a change in between could be missed).
+#[allow(clippy::result_large_err)]
+fn script_file(root: &StaticRoot, script: &Path) -> Result<(PathBuf, PathBuf), Found> {
+    let key = script.to_str();
+    if let Some(held) = key.and_then(|k| root.files.script(k)) {
+        return Ok((held.filename.clone(), held.document_root.clone()));
+    }
+    let (filename, document_root) = find_script(root, script)?;
+    if let (Some(key), Some(watches)) = (key, crate::watch::Watches::get()) {
+        let requested = root.root.join(script);
+        let dirs = crate::watch::dirs_of(&root.root, &requested, &filename, false);
+        let stamp = watches.stamp(dirs.iter().map(|(d, n)| (d.as_path(), n.as_deref())));
+        if let Some(stamp) = stamp {
+            if find_script(root, script).is_ok_and(|(again, _)| again == filename) {
+                root.files.insert_script(key, filename.clone(), document_root.clone(), stamp);
+            }
+        }
+    }
+    Ok((filename, document_root))
 }
 
 /// A handled script's file and the root it is under (canonical), or why it is refused.
