@@ -388,28 +388,28 @@ pub(crate) mod tests {
     #[test]
     fn a_stamp_goes_stale_on_a_write_a_create_a_rename_and_a_chmod_but_not_on_a_read() {
         let w = Watches::get().expect("inotify");
-        let dir = TempDir::new("watch");
-        let file = dir.path().join("a.txt");
-        std::fs::write(&file, "a").unwrap();
-        type Change<'a> = (&'static str, Box<dyn Fn() + 'a>);
-        let changes: [Change<'_>; 4] = [
-            ("write", Box::new(|| std::fs::write(&file, "b").unwrap())),
-            ("create", Box::new(|| std::fs::write(dir.path().join("new.txt"), "n").unwrap())),
-            ("rename", Box::new(|| std::fs::rename(dir.path().join("new.txt"), dir.path().join("n2.txt")).unwrap())),
-            (
-                "chmod",
-                Box::new(|| {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap()
-                }),
-            ),
+        type Change = (&'static str, fn(&Path));
+        let changes: [Change; 4] = [
+            ("write", |d| std::fs::write(d.join("a.txt"), "b").unwrap()),
+            ("create", |d| std::fs::write(d.join("new.txt"), "n").unwrap()),
+            ("rename", |d| std::fs::rename(d.join("old.txt"), d.join("n2.txt")).unwrap()),
+            ("chmod", |d| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(d.join("a.txt"), std::fs::Permissions::from_mode(0o600)).unwrap()
+            }),
         ];
         for (what, change) in changes {
+            // A directory of its own for each change, its files written before the first stamp
+            // adds its watch: no event of an earlier change can arrive late and stale this one
+            // (a create's close-write could, in one shared directory).
+            let dir = TempDir::new("watch");
+            std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+            std::fs::write(dir.path().join("old.txt"), "o").unwrap();
             let s = w.stamp([(dir.path(), None)]).expect("watch");
             // Reading and opening are not changes: the stamp holds through them.
-            let _ = std::fs::read(&file).unwrap();
+            let _ = std::fs::read(dir.path().join("a.txt")).unwrap();
             assert!(w.fresh(&s), "{what}: fresh after a read");
-            change();
+            change(dir.path());
             assert!(until_stale(w, &s), "{what}: the stamp never went stale");
         }
     }
