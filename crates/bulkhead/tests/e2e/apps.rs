@@ -482,6 +482,25 @@ fn php_example_survives_kill_9_and_recycle() {
     });
 }
 
+/// Four clients send POSTs while the one-process `pool` is recycled ten times: every POST is
+/// answered by the app.
+fn ten_recycles_lose_no_post(server: &Server, pool: &str, hello_text: &'static str) {
+    let load = Load::start(server, 4, Mix::Posts, hello_text);
+    load.wait_more(20, "POSTs to flow before the recycles");
+    for _ in 0..10 {
+        recycle(server, pool, 1);
+        load.wait_more(20, "POSTs answered after a recycle");
+    }
+    let total = load.done();
+    let failures = load.stop();
+    assert!(
+        failures.is_empty(),
+        "{} of {total} POSTs failed during 10 recycles: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
 /// A native worker (`bulkhead_worker::serve`) drained by a recycle while POSTs stream in must
 /// answer every one of them: per docs/protocol.md it sends GOAWAY with the last stream it will
 /// serve, and any stream above that "was never started and is retried elsewhere".
@@ -500,20 +519,7 @@ fn a_native_worker_drained_by_a_recycle_loses_no_post() {
     let server = Server::start(dir, &config);
     let hello_text = "hello from axum pid=";
     hello(&server, hello_text);
-    let load = Load::start(&server, 4, Mix::Posts, hello_text);
-    load.wait_more(20, "POSTs to flow before the recycles");
-    for _ in 0..10 {
-        recycle(&server, "axum", 1);
-        load.wait_more(20, "POSTs answered after a recycle");
-    }
-    let total = load.done();
-    let failures = load.stop();
-    assert!(
-        failures.is_empty(),
-        "{} of {total} POSTs failed during 10 recycles: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    ten_recycles_lose_no_post(&server, "axum", hello_text);
 }
 
 /// The same for a plain HTTP/1.1 worker: gunicorn recycled while POSTs stream in must answer
@@ -534,18 +540,5 @@ fn a_plain_http_worker_drained_by_a_recycle_loses_no_post() {
     let server = Server::start(dir, &config);
     let hello_text = "hello from gunicorn pid=";
     hello(&server, hello_text);
-    let load = Load::start(&server, 4, Mix::Posts, hello_text);
-    load.wait_more(20, "POSTs to flow before the recycles");
-    for _ in 0..10 {
-        recycle(&server, "wsgi", 1);
-        load.wait_more(20, "POSTs answered after a recycle");
-    }
-    let total = load.done();
-    let failures = load.stop();
-    assert!(
-        failures.is_empty(),
-        "{} of {total} POSTs failed during 10 recycles: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    ten_recycles_lose_no_post(&server, "wsgi", hello_text);
 }
