@@ -91,13 +91,9 @@ use crate::static_files::{self, StaticRequest};
 
 /// What an `execute` route tells the built-in host besides the request.
 struct HostRoute {
-    kind: Execute,
+    route: Arc<crate::routing::ExecuteRoute>,
     /// The program, for `execute = "cgi"`.
     script: Option<static_files::Script>,
-    timeout: std::time::Duration,
-    /// For `execute = "extension"`: the library and filters, as header values.
-    library: Option<HeaderValue>,
-    filters: Vec<HeaderValue>,
 }
 
 impl HostRoute {
@@ -110,12 +106,13 @@ impl HostRoute {
                 headers.insert(HeaderName::from_static(name), value);
             }
         };
-        let kind = match self.kind {
+        let route = &*self.route;
+        let kind = match route.kind {
             Execute::Cgi => host::EXECUTE_CGI,
             Execute::Extension => host::EXECUTE_EXTENSION,
         };
         set(host::EXECUTE, kind.to_string());
-        set(host::TIMEOUT_MS, self.timeout.as_millis().to_string());
+        set(host::TIMEOUT_MS, route.timeout.as_millis().to_string());
         set(host::REMOTE, format!("{} {}", remote.ip().to_canonical(), remote.port()));
         set(host::LOCAL, format!("{} {}", local.ip().to_canonical(), local.port()));
         if let Some(s) = self.script {
@@ -126,11 +123,11 @@ impl HostRoute {
                 set(host::PATH_INFO, host::encode(s.path_info.as_bytes()));
             }
         }
-        if let Some(library) = self.library {
-            headers.insert(HeaderName::from_static(host::LIBRARY), library);
+        if let Some(library) = &route.library {
+            headers.insert(HeaderName::from_static(host::LIBRARY), library.clone());
         }
-        for filter in self.filters {
-            headers.append(HeaderName::from_static(host::FILTER), filter);
+        for filter in &route.filters {
+            headers.append(HeaderName::from_static(host::FILTER), filter.clone());
         }
     }
 }
@@ -363,14 +360,9 @@ impl Exchange<'_> {
                     Some(Ok(script)) => Some(script),
                     Some(Err((code, substatus))) => return (plain(code), substatus),
                 };
-                let host = HostRoute {
-                    kind: exec.kind,
-                    script,
-                    timeout: exec.timeout,
-                    library: exec.library.clone(),
-                    filters: exec.filters.clone(),
-                };
-                self.send_to_pool(req, exec.pool.clone(), None, None, Some(host)).await
+                let pool = exec.pool.clone();
+                let host = HostRoute { route: Arc::clone(exec), script };
+                self.send_to_pool(req, pool, None, None, Some(host)).await
             }
             Action::Static(root) => {
                 let sreq = StaticRequest {
