@@ -413,15 +413,21 @@ fn axum_binary() -> PathBuf {
     path
 }
 
-#[test]
-fn axum_app_serves_is_replaced_and_recycles() {
-    // Copied into the test dir, where the pool's user can run it wherever the checkout lives.
+/// The axum example served from its config, its binary copied into the test dir (where the
+/// pool's user can run it wherever the checkout lives), and its hello answered.
+fn axum_server() -> (Server, &'static str) {
     let built = axum_binary();
     let (dir, config) = example("axum", &[("\"../../target/release/examples/axum\"", "\"./axum-app\"")]);
     std::fs::copy(&built, dir.join("axum-app")).expect("copy the axum example");
     let server = Server::start(dir, &config);
     let hello_text = "hello from axum pid=";
     hello(&server, hello_text);
+    (server, hello_text)
+}
+
+#[test]
+fn axum_app_serves_is_replaced_and_recycles() {
+    let (server, hello_text) = axum_server();
     echo(&server);
 
     // axum's typed route parameter and JSON extractor, and their own rejections.
@@ -513,12 +519,7 @@ fn ten_recycles_lose_no_post(server: &Server, pool: &str, hello_text: &'static s
 /// be sent to it).
 #[test]
 fn a_native_worker_drained_by_a_recycle_loses_no_post() {
-    let built = axum_binary();
-    let (dir, config) = example("axum", &[("\"../../target/release/examples/axum\"", "\"./axum-app\"")]);
-    std::fs::copy(&built, dir.join("axum-app")).expect("copy the axum example");
-    let server = Server::start(dir, &config);
-    let hello_text = "hello from axum pid=";
-    hello(&server, hello_text);
+    let (server, hello_text) = axum_server();
     ten_recycles_lose_no_post(&server, "axum", hello_text);
 }
 
