@@ -65,8 +65,10 @@ pub fn pool_credentials(pool: &bulkhead_config::Pool, allow_root: bool) -> Resul
 }
 
 /// Refuses a pool that would run as root without saying so: the message names the key to set.
+/// A pool that `connect`s to a FastCGI server it does not run starts no process, so it runs
+/// nothing as anyone (its `user` is warned about at validation, never required).
 pub fn check_pool(pool: &bulkhead_config::Pool, as_root: bool, allow_root: bool) -> Result<(), String> {
-    if as_root && pool.user.is_none() && !allow_root {
+    if as_root && pool.user.is_none() && !allow_root && pool.connect.is_none() {
         let name = &pool.name;
         return Err(format!(
             "pool {name:?}: refusing to run its workers as root: set user = \"<an unprivileged user>\" in \
@@ -195,6 +197,13 @@ mod tests {
         assert!(check_pool(&pool(Some("www-data")), true, false).is_ok());
         assert!(check_pool(&pool(None), false, false).is_ok(), "not root: runs as whoever started it");
         assert!(check_pool(&pool(None), true, true).is_ok(), "explicitly allowed by the binary");
+    }
+
+    #[test]
+    fn a_pool_that_connects_to_a_server_it_does_not_run_needs_no_user() {
+        let text = "[pools.php]\nkind = \"fastcgi\"\nconnect = \"/run/php/fpm.sock\"\n";
+        let p = bulkhead_config::parse(text, "t", Path::new("/")).unwrap().pools.remove("php").unwrap();
+        assert!(check_pool(&p, true, false).is_ok(), "it starts no process as root");
     }
 
     #[test]
