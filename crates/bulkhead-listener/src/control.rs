@@ -273,7 +273,7 @@ impl Control {
                         info.pid,
                         info.address
                     );
-                    queue.worker_up(Worker::new(&info));
+                    queue.worker_up(Worker::new(&info, queue.keeping()));
                 }
                 ManagerToListener::WorkerDraining { pool, worker } => match self.shared.pool(&pool) {
                     Some(q) => q.worker_draining(worker),

@@ -83,7 +83,8 @@ pub struct Failure {
 }
 
 impl Worker {
-    pub fn new(info: &WorkerInfo) -> Arc<Worker> {
+    /// `keeping`: what the FastCGI workers of the pool share (unused by other protocols).
+    pub fn new(info: &WorkerInfo, keeping: &Arc<fastcgi::Keeping>) -> Arc<Worker> {
         let transport = match info.protocol {
             bulkhead_proto::Protocol::Http => {
                 AnyTransport::Http1(http1::Http1Transport::new(info.worker, info.address.clone(), info.concurrency))
@@ -91,9 +92,12 @@ impl Worker {
             bulkhead_proto::Protocol::Native => {
                 AnyTransport::Native(native::NativeTransport::new(info.worker, info.address.clone()))
             }
-            bulkhead_proto::Protocol::Fastcgi => {
-                AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(info.worker, &info.pool, info.address.clone()))
-            }
+            bulkhead_proto::Protocol::Fastcgi => AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(
+                info.worker,
+                &info.pool,
+                info.address.clone(),
+                (info.concurrency <= 1).then_some(keeping),
+            )),
         };
         Arc::new(Worker {
             id: info.worker,
@@ -106,7 +110,7 @@ impl Worker {
 
     /// The one worker of a pool whose FastCGI server Bulkhead does not run (`connect`).
     pub fn external(pool: &str, address: WorkerAddress, concurrency: u32) -> Worker {
-        let transport = AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(EXTERNAL, pool, address));
+        let transport = AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(EXTERNAL, pool, address, None));
         Worker { id: EXTERNAL, pid: 0, concurrency: concurrency.max(1), external: true, transport }
     }
 

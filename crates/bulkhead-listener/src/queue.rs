@@ -26,6 +26,7 @@ use std::time::Duration;
 use bulkhead_proto::{ListenerToManager, PoolRefusal, WorkerId};
 use tokio::sync::oneshot;
 
+use crate::dispatch::fastcgi::Keeping;
 use crate::dispatch::Worker;
 use crate::error::QueueError;
 use crate::to_manager::ControlTx;
@@ -42,6 +43,8 @@ pub struct RequestQueue {
     request_buffering: AtomicBool,
     /// The pool is `kind = "fastcgi"`: requests carry their CGI facts.
     fastcgi: AtomicBool,
+    /// What the pool's FastCGI workers share about kept connections.
+    keeping: Arc<Keeping>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +118,13 @@ impl RequestQueue {
             response_timeout_ms: AtomicU64::new(0),
             request_buffering: AtomicBool::new(true),
             fastcgi: AtomicBool::new(false),
+            keeping: Arc::default(),
         })
+    }
+
+    /// What the pool's FastCGI workers share about kept connections ([`Worker::new`]).
+    pub fn keeping(&self) -> &Arc<Keeping> {
+        &self.keeping
     }
 
     /// The pool's `response_timeout` (zero = none); read on every request, so kept outside the

@@ -1,10 +1,28 @@
 //! FastCGI to a responder (php-cgi, php-fpm) over a unix socket or TCP port: the
 //! [`Transport`] for `kind = "fastcgi"` pools (`Protocol::Fastcgi`).
 //!
-//! One connection per request, request id 1, no `FCGI_KEEP_CONN` (nginx's default): the
-//! responders of a pool share one listening socket, so a kept connection would pin one process
-//! to one listener slot, and a php-cgi that exits after `PHP_FCGI_MAX_REQUESTS` would leave
-//! kept connections dead. A connect on a unix socket costs microseconds.
+//! Request id 1, one request at a time on a connection. **Kept connections** (`FCGI_KEEP_CONN`,
+//! which php-cgi and php-fpm both honour): a worker whose concurrency is 1 (the default for
+//! `fastcgi` pools) keeps its connection open after a response read to its `FCGI_END_REQUEST`,
+//! and its next bodiless GET or HEAD goes on it: no `socket`/`connect`/`close` here nor
+//! `accept`/`close` in PHP per request (bench/php: 0.89× nginx + php-fpm without, 1.23× with).
+//! The rules that make this safe with responders that share one listening socket:
+//! - A kept connection holds one responder process in its read of the next request. So each
+//!   worker keeps at most one, and only when it takes one request at a time: then a pool never
+//!   has more connections open than it has workers, and every fresh connection finds a process
+//!   that will accept it. With `concurrency` above 1 (a php-fpm behind `connect`, a php-cgi
+//!   with `PHP_FCGI_CHILDREN`) a kept connection could hold the last free process while a fresh
+//!   one waits behind it for ever, so nothing is kept there (nginx's default).
+//! - A request that does not ride the kept connection (a body, a method other than GET or
+//!   HEAD) closes it first, for the same reason, and goes on a fresh connection that is closed
+//!   after it.
+//! - A kept connection can be dead (php-cgi exits after `PHP_FCGI_MAX_REQUESTS`, right after its
+//!   last answer). It is checked when taken (a read that would block: still open), and when it
+//!   still fails before a single record comes back, the request is sent once more on a fresh
+//!   connection: a responder that had taken it would have answered or died with it, and only a
+//!   GET or HEAD, which may run twice, is ever on a kept connection.
+//! - A draining or removed worker closes its kept connection ([`Transport::close_idle`]); a
+//!   response cut short (the client left) closes its connection instead of keeping it.
 //!
 //! The request: `FCGI_BEGIN_REQUEST` and the CGI/1.1 variables as `FCGI_PARAMS` in one write
 //! ([`params`]), then the body streamed as `FCGI_STDIN` records by a small task, chunk by
@@ -36,13 +54,14 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll};
 
 use bulkhead_proto::{WorkerAddress, WorkerId};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -88,11 +107,111 @@ pub struct FastcgiTransport {
     worker: WorkerId,
     pool: Arc<str>,
     address: WorkerAddress,
+    /// The kept connection (`FCGI_KEEP_CONN`), when the worker takes one request at a time.
+    kept: Option<Arc<KeptConn>>,
+    /// Whether this worker counts in its pool's [`Keeping::retiring`] (it was closed).
+    retiring: AtomicBool,
+}
+
+/// One connection to a responder, both halves.
+struct Conn {
+    reader: Reader,
+    wr: WriteHalf,
+}
+
+/// What the kept connections of one pool's workers share: they all reach the same processes
+/// through one listening socket, so a connection one worker keeps may hold another worker's
+/// process. Held by the pool's queue.
+#[derive(Default)]
+pub struct Keeping {
+    /// Workers of the pool that are draining or stopped and not dropped yet. While there is one,
+    /// nothing is kept: its process must be found in `accept` (or in a request) by the
+    /// `SIGTERM` that stops it, not in the read of a kept connection (php-cgi retries that read
+    /// through the signal and would wait there for the stop time limit).
+    retiring: AtomicU32,
+    conns: Mutex<Vec<Weak<KeptConn>>>,
+}
+
+impl Keeping {
+    fn paused(&self) -> bool {
+        self.retiring.load(Ordering::SeqCst) > 0
+    }
+
+    fn register(&self, kept: &Arc<KeptConn>) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.retain(|k| k.strong_count() > 0);
+        conns.push(Arc::downgrade(kept));
+    }
+
+    /// A worker of the pool retires: every idle kept connection of the pool is closed now.
+    fn retire(&self) {
+        self.retiring.fetch_add(1, Ordering::SeqCst);
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for kept in conns.iter().filter_map(Weak::upgrade) {
+            drop(kept.lock().take());
+        }
+    }
+
+    fn retired(&self) {
+        self.retiring.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A worker's one kept connection, shared with the response body that has it lent.
+struct KeptConn {
+    idle: Mutex<Option<Conn>>,
+    closed: AtomicBool,
+    keeping: Arc<Keeping>,
+}
+
+impl KeptConn {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a request may go on a kept connection now.
+    fn open(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed) && !self.keeping.paused()
+    }
+
+    /// The idle connection, if there is one the responder has not closed.
+    fn take(&self) -> Option<Conn> {
+        let conn = self.lock().take()?;
+        // Nothing may arrive on an idle connection: readable means closed (or garbage).
+        let mut byte = [0u8; 1];
+        match conn.reader.rd.try_read(&mut byte) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && conn.reader.buf.is_empty() => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// Keeps a connection whose response was read to its `FCGI_END_REQUEST`. The check is made
+    /// under the slot's lock, which [`Keeping::retire`] takes after it counts: either this sees
+    /// the pause, or the retire closes what this kept.
+    fn give_back(&self, conn: Conn) {
+        let mut idle = self.lock();
+        if self.open() && conn.reader.buf.is_empty() {
+            *idle = Some(conn);
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        drop(self.lock().take());
+    }
 }
 
 impl FastcgiTransport {
-    pub fn new(worker: WorkerId, pool: &str, address: WorkerAddress) -> Self {
-        FastcgiTransport { worker, pool: Arc::from(pool), address }
+    /// `keeping`: keep a connection between requests, with the pool's other workers (only for a
+    /// worker the manager runs whose concurrency is 1; see the module doc).
+    pub fn new(worker: WorkerId, pool: &str, address: WorkerAddress, keeping: Option<&Arc<Keeping>>) -> Self {
+        let kept = keeping.map(|keeping| {
+            let kept =
+                Arc::new(KeptConn { idle: Mutex::new(None), closed: AtomicBool::new(false), keeping: keeping.clone() });
+            keeping.register(&kept);
+            kept
+        });
+        FastcgiTransport { worker, pool: Arc::from(pool), address, kept, retiring: AtomicBool::new(false) }
     }
 
     fn fail(&self, sent: bool, reason: impl std::fmt::Display) -> DispatchError {
@@ -126,30 +245,157 @@ impl FastcgiTransport {
 impl Transport for FastcgiTransport {
     type Body = FastcgiBody;
 
-    /// Nothing is kept open between requests.
-    fn close_idle(&self) {}
+    /// Closes the kept connection, if any, and keeps none from now on; the pool's other workers
+    /// keep none either until this one is dropped (see [`Keeping::retiring`]).
+    fn close_idle(&self) {
+        if let Some(kept) = &self.kept {
+            kept.close();
+            if !self.retiring.swap(true, Ordering::SeqCst) {
+                kept.keeping.retire();
+            }
+        }
+    }
 
     async fn send(&self, request: Request<RequestBody>) -> Result<Response<FastcgiBody>, Failure> {
-        let (rd, mut wr) = match self.connect().await {
-            Ok(halves) => halves,
-            Err(error) => return Err(Failure { error, request: Some(request) }),
-        };
+        let empty = request.body().is_end_stream();
+        let kept = self.kept.as_ref();
+        let keep = kept.filter(|k| empty && matches!(*request.method(), Method::GET | Method::HEAD) && k.open());
+        if keep.is_none() {
+            // The idle kept connection pins a responder process in its read; the fresh
+            // connection this request needs may need that very process.
+            if let Some(k) = kept {
+                drop(k.take());
+            }
+        }
         let (parts, body) = request.into_parts();
         let mut out = BytesMut::with_capacity(2048);
-        record::begin_request(&mut out, ID, false);
+        record::begin_request(&mut out, ID, keep.is_some());
         params(&mut out, &parts);
-        let empty = body.is_end_stream();
         if empty {
             out.put_slice(&record::header(STDIN, ID, 0, 0));
         }
+        if let Some(kept) = keep {
+            return match self.send_kept(kept, &out).await {
+                Ok(response) => Ok(response),
+                Err(Unsent(error)) => Err(Failure { error, request: Some(Request::from_parts(parts, body)) }),
+                Err(Sent(error)) => Err(Failure { error, request: None }),
+            };
+        }
+        let (rd, mut wr) = match self.connect().await {
+            Ok(halves) => halves,
+            Err(error) => return Err(Failure { error, request: Some(Request::from_parts(parts, body)) }),
+        };
         if let Err(e) = wr.write_all(&out).await {
             let error = self.fail(false, format_args!("writing the request: {e}"));
             return Err(Failure { error, request: Some(Request::from_parts(parts, body)) });
         }
-        let mut pump = (!empty).then(|| Pump(tokio::spawn(stdin(wr, body))));
+        // The writing half is dropped as soon as the input is written (here without a body, by
+        // the pump after it), which shuts it down (`SHUT_WR`): PHP's `fcgi_close` reads a
+        // connection that is not kept to its end before it closes it and accepts the next, so
+        // an early end of input spares its process a wait for this side to close.
+        let mut pump = if empty {
+            drop(wr);
+            None
+        } else {
+            Some(Pump(tokio::spawn(stdin(wr, body))))
+        };
+        let mut reader = Reader::new(rd);
+        match self.read_head(&mut reader, &mut pump).await {
+            Ok((resp, first)) => Ok(resp.map(|()| FastcgiBody::new(reader, first, pump, None, self))),
+            Err(e) => Err(self.head_failure(e)),
+        }
+    }
+}
+
+impl Drop for FastcgiTransport {
+    fn drop(&mut self) {
+        if let (Some(kept), true) = (&self.kept, *self.retiring.get_mut()) {
+            kept.keeping.retired();
+        }
+    }
+}
+
+/// Why [`FastcgiTransport::send_kept`] failed.
+enum KeptFailure {
+    /// Nothing reached a responder: the request can go elsewhere.
+    Unsent(DispatchError),
+    /// The responder had it.
+    Sent(DispatchError),
+}
+use KeptFailure::{Sent, Unsent};
+
+/// Why no response head was read.
+enum HeadError {
+    /// The connection ended or failed before a single record came back.
+    Nothing(String),
+    /// The responder answered something that is not a response head, or ended inside it.
+    Bad(String),
+    /// The client's request body failed (too large, stalled, reset).
+    ClientBody(BoxError),
+}
+
+impl FastcgiTransport {
+    fn failure(&self, reason: impl std::fmt::Display) -> Failure {
+        tracing::warn!("pool {:?}: FastCGI worker {}: {reason}", &*self.pool, self.worker);
+        Failure { error: self.fail(true, reason), request: None }
+    }
+
+    fn head_failure(&self, e: HeadError) -> Failure {
+        match e {
+            HeadError::Nothing(why) | HeadError::Bad(why) => self.failure(why),
+            HeadError::ClientBody(e) => Failure { error: DispatchError::ClientBody(e.to_string()), request: None },
+        }
+    }
+
+    /// A bodiless GET or HEAD (`out`, its whole request) on the kept connection, or on a fresh
+    /// one that is kept afterwards. A kept connection can be dead without this side knowing yet
+    /// (php-cgi exits after `PHP_FCGI_MAX_REQUESTS`, just after its last answer): when writing
+    /// fails on it, or it ends before a single record comes back, the responder never began
+    /// the request (one that takes a request answers, or dies with it: only a GET or HEAD, which
+    /// may be run twice, rides a kept connection), and it is sent once more on a fresh one.
+    async fn send_kept(&self, kept: &Arc<KeptConn>, out: &[u8]) -> Result<Response<FastcgiBody>, KeptFailure> {
+        let mut idle = kept.take();
+        loop {
+            let reused = idle.is_some();
+            let Conn { mut reader, mut wr } = match idle.take() {
+                Some(conn) => conn,
+                None => {
+                    let (rd, wr) = self.connect().await.map_err(Unsent)?;
+                    Conn { reader: Reader::new(rd), wr }
+                }
+            };
+            if let Err(e) = wr.write_all(out).await {
+                if reused {
+                    continue;
+                }
+                return Err(Unsent(self.fail(false, format_args!("writing the request: {e}"))));
+            }
+            match self.read_head(&mut reader, &mut None).await {
+                Ok((resp, first)) => {
+                    let keep = Some((wr, kept.clone()));
+                    return Ok(resp.map(|()| FastcgiBody::new(reader, first, None, keep, self)));
+                }
+                Err(HeadError::Nothing(why)) if reused => {
+                    tracing::debug!(
+                        "pool {:?}: kept FastCGI connection was closed ({why}); sending again",
+                        &*self.pool
+                    );
+                }
+                Err(e) => return Err(Sent(self.head_failure(e).error)),
+            }
+        }
+    }
+
+    /// Reads records up to the end of the CGI header block: the response head and what came
+    /// after the block in the same record. STDERR records are logged on the way.
+    async fn read_head(
+        &self,
+        reader: &mut Reader,
+        pump: &mut Option<Pump>,
+    ) -> Result<(Response<()>, Bytes), HeadError> {
         let mut pumping = pump.is_some();
-        let mut reader = Reader { rd, buf: BytesMut::with_capacity(READ_CHUNK) };
         let mut head = BytesMut::new();
+        let mut records = 0u32;
         loop {
             let next = match pump.as_mut() {
                 Some(Pump(task)) if pumping => tokio::select! {
@@ -157,7 +403,7 @@ impl Transport for FastcgiTransport {
                     done = task => {
                         pumping = false;
                         if let Ok(Err(BodyFailed(e))) = done {
-                            return Err(Failure { error: DispatchError::ClientBody(e.to_string()), request: None });
+                            return Err(HeadError::ClientBody(e));
                         }
                         continue;
                     }
@@ -166,9 +412,14 @@ impl Transport for FastcgiTransport {
             };
             let record = match next {
                 Ok(Some(r)) => r,
-                Ok(None) => return Err(self.failure("closed the connection before any response header")),
-                Err(e) => return Err(self.failure(e)),
+                Ok(None) if records == 0 => {
+                    return Err(HeadError::Nothing("closed the connection before any response header".into()))
+                }
+                Ok(None) => return Err(HeadError::Bad("closed the connection before any response header".into())),
+                Err(e) if records == 0 && reader.buf.is_empty() => return Err(HeadError::Nothing(e.to_string())),
+                Err(e) => return Err(HeadError::Bad(e.to_string())),
             };
+            records += 1;
             match record.kind {
                 record::STDOUT if !record.content.is_empty() => {
                     let whole = if head.is_empty() {
@@ -178,29 +429,19 @@ impl Transport for FastcgiTransport {
                         head.split().freeze()
                     };
                     match cgi_head(&whole) {
-                        Ok(Some((resp, used))) => {
-                            let body = FastcgiBody::new(reader, whole.slice(used..), pump, self);
-                            return Ok(resp.map(|()| body));
-                        }
+                        Ok(Some((resp, used))) => return Ok((resp, whole.slice(used..))),
                         Ok(None) if whole.len() > MAX_HEAD => {
-                            return Err(self.failure(format_args!("CGI header block longer than {MAX_HEAD} bytes")))
+                            return Err(HeadError::Bad(format!("CGI header block longer than {MAX_HEAD} bytes")))
                         }
                         Ok(None) => head.extend_from_slice(&whole),
-                        Err(e) => return Err(self.failure(e)),
+                        Err(e) => return Err(HeadError::Bad(e)),
                     }
                 }
                 record::STDERR => log_stderr(&self.pool, self.worker, &record.content),
-                record::END_REQUEST => return Err(self.failure(ended_without_head(&record, head.is_empty()))),
+                record::END_REQUEST => return Err(HeadError::Bad(ended_without_head(&record, head.is_empty()))),
                 _ => {}
             }
         }
-    }
-}
-
-impl FastcgiTransport {
-    fn failure(&self, reason: impl std::fmt::Display) -> Failure {
-        tracing::warn!("pool {:?}: FastCGI worker {}: {reason}", &*self.pool, self.worker);
-        Failure { error: self.fail(true, reason), request: None }
     }
 }
 
@@ -413,6 +654,10 @@ struct Reader {
 }
 
 impl Reader {
+    fn new(rd: ReadHalf) -> Self {
+        Reader { rd, buf: BytesMut::with_capacity(READ_CHUNK) }
+    }
+
     /// The next whole record; `None` at end of stream.
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Record>>> {
         loop {
@@ -437,19 +682,46 @@ impl Reader {
     }
 }
 
-/// A FastCGI response body: STDOUT records as they arrive, until `FCGI_END_REQUEST`.
+/// A FastCGI response body: STDOUT records as they arrive, until `FCGI_END_REQUEST`; then the
+/// connection goes back to its worker when it is a kept one.
 pub struct FastcgiBody {
-    reader: Reader,
+    /// `None` once the connection went back to be kept.
+    reader: Option<Reader>,
     first: Bytes,
     done: bool,
     _pump: Option<Pump>,
+    /// The writing half and where to give the connection back, on a kept connection.
+    keep: Option<(WriteHalf, Arc<KeptConn>)>,
     pool: Arc<str>,
     worker: WorkerId,
 }
 
 impl FastcgiBody {
-    fn new(reader: Reader, first: Bytes, pump: Option<Pump>, t: &FastcgiTransport) -> Self {
-        FastcgiBody { reader, first, done: false, _pump: pump, pool: t.pool.clone(), worker: t.worker }
+    fn new(
+        reader: Reader,
+        first: Bytes,
+        pump: Option<Pump>,
+        keep: Option<(WriteHalf, Arc<KeptConn>)>,
+        t: &FastcgiTransport,
+    ) -> Self {
+        FastcgiBody {
+            reader: Some(reader),
+            first,
+            done: false,
+            _pump: pump,
+            keep,
+            pool: t.pool.clone(),
+            worker: t.worker,
+        }
+    }
+
+    /// The request ended as it should: a kept connection can take the next one.
+    fn ended(&mut self, end: &Record) {
+        self.done = true;
+        let complete = matches!(record::end_request(&end.content), Ok((_, 0)));
+        if let (true, Some((wr, kept)), Some(reader)) = (complete, self.keep.take(), self.reader.take()) {
+            kept.give_back(Conn { reader, wr });
+        }
     }
 }
 
@@ -463,7 +735,8 @@ impl Body for FastcgiBody {
             return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.first)))));
         }
         while !this.done {
-            let record = match ready!(this.reader.poll_next(cx)) {
+            let Some(reader) = this.reader.as_mut() else { break };
+            let record = match ready!(reader.poll_next(cx)) {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     this.done = true;
@@ -482,7 +755,7 @@ impl Body for FastcgiBody {
                     return Poll::Ready(Some(Ok(Frame::data(record.content))))
                 }
                 record::STDERR => log_stderr(&this.pool, this.worker, &record.content),
-                record::END_REQUEST => this.done = true,
+                record::END_REQUEST => this.ended(&record),
                 _ => {}
             }
         }
@@ -508,6 +781,15 @@ enum ReadHalf {
 enum WriteHalf {
     Unix(unix::OwnedWriteHalf),
     Tcp(tcp::OwnedWriteHalf),
+}
+
+impl ReadHalf {
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ReadHalf::Unix(r) => r.try_read(buf),
+            ReadHalf::Tcp(r) => r.try_read(buf),
+        }
+    }
 }
 
 impl AsyncRead for ReadHalf {

@@ -6,14 +6,18 @@ use bulkhead_proto::{Protocol, WorkerAddress, WorkerInfo};
 use tokio::sync::mpsc;
 
 fn worker(id: u64, concurrency: u32) -> Arc<Worker> {
-    Worker::new(&WorkerInfo {
-        pool: "api".into(),
-        worker: WorkerId(id),
-        pid: 1000 + id as u32,
-        address: WorkerAddress::Unix(format!("/nonexistent/api.w{id}.sock").into()),
-        protocol: Protocol::Http,
-        concurrency,
-    })
+    let keeping = Arc::default();
+    Worker::new(
+        &WorkerInfo {
+            pool: "api".into(),
+            worker: WorkerId(id),
+            pid: 1000 + id as u32,
+            address: WorkerAddress::Unix(format!("/nonexistent/api.w{id}.sock").into()),
+            protocol: Protocol::Http,
+            concurrency,
+        },
+        &keeping,
+    )
 }
 
 fn queue(len: u32, timeout_ms: u64) -> (Arc<RequestQueue>, mpsc::UnboundedReceiver<ListenerToManager>) {

@@ -6,7 +6,9 @@
 //! a missing script as the static 404 without PHP ever starting, php-cgi's own exit after
 //! `PHP_FCGI_MAX_REQUESTS` counted as a recycle, not a crash, and a pool that `connect`s to a
 //! php-cgi the test runs itself (`php-cgi -b`): routed to, shown as not managed, and a 502 once
-//! that server is gone; and `examples/php` from its own config: a form with an upload, a cookie
+//! that server is gone; the connection kept between GETs (`FCGI_KEEP_CONN`), let go for a POST,
+//! no request lost when every php-cgi exits after each answer, and a recycle under load that
+//! stops every old php-cgi at once; and `examples/php` from its own config: a form with an upload, a cookie
 //! and a session that counts visits. Skips visibly without php-cgi.
 
 use std::process::{Child, Command, Stdio};
@@ -128,6 +130,149 @@ fn php_cgi_exiting_after_its_max_requests_is_a_recycle_not_a_crash() {
     let log = server.pool_log("php");
     assert!(log.matches("recycled, not a crash").count() >= 2, "{log}");
     assert!(!log.contains("rapid-fail"), "{log}");
+}
+
+/// The inodes of the connections accepted on the unix socket `path` that are open now (the
+/// accepting side carries the socket's path in `/proc/net/unix`; `St` 03 is connected).
+fn connections_on(path: &std::path::Path) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/unix").expect("read /proc/net/unix");
+    let path = path.to_string_lossy();
+    table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 8 && f[5] == "03" && f[7] == path).then(|| f[6].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_php_cgi_connection_is_kept_for_gets_and_let_go_for_a_post() {
+    if php_missing() {
+        skip!(Reason::Missing("php-cgi (apt-get install php-cgi)".into()));
+    }
+    let dir = TestDir::new("fastcgi-keep");
+    let config = php_site(&dir, "processes = 1\n");
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    let socket = server.state_dir.join("sockets/php.fcgi.sock");
+    assert_eq!(get(addr, "/info.php?a=1").status, 200);
+    let kept = connections_on(&socket);
+    assert_eq!(kept.len(), 1, "one connection kept open to the one php-cgi: {kept:?}");
+    // Every GET rides the same connection: one php-cgi, never a second connect.
+    for i in 0..5 {
+        let r = get(addr, &format!("/info.php?a={i}"));
+        assert_eq!((r.status, r.text().starts_with(&format!("a={i} "))), (200, true), "{}", r.text());
+        assert_eq!(connections_on(&socket), kept, "request {i} came on another connection");
+    }
+    let r = http::send(addr, "HEAD", "/info.php", &[("Host", "localhost")], b"");
+    assert_eq!(r.status, 200);
+    // A POST goes on a connection of its own, and the kept one is let go first: it holds the
+    // only php-cgi in its read, and the POST would wait for it for ever.
+    let form = [("Host", "localhost"), ("Content-Type", "application/x-www-form-urlencoded")];
+    let r = http::send(addr, "POST", "/post.php", &form, b"name=ada");
+    assert_eq!((r.status, r.text()), (200, "name=ada big=0 len=8".to_string()));
+    let r = get(addr, "/info.php?a=after");
+    assert_eq!((r.status, r.text().starts_with("a=after ")), (200, true), "{}", r.text());
+    let now = connections_on(&socket);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, kept, "the connection kept before the POST was closed");
+}
+
+#[test]
+fn kept_connections_to_php_cgis_that_exit_after_every_request_lose_no_request() {
+    if php_missing() {
+        skip!(Reason::Missing("php-cgi (apt-get install php-cgi)".into()));
+    }
+    let dir = TestDir::new("fastcgi-keep-exit");
+    // Each php-cgi exits after one request, just after its answer: every kept connection is
+    // closed under the listener, sometimes after it was taken for the next request.
+    let config = php_site(&dir, "processes = 2\nenv = { PHP_FCGI_MAX_REQUESTS = \"1\" }\n");
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    for i in 0..20 {
+        let r = get(addr, &format!("/info.php?a={i}"));
+        assert_eq!((r.status, r.text().starts_with(&format!("a={i} "))), (200, true), "request {i}: {}", r.text());
+    }
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            std::thread::spawn(move || {
+                (0..6)
+                    .map(|i| {
+                        let r = get(addr, &format!("/info.php?a={c}-{i}"));
+                        (r.status, r.text())
+                    })
+                    .filter(|(status, _)| *status != 200)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for client in clients {
+        let failed = client.join().expect("client thread");
+        assert!(failed.is_empty(), "requests failed: {failed:?}");
+    }
+    let log = server.pool_log("php");
+    assert!(!log.contains("crash 1 of") && !log.contains("rapid-fail"), "counted as a crash:\n{log}");
+}
+
+#[test]
+fn a_recycle_under_load_stops_every_old_php_cgi_at_once_and_answers_every_get() {
+    if php_missing() {
+        skip!(Reason::Missing("php-cgi (apt-get install php-cgi)".into()));
+    }
+    let dir = TestDir::new("fastcgi-keep-recycle");
+    // A php-cgi waiting in the read of a kept connection retries that read through SIGTERM:
+    // were a new worker's kept connection to hold an old process, that process would wait for
+    // this limit and be killed.
+    let config = php_site(&dir, "processes = 2\nshutdown_time_limit = \"300s\"\n");
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    assert_eq!(get(addr, "/info.php?a=first").status, 200);
+    wait_for("two php-cgi workers", Duration::from_secs(30), || server.worker_pids().len() == 2);
+    let before = server.worker_pids();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Two clients, so that both new workers keep connections while the old ones drain.
+    let loads: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut done, mut failed) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && done < 20_000 {
+                    let r = get(addr, &format!("/info.php?a={done}"));
+                    if r.status != 200 {
+                        failed.push((done, r.status, r.text()));
+                    }
+                    done += 1;
+                }
+                (done, failed)
+            })
+        })
+        .collect();
+    let config_path = server.config_path.clone().expect("config path");
+    let out = cli(&["pool", "recycle", "php", "--config", &config_path.display().to_string()]);
+    assert!(out.status.success(), "bulkhead pool recycle php: {}", String::from_utf8_lossy(&out.stderr));
+    // The load stops as soon as the new workers serve: a kept connection that holds an old
+    // process then stays idle, with nothing to wake that process but its connection's close.
+    wait_for("the new php-cgis to answer", Duration::from_secs(60), || {
+        server.worker_pids().iter().any(|p| !before.contains(p))
+    });
+    for _ in 0..20 {
+        assert_eq!(get(addr, "/info.php?a=new").status, 200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut now = Vec::new();
+    wait_for("both old php-cgis to exit and two new ones to serve", Duration::from_secs(60), || {
+        now = server.worker_pids();
+        before.iter().all(|p| !procs::alive(*p)) && now.len() == 2
+    });
+    for load in loads {
+        let (done, failed) = load.join().expect("load thread");
+        assert!(failed.is_empty(), "{} of {done} GETs failed: {failed:?}", failed.len());
+    }
+    assert!(now.iter().all(|p| !before.contains(p)), "not recycled: {before:?} -> {now:?}");
+    let log = server.pool_log("php");
+    assert!(!log.contains("(shutdown_time_limit); killed"), "{log}");
 }
 
 /// A `php-cgi -b 127.0.0.1:PORT` the test runs (and stops by its pid, also on a panic).
