@@ -6,10 +6,11 @@
 //! a missing script as the static 404 without PHP ever starting, php-cgi's own exit after
 //! `PHP_FCGI_MAX_REQUESTS` counted as a recycle, not a crash, and a pool that `connect`s to a
 //! php-cgi the test runs itself (`php-cgi -b`): routed to, shown as not managed, and a 502 once
-//! that server is gone; the connection kept between GETs (`FCGI_KEEP_CONN`), let go for a POST,
-//! no request lost when every php-cgi exits after each answer, and a recycle under load that
-//! stops every old php-cgi at once; and `examples/php` from its own config: a form with an upload, a cookie
-//! and a session that counts visits. Skips visibly without php-cgi.
+//! that server is gone; the same with a real php-fpm; the connection kept between GETs
+//! (`FCGI_KEEP_CONN`), let go for a POST, no request lost when every php-cgi exits after each
+//! answer, and a recycle under load that stops every old php-cgi at once; and `examples/php`
+//! from its own config: a form with an upload, a cookie and a session that counts visits. Skips
+//! visibly without php-cgi (or php-fpm, for its test).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -324,6 +325,50 @@ fn a_pool_connected_to_a_fastcgi_server_bulkhead_does_not_run() {
     drop(php);
     assert_eq!(get(addr, "/info.php").status, 502);
     assert_eq!(get(addr, "/page.html").status, 200);
+}
+
+#[test]
+fn a_pool_connected_to_a_php_fpm_the_user_runs() {
+    let Some(fpm) = ["/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm8.3", "/usr/sbin/php-fpm8.4", "/usr/sbin/php-fpm"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        skip!(Reason::Missing("php-fpm (apt-get install php-fpm)".into()));
+    };
+    let dir = TestDir::new("fastcgi-fpm");
+    let socket = dir.join("fpm.sock");
+    // As root it runs its children as root (-R); the socket is open to the listener's user.
+    let conf = format!(
+        "[global]\nerror_log = {}\ndaemonize = no\n[www]\nlisten = {}\nlisten.mode = 0666\n\
+         pm = static\npm.max_children = 2\nphp_admin_value[display_errors] = 0\n",
+        dir.join("fpm.log").display(),
+        socket.display()
+    );
+    dir.write("fpm.conf", &conf);
+    let mut command = Command::new(fpm);
+    command.args(["-F", "-y"]).arg(dir.join("fpm.conf")).stdin(Stdio::null()).stdout(Stdio::null());
+    if unsafe { libc::geteuid() } == 0 {
+        command.arg("-R");
+    }
+    let php = ExternalPhp(command.spawn().expect("start php-fpm"));
+    wait_for("php-fpm to listen", Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&socket).is_ok());
+
+    let config = php_site_with(&dir, &format!("connect = {:?}\nconcurrency = 2\n", socket.display().to_string()));
+    let server = Server::start(dir, &config);
+    let addr = server.addr();
+    let r = http::send(addr, "GET", "/info.php/x?a=fpm", &[("Host", "localhost"), ("Cookie", "c=1")], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "a=fpm method=GET script=/info.php info=/x https=off remote=127.0.0.1 cookie=1");
+    let form = [("Host", "localhost"), ("Content-Type", "application/x-www-form-urlencoded")];
+    let r = http::send(addr, "POST", "/post.php", &form, b"name=fpm");
+    assert_eq!((r.status, r.text()), (200, "name=fpm big=0 len=8".to_string()));
+    assert_eq!(get(addr, "/fatal.php").status, 500, "a PHP fatal error under php-fpm");
+    assert!(server.worker_pids().is_empty(), "Bulkhead started a worker for an external pool");
+    let (_, status) = api(&server, "GET", "/status", None);
+    let pool = status["pools"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "php")).cloned();
+    assert_eq!(pool.as_ref().and_then(|p| p["managed"].as_bool()), Some(false), "{pool:?}");
+    drop(php);
+    assert_eq!(get(addr, "/info.php").status, 502, "php-fpm stopped");
 }
 
 #[test]
