@@ -180,7 +180,7 @@ impl Control {
                 // A FastCGI server Bulkhead does not run: routed to from here, never announced.
                 match &pool.connect {
                     Some(address) => {
-                        queue.set_external(Worker::external(&pool.name, address.clone(), pool.concurrency))
+                        queue.set_external(Worker::external(address.clone(), pool.concurrency, queue.fastcgi_share()))
                     }
                     None => queue.worker_gone(crate::dispatch::EXTERNAL),
                 }
@@ -273,7 +273,7 @@ impl Control {
                         info.pid,
                         info.address
                     );
-                    queue.worker_up(Worker::new(&info, queue.keeping()));
+                    queue.worker_up(Worker::new(&info, queue.fastcgi_share()));
                 }
                 ManagerToListener::WorkerDraining { pool, worker } => match self.shared.pool(&pool) {
                     Some(q) => q.worker_draining(worker),

@@ -14,7 +14,8 @@
 //! Dispatch never retries and never decides status codes: it reports a [`DispatchError`] that
 //! says who failed and whether the request went out, and gives the request back when it did not
 //! (the request path in [`crate::request`] decides). Called with a queue slot already held.
-//! Layering: uses only [`crate::body`] and [`crate::error`] below it.
+//! Layering: uses only [`crate::body`], [`crate::error`] and the leaf [`crate::to_manager`] (FastCGI
+//! stderr lines go to the manager) below it.
 
 pub mod fastcgi;
 pub mod http1;
@@ -83,8 +84,8 @@ pub struct Failure {
 }
 
 impl Worker {
-    /// `keeping`: what the FastCGI workers of the pool share (unused by other protocols).
-    pub fn new(info: &WorkerInfo, keeping: &Arc<fastcgi::Keeping>) -> Arc<Worker> {
+    /// `share`: what the FastCGI workers of the pool share (unused by other protocols).
+    pub fn new(info: &WorkerInfo, share: &Arc<fastcgi::PoolShare>) -> Arc<Worker> {
         let transport = match info.protocol {
             bulkhead_proto::Protocol::Http => {
                 AnyTransport::Http1(http1::Http1Transport::new(info.worker, info.address.clone(), info.concurrency))
@@ -94,9 +95,9 @@ impl Worker {
             }
             bulkhead_proto::Protocol::Fastcgi => AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(
                 info.worker,
-                &info.pool,
                 info.address.clone(),
-                (info.concurrency <= 1).then_some(keeping),
+                share,
+                info.concurrency <= 1,
             )),
         };
         Arc::new(Worker {
@@ -109,8 +110,10 @@ impl Worker {
     }
 
     /// The one worker of a pool whose FastCGI server Bulkhead does not run (`connect`).
-    pub fn external(pool: &str, address: WorkerAddress, concurrency: u32) -> Worker {
-        let transport = AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(EXTERNAL, pool, address, None));
+    /// `share`: what the pool's FastCGI workers share (here only the way to the pool's log: a
+    /// server Bulkhead does not run keeps no connection, see [`fastcgi`]).
+    pub fn external(address: WorkerAddress, concurrency: u32, share: &Arc<fastcgi::PoolShare>) -> Worker {
+        let transport = AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(EXTERNAL, address, share, false));
         Worker { id: EXTERNAL, pid: 0, concurrency: concurrency.max(1), external: true, transport }
     }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bulkhead_proto::{ListenerToManager, PoolRefusal, WorkerId};
 use tokio::sync::oneshot;
 
-use crate::dispatch::fastcgi::Keeping;
+use crate::dispatch::fastcgi::PoolShare;
 use crate::dispatch::Worker;
 use crate::error::QueueError;
 use crate::to_manager::ControlTx;
@@ -43,8 +43,8 @@ pub struct RequestQueue {
     request_buffering: AtomicBool,
     /// The pool is `kind = "fastcgi"`: requests carry their CGI facts.
     fastcgi: AtomicBool,
-    /// What the pool's FastCGI workers share about kept connections.
-    keeping: Arc<Keeping>,
+    /// What the pool's FastCGI workers share: kept connections, the way to the pool's log.
+    share: Arc<PoolShare>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,7 @@ impl Drop for Slot {
 
 impl RequestQueue {
     pub fn new(pool: &str, queue_length: u32, timeout: Duration, control: ControlTx) -> Arc<Self> {
+        let share_control = control.clone();
         Arc::new(RequestQueue {
             pool: Arc::from(pool),
             control,
@@ -118,13 +119,13 @@ impl RequestQueue {
             response_timeout_ms: AtomicU64::new(0),
             request_buffering: AtomicBool::new(true),
             fastcgi: AtomicBool::new(false),
-            keeping: Arc::default(),
+            share: Arc::new(PoolShare::new(pool, Some(share_control))),
         })
     }
 
     /// What the pool's FastCGI workers share about kept connections ([`Worker::new`]).
-    pub fn keeping(&self) -> &Arc<Keeping> {
-        &self.keeping
+    pub fn fastcgi_share(&self) -> &Arc<PoolShare> {
+        &self.share
     }
 
     /// The pool's `response_timeout` (zero = none); read on every request, so kept outside the

@@ -1,5 +1,6 @@
 //! [`ControlTx`]: the request path's way to the manager — the sending half of the channel that
-//! feeds the control writer task (`DemandStart`, `WorkerUnreachable`, `Activity`, `Stats`).
+//! feeds the control writer task (`DemandStart`, `WorkerUnreachable`, `Activity`, `Stats`, FastCGI
+//! `WorkerStderr`).
 //!
 //! A leaf of the crate's layering, so the queue ([`crate::queue`]) and the shared state
 //! ([`crate::state`]) can send to the manager without importing the control module above them.

@@ -43,6 +43,17 @@ impl PoolOutput {
         self.write_end.as_fd()
     }
 
+    /// Appends `text` (whole lines) to the log through the pipe, unless the pipe is full: the
+    /// supervisor never waits on it (`poll` first; a pipe that polls writable takes `PIPE_BUF`
+    /// bytes at once, so longer text may be cut). Returns whether it was written.
+    pub fn write_text(&self, text: &str) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.write_end.as_fd(), PollFlags::POLLOUT)];
+        let ready = matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+            && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLOUT));
+        ready && nix::unistd::write(&self.write_end, text.as_bytes()).is_ok()
+    }
+
     /// Output from now on goes to a file opened anew at the path (created if it was moved
     /// away). Takes effect before the next bytes are written; never blocks.
     pub fn reopen(&self) {

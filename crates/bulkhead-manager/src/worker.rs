@@ -547,8 +547,13 @@ fn control_channel(
 pub fn pool_log(path: &Path, message: &str) {
     let now = time::OffsetDateTime::now_utc();
     let stamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    append_pool_log(path, &format!("{stamp} [bulkhead] {message}\n"));
+}
+
+/// Appends `text` (whole lines) to a pool's log file.
+pub fn append_pool_log(path: &Path, text: &str) {
     if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-        let _ = f.write_all(format!("{stamp} [bulkhead] {message}\n").as_bytes());
+        let _ = f.write_all(text.as_bytes());
     }
 }
 

@@ -245,6 +245,9 @@ pub enum ListenerToManager {
     /// stop without a request racing its stop. Sent once per `WorkerDraining`, at once if
     /// nothing was in flight (or the worker was not known).
     WorkerDrained { pool: String, worker: WorkerId },
+    /// Lines a FastCGI responder wrote to `FCGI_STDERR` (PHP's warnings and `error_log`), for
+    /// the pool's log: they arrive on the listener's connection, not on the worker's stderr.
+    WorkerStderr { pool: String, worker: WorkerId, lines: Vec<String> },
     /// Periodic (about once a second) request statistics for the admin API and `/metrics`:
     /// `sites` are deltas since the previous report (the manager adds them up, so a restarted
     /// listener loses at most one report); `pools` are current values.

@@ -40,11 +40,13 @@
 //! 200), a `Location` without `Status` is a 302 (a local redirect, 6.2.2, is not re-dispatched
 //! internally: PHP sets `Status: 302` itself in practice), and the rest streams to the client as
 //! records arrive — each STDOUT record's content is a zero-copy slice of the read buffer.
-//! `FCGI_STDERR` lines are written to the listener's error log (tracing, warn level) with the
-//! pool's name and the worker id. `FCGI_END_REQUEST` ends the body. A responder that closes the
+//! `FCGI_STDERR` lines go to the manager (`ListenerToManager::WorkerStderr`), which writes them
+//! to the pool's log with the worker id, as it does the workers' own stderr; only if the manager
+//! cannot be reached are they written to the listener's error log. `FCGI_END_REQUEST` ends the
+//! body. A responder that closes the
 //! connection before `FCGI_END_REQUEST`: before any header line it is a [`DispatchError`] (the
 //! request path answers 502), after it the body fails, so the client connection is cut — both
-//! logged. Uses only [`crate::body`] and [`crate::error`]; reached only through
+//! logged. Uses only [`crate::body`], [`crate::error`] and [`crate::to_manager`]; reached only through
 //! [`crate::dispatch::Worker`].
 
 pub mod record;
@@ -58,7 +60,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll};
 
-use bulkhead_proto::{WorkerAddress, WorkerId};
+use bulkhead_proto::{ListenerToManager, WorkerAddress, WorkerId};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -72,6 +74,7 @@ use self::record::{Params, Record, MAX_CONTENT, STDIN};
 use super::{Failure, Transport};
 use crate::body::{BoxError, RequestBody};
 use crate::error::DispatchError;
+use crate::to_manager::ControlTx;
 
 /// The request id of the one request on each connection.
 const ID: u16 = 1;
@@ -105,11 +108,11 @@ pub struct CgiScript {
 /// The FastCGI transport of one worker.
 pub struct FastcgiTransport {
     worker: WorkerId,
-    pool: Arc<str>,
+    share: Arc<PoolShare>,
     address: WorkerAddress,
     /// The kept connection (`FCGI_KEEP_CONN`), when the worker takes one request at a time.
     kept: Option<Arc<KeptConn>>,
-    /// Whether this worker counts in its pool's [`Keeping::retiring`] (it was closed).
+    /// Whether this worker counts in its pool's [`PoolShare::retiring`] (it was closed).
     retiring: AtomicBool,
 }
 
@@ -122,8 +125,10 @@ struct Conn {
 /// What the kept connections of one pool's workers share: they all reach the same processes
 /// through one listening socket, so a connection one worker keeps may hold another worker's
 /// process. Held by the pool's queue.
-#[derive(Default)]
-pub struct Keeping {
+pub struct PoolShare {
+    pool: Arc<str>,
+    /// Where `FCGI_STDERR` lines go: to the manager, which writes them to the pool's log.
+    control: Option<ControlTx>,
     /// Workers of the pool that are draining or stopped and not dropped yet. While there is one,
     /// nothing is kept: its process must be found in `accept` (or in a request) by the
     /// `SIGTERM` that stops it, not in the read of a kept connection (php-cgi retries that read
@@ -132,7 +137,37 @@ pub struct Keeping {
     conns: Mutex<Vec<Weak<KeptConn>>>,
 }
 
-impl Keeping {
+impl PoolShare {
+    /// `control`: the channel to the manager (`None`: stderr goes to the listener's error log).
+    pub fn new(pool: &str, control: Option<ControlTx>) -> Self {
+        PoolShare { pool: Arc::from(pool), control, retiring: AtomicU32::new(0), conns: Mutex::new(Vec::new()) }
+    }
+
+    /// Sends what a responder wrote to `FCGI_STDERR` to the pool's log, line by line.
+    fn stderr(&self, worker: WorkerId, content: &[u8]) {
+        let lines: Vec<String> = content
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        let pool = self.pool.to_string();
+        let unsent = match &self.control {
+            Some(control) => match control.send(ListenerToManager::WorkerStderr { pool, worker, lines }) {
+                Ok(()) => return,
+                Err(e) => match e.0 {
+                    ListenerToManager::WorkerStderr { lines, .. } => lines,
+                    _ => return,
+                },
+            },
+            None => lines,
+        };
+        for line in unsent {
+            tracing::warn!("pool {:?}: FastCGI worker {worker} stderr: {line}", &*self.pool);
+        }
+    }
     fn paused(&self) -> bool {
         self.retiring.load(Ordering::SeqCst) > 0
     }
@@ -161,7 +196,7 @@ impl Keeping {
 struct KeptConn {
     idle: Mutex<Option<Conn>>,
     closed: AtomicBool,
-    keeping: Arc<Keeping>,
+    share: Arc<PoolShare>,
 }
 
 impl KeptConn {
@@ -171,7 +206,7 @@ impl KeptConn {
 
     /// Whether a request may go on a kept connection now.
     fn open(&self) -> bool {
-        !self.closed.load(Ordering::Relaxed) && !self.keeping.paused()
+        !self.closed.load(Ordering::Relaxed) && !self.share.paused()
     }
 
     /// The idle connection, if there is one the responder has not closed.
@@ -186,7 +221,7 @@ impl KeptConn {
     }
 
     /// Keeps a connection whose response was read to its `FCGI_END_REQUEST`. The check is made
-    /// under the slot's lock, which [`Keeping::retire`] takes after it counts: either this sees
+    /// under the slot's lock, which [`PoolShare::retire`] takes after it counts: either this sees
     /// the pause, or the retire closes what this kept.
     fn give_back(&self, conn: Conn) {
         let mut idle = self.lock();
@@ -202,16 +237,16 @@ impl KeptConn {
 }
 
 impl FastcgiTransport {
-    /// `keeping`: keep a connection between requests, with the pool's other workers (only for a
+    /// `share`: keep a connection between requests, with the pool's other workers (only for a
     /// worker the manager runs whose concurrency is 1; see the module doc).
-    pub fn new(worker: WorkerId, pool: &str, address: WorkerAddress, keeping: Option<&Arc<Keeping>>) -> Self {
-        let kept = keeping.map(|keeping| {
+    pub fn new(worker: WorkerId, address: WorkerAddress, share: &Arc<PoolShare>, keep: bool) -> Self {
+        let kept = keep.then(|| {
             let kept =
-                Arc::new(KeptConn { idle: Mutex::new(None), closed: AtomicBool::new(false), keeping: keeping.clone() });
-            keeping.register(&kept);
+                Arc::new(KeptConn { idle: Mutex::new(None), closed: AtomicBool::new(false), share: share.clone() });
+            share.register(&kept);
             kept
         });
-        FastcgiTransport { worker, pool: Arc::from(pool), address, kept, retiring: AtomicBool::new(false) }
+        FastcgiTransport { worker, share: share.clone(), address, kept, retiring: AtomicBool::new(false) }
     }
 
     fn fail(&self, sent: bool, reason: impl std::fmt::Display) -> DispatchError {
@@ -246,12 +281,12 @@ impl Transport for FastcgiTransport {
     type Body = FastcgiBody;
 
     /// Closes the kept connection, if any, and keeps none from now on; the pool's other workers
-    /// keep none either until this one is dropped (see [`Keeping::retiring`]).
+    /// keep none either until this one is dropped (see [`PoolShare::retiring`]).
     fn close_idle(&self) {
         if let Some(kept) = &self.kept {
             kept.close();
             if !self.retiring.swap(true, Ordering::SeqCst) {
-                kept.keeping.retire();
+                kept.share.retire();
             }
         }
     }
@@ -310,7 +345,7 @@ impl Transport for FastcgiTransport {
 impl Drop for FastcgiTransport {
     fn drop(&mut self) {
         if let (Some(kept), true) = (&self.kept, *self.retiring.get_mut()) {
-            kept.keeping.retired();
+            kept.share.retired();
         }
     }
 }
@@ -336,7 +371,7 @@ enum HeadError {
 
 impl FastcgiTransport {
     fn failure(&self, reason: impl std::fmt::Display) -> Failure {
-        tracing::warn!("pool {:?}: FastCGI worker {}: {reason}", &*self.pool, self.worker);
+        tracing::warn!("pool {:?}: FastCGI worker {}: {reason}", &*self.share.pool, self.worker);
         Failure { error: self.fail(true, reason), request: None }
     }
 
@@ -378,7 +413,7 @@ impl FastcgiTransport {
                 Err(HeadError::Nothing(why)) if reused => {
                     tracing::debug!(
                         "pool {:?}: kept FastCGI connection was closed ({why}); sending again",
-                        &*self.pool
+                        &*self.share.pool
                     );
                 }
                 Err(e) => return Err(Sent(self.head_failure(e).error)),
@@ -437,7 +472,7 @@ impl FastcgiTransport {
                         Err(e) => return Err(HeadError::Bad(e)),
                     }
                 }
-                record::STDERR => log_stderr(&self.pool, self.worker, &record.content),
+                record::STDERR => self.share.stderr(self.worker, &record.content),
                 record::END_REQUEST => return Err(HeadError::Bad(ended_without_head(&record, head.is_empty()))),
                 _ => {}
             }
@@ -488,14 +523,6 @@ fn cgi_head(bytes: &[u8]) -> Result<Option<(Response<()>, usize)>, String> {
         None => StatusCode::OK,
     };
     Ok(Some((resp, used)))
-}
-
-/// Writes one STDERR record's lines to the listener's error log.
-fn log_stderr(pool: &str, worker: WorkerId, content: &[u8]) {
-    for line in content.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
-        tracing::warn!("pool {pool:?}: FastCGI worker {worker} stderr: {line}");
-    }
 }
 
 /// The CGI/1.1 variables of a request, as PARAMS records.
@@ -692,7 +719,7 @@ pub struct FastcgiBody {
     _pump: Option<Pump>,
     /// The writing half and where to give the connection back, on a kept connection.
     keep: Option<(WriteHalf, Arc<KeptConn>)>,
-    pool: Arc<str>,
+    share: Arc<PoolShare>,
     worker: WorkerId,
 }
 
@@ -710,7 +737,7 @@ impl FastcgiBody {
             done: false,
             _pump: pump,
             keep,
-            pool: t.pool.clone(),
+            share: t.share.clone(),
             worker: t.worker,
         }
     }
@@ -741,12 +768,16 @@ impl Body for FastcgiBody {
                 Ok(None) => {
                     this.done = true;
                     let why = "closed the connection in the middle of the response; cutting the client connection";
-                    tracing::warn!("pool {:?}: FastCGI worker {}: {why}", &*this.pool, this.worker);
+                    tracing::warn!("pool {:?}: FastCGI worker {}: {why}", &*this.share.pool, this.worker);
                     return Poll::Ready(Some(Err(why.into())));
                 }
                 Err(e) => {
                     this.done = true;
-                    tracing::warn!("pool {:?}: FastCGI worker {}: response failed: {e}", &*this.pool, this.worker);
+                    tracing::warn!(
+                        "pool {:?}: FastCGI worker {}: response failed: {e}",
+                        &*this.share.pool,
+                        this.worker
+                    );
                     return Poll::Ready(Some(Err(e.into())));
                 }
             };
@@ -754,7 +785,7 @@ impl Body for FastcgiBody {
                 record::STDOUT if !record.content.is_empty() => {
                     return Poll::Ready(Some(Ok(Frame::data(record.content))))
                 }
-                record::STDERR => log_stderr(&this.pool, this.worker, &record.content),
+                record::STDERR => this.share.stderr(this.worker, &record.content),
                 record::END_REQUEST => this.ended(&record),
                 _ => {}
             }

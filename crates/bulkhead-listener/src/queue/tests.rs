@@ -6,7 +6,7 @@ use bulkhead_proto::{Protocol, WorkerAddress, WorkerInfo};
 use tokio::sync::mpsc;
 
 fn worker(id: u64, concurrency: u32) -> Arc<Worker> {
-    let keeping = Arc::default();
+    let share = Arc::new(PoolShare::new("api", None));
     Worker::new(
         &WorkerInfo {
             pool: "api".into(),
@@ -16,7 +16,7 @@ fn worker(id: u64, concurrency: u32) -> Arc<Worker> {
             protocol: Protocol::Http,
             concurrency,
         },
-        &keeping,
+        &share,
     )
 }
 

@@ -1,13 +1,14 @@
 //! The supervisor's side of the listener process: starting it (and telling a restarted one
 //! which workers are up and which pools refuse), reacting to its messages (`Ready`,
-//! `DemandStart`, `WorkerUnreachable`, `Activity`, `Drained`), and restarting it — with a
+//! `DemandStart`, `WorkerUnreachable`, `Activity`, `Drained`, `WorkerStderr` into the pool's
+//! log), and restarting it — with a
 //! back-off when it dies quickly — if it dies while the manager is serving. The public sockets
 //! stay open in the manager throughout, so a restart never closes a port.
 
 use std::time::{Duration, Instant};
 
 use bulkhead_config::units::format_duration;
-use bulkhead_proto::{ListenerToManager, ManagerToListener};
+use bulkhead_proto::{ListenerToManager, ManagerToListener, WorkerId};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -151,6 +152,31 @@ impl Supervisor {
         }
     }
 
+    /// A FastCGI responder's `FCGI_STDERR` lines, into its pool's log (through the pool's output
+    /// pipe, as the workers' own stderr; straight to the file for a pool that runs nothing).
+    fn worker_stderr(&mut self, pool: &str, worker: WorkerId, lines: &[String]) {
+        if !self.pools.contains_key(pool) {
+            return;
+        }
+        let stamp =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(&format!("{stamp} [FastCGI {worker} stderr] {line}\n"));
+        }
+        match self.pool_outputs.get(pool) {
+            Some(output) => {
+                if !output.write_text(&text) {
+                    tracing::warn!(
+                        "pool {pool:?}: its log pipe is full; {} FastCGI stderr line(s) dropped",
+                        lines.len()
+                    );
+                }
+            }
+            None => crate::worker::append_pool_log(&self.state_dir.pool_log(pool), &text),
+        }
+    }
+
     pub(super) fn on_listener_message(&mut self, message: ListenerToManager) {
         match message {
             ListenerToManager::Ready => self.on_listener_ready(),
@@ -172,6 +198,7 @@ impl Supervisor {
                 self.on_listener_stats(sites, pools)
             }
             ListenerToManager::WorkerDrained { pool, worker } => self.on_worker_drained(&pool, worker),
+            ListenerToManager::WorkerStderr { pool, worker, lines } => self.worker_stderr(&pool, worker, &lines),
             ListenerToManager::Drained => {
                 if let Phase::DrainingListener { .. } = self.phase {
                     self.events.info(None, "listener drained its requests".into());
