@@ -35,7 +35,7 @@ use crate::body::{BoxError, RequestBody};
 use crate::error::DispatchError;
 
 /// The id of a pool's external server (ids are per pool; the manager's count up from 1).
-pub const EXTERNAL: WorkerId = WorkerId(u64::MAX);
+pub const EXTERNAL: WorkerId = WorkerId::EXTERNAL;
 
 /// How requests reach a worker: one implementation per protocol.
 pub trait Transport: Send + Sync {

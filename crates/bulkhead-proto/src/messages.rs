@@ -18,9 +18,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct WorkerId(pub u64);
 
+impl WorkerId {
+    /// The id the listener gives a pool's FastCGI server that Bulkhead does not run (`connect`);
+    /// the manager's ids count up from 1.
+    pub const EXTERNAL: WorkerId = WorkerId(u64::MAX);
+}
+
 impl std::fmt::Display for WorkerId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "w{}", self.0)
+        match *self {
+            WorkerId::EXTERNAL => f.write_str("external"),
+            WorkerId(id) => write!(f, "w{id}"),
+        }
     }
 }
 
@@ -287,4 +296,15 @@ pub enum WorkerToManager {
     Pong { seq: u64, requests: u64, in_flight: u64 },
     /// The application asks to be recycled (e.g. it knows it leaks).
     RequestRecycle { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_ids_read_as_in_the_logs() {
+        assert_eq!(WorkerId(3).to_string(), "w3");
+        assert_eq!(WorkerId::EXTERNAL.to_string(), "external");
+    }
 }
