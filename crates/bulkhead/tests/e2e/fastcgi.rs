@@ -170,6 +170,10 @@ fn a_php_cgi_connection_is_kept_for_gets_and_let_go_for_a_post() {
     }
     let r = http::send(addr, "HEAD", "/info.php", &[("Host", "localhost")], b"");
     assert_eq!(r.status, 200);
+    // (A HEAD's body is never read, so its connection is not kept: a GET keeps one again.)
+    assert_eq!(get(addr, "/info.php?a=before-post").status, 200);
+    let kept = connections_on(&socket);
+    assert_eq!(kept.len(), 1, "{kept:?}");
     // A POST goes on a connection of its own, and the kept one is let go first: it holds the
     // only php-cgi in its read, and the POST would wait for it for ever.
     let form = [("Host", "localhost"), ("Content-Type", "application/x-www-form-urlencoded")];
