@@ -182,7 +182,7 @@ impl Control {
                     Some(address) => {
                         queue.set_external(Worker::external(address.clone(), pool.concurrency, queue.fastcgi_share()))
                     }
-                    None => queue.worker_gone(crate::dispatch::EXTERNAL),
+                    None => queue.worker_gone(bulkhead_proto::WorkerId::EXTERNAL),
                 }
             }
         }

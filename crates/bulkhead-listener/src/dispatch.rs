@@ -34,9 +34,6 @@ use http_body::{Body, Frame, SizeHint};
 use crate::body::{BoxError, RequestBody};
 use crate::error::DispatchError;
 
-/// The id of a pool's external server (ids are per pool; the manager's count up from 1).
-pub const EXTERNAL: WorkerId = WorkerId::EXTERNAL;
-
 /// How requests reach a worker: one implementation per protocol.
 pub trait Transport: Send + Sync {
     /// The response body; it gives the transport's connection back (if the transport pools
@@ -113,8 +110,9 @@ impl Worker {
     /// `share`: what the pool's FastCGI workers share (here only the way to the pool's log: a
     /// server Bulkhead does not run keeps no connection, see [`fastcgi`]).
     pub fn external(address: WorkerAddress, concurrency: u32, share: &Arc<fastcgi::PoolShare>) -> Worker {
-        let transport = AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(EXTERNAL, address, share, false));
-        Worker { id: EXTERNAL, pid: 0, concurrency: concurrency.max(1), external: true, transport }
+        let transport =
+            AnyTransport::Fastcgi(fastcgi::FastcgiTransport::new(WorkerId::EXTERNAL, address, share, false));
+        Worker { id: WorkerId::EXTERNAL, pid: 0, concurrency: concurrency.max(1), external: true, transport }
     }
 
     /// Sends a request and waits for the response head.
