@@ -545,9 +545,12 @@ fn control_channel(
 /// reading it sees why workers came and went. Failures are ignored: logging must not stop the
 /// supervisor.
 pub fn pool_log(path: &Path, message: &str) {
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    append_pool_log(path, &format!("{stamp} [bulkhead] {message}\n"));
+    append_pool_log(path, &format!("{} [bulkhead] {message}\n", pool_log_stamp()));
+}
+
+/// The time at the start of a pool log line (RFC 3339, UTC).
+pub fn pool_log_stamp() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Appends `text` (whole lines) to a pool's log file.

@@ -5,6 +5,7 @@
 //! back-off when it dies quickly — if it dies while the manager is serving. The public sockets
 //! stay open in the manager throughout, so a restart never closes a port.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use bulkhead_config::units::format_duration;
@@ -158,11 +159,10 @@ impl Supervisor {
         if !self.pools.contains_key(pool) {
             return;
         }
-        let stamp =
-            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let stamp = crate::worker::pool_log_stamp();
         let mut text = String::new();
         for line in lines {
-            text.push_str(&format!("{stamp} [FastCGI {worker} stderr] {line}\n"));
+            let _ = writeln!(text, "{stamp} [FastCGI {worker} stderr] {line}");
         }
         match self.pool_outputs.get(pool) {
             Some(output) => {
