@@ -123,7 +123,8 @@ impl RequestQueue {
         })
     }
 
-    /// What the pool's FastCGI workers share about kept connections ([`Worker::new`]).
+    /// What the pool's FastCGI workers share: kept connections, the way to the pool's log
+    /// ([`Worker::new`]).
     pub fn fastcgi_share(&self) -> &Arc<PoolShare> {
         &self.share
     }

@@ -5,14 +5,17 @@
 //! which php-cgi and php-fpm both honour): a worker whose concurrency is 1 (the default for
 //! `fastcgi` pools) keeps its connection open after a response read to its `FCGI_END_REQUEST`,
 //! and its next bodiless GET or HEAD goes on it: no `socket`/`connect`/`close` here nor
-//! `accept`/`close` in PHP per request (bench/php: 0.89× nginx + php-fpm without, 1.23× with).
+//! `accept`/`close` in PHP per request (bench/php: 0.89× nginx + php-fpm without, 1.16–1.26×
+//! with; bench/RESULTS.md).
 //! The rules that make this safe with responders that share one listening socket:
 //! - A kept connection holds one responder process in its read of the next request. So each
 //!   worker keeps at most one, and only when it takes one request at a time: then a pool never
 //!   has more connections open than it has workers, and every fresh connection finds a process
 //!   that will accept it. With `concurrency` above 1 (a php-fpm behind `connect`, a php-cgi
 //!   with `PHP_FCGI_CHILDREN`) a kept connection could hold the last free process while a fresh
-//!   one waits behind it for ever, so nothing is kept there (nginx's default).
+//!   one waits behind it for ever, so nothing is kept there (nginx's default). Nor for a server
+//!   Bulkhead does not run (`connect`): `php-cgi -b` retries its read through `SIGTERM`, so a
+//!   connection held here would keep it from stopping.
 //! - A request that does not ride the kept connection (a body, a method other than GET or
 //!   HEAD) closes it first, for the same reason, and goes on a fresh connection that is closed
 //!   after it.
@@ -21,8 +24,11 @@
 //!   still fails before a single record comes back, the request is sent once more on a fresh
 //!   connection: a responder that had taken it would have answered or died with it, and only a
 //!   GET or HEAD, which may run twice, is ever on a kept connection.
-//! - A draining or removed worker closes its kept connection ([`Transport::close_idle`]); a
-//!   response cut short (the client left) closes its connection instead of keeping it.
+//! - A draining or removed worker closes its kept connection ([`Transport::close_idle`]), and
+//!   while it is not dropped yet no worker of the pool keeps one ([`PoolShare`]): the connection
+//!   another worker keeps may be the one that holds the retiring process, which php-cgi's
+//!   `SIGTERM` would not get out of its read. A response cut short (the client left) closes
+//!   its connection instead of keeping it; so does a HEAD, whose body is never read.
 //!
 //! The request: `FCGI_BEGIN_REQUEST` and the CGI/1.1 variables as `FCGI_PARAMS` in one write
 //! ([`params`]), then the body streamed as `FCGI_STDIN` records by a small task, chunk by
@@ -168,6 +174,7 @@ impl PoolShare {
             tracing::warn!("pool {:?}: FastCGI worker {worker} stderr: {line}", &*self.pool);
         }
     }
+
     fn paused(&self) -> bool {
         self.retiring.load(Ordering::SeqCst) > 0
     }
@@ -237,8 +244,8 @@ impl KeptConn {
 }
 
 impl FastcgiTransport {
-    /// `share`: keep a connection between requests, with the pool's other workers (only for a
-    /// worker the manager runs whose concurrency is 1; see the module doc).
+    /// `share`: what the pool's FastCGI workers share. `keep`: keep a connection between
+    /// requests (only for a worker the manager runs whose concurrency is 1; see the module doc).
     pub fn new(worker: WorkerId, address: WorkerAddress, share: &Arc<PoolShare>, keep: bool) -> Self {
         let kept = keep.then(|| {
             let kept =
